@@ -1,0 +1,11 @@
+"""skmoe: scikit-learn estimators for mixtures of experts.
+
+The public estimators are importable from the top-level package; dataset
+generators live in :mod:`skmoe.datasets`.
+"""
+
+from ._gaussian_gated import GaussianGatedMoERegressor
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["GaussianGatedMoERegressor", "__version__"]

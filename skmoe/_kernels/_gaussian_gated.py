@@ -1,0 +1,481 @@
+"""Numba kernels for the Gaussian-gated mixture of experts.
+
+Layout of the computation
+-------------------------
+Rows are split into a fixed number of *blocks* that depend only on
+``n_samples`` (never on the number of threads); each block is handled by one
+``prange`` iteration and writes its partial sums into its own slot, and the
+slots are combined serially in block order.  Results are therefore bitwise
+identical whatever ``numba.get_num_threads()`` is.
+
+Inside a block, rows are processed in *chunks* of ``_CHUNK`` rows copied into a
+transposed float64 buffer ``Zt`` of shape ``(n_features + n_outputs, _CHUNK)``.
+Every inner loop then runs over contiguous rows of a chunk, which LLVM
+vectorises; no ``(n_samples, n_components, n_features)`` temporary is ever
+formed.
+
+Component ``k`` is parametrised for the kernels by
+
+* ``log_weights[k]``: log mixing weight;
+* ``means[k]`` and the upper-triangular gate precision Cholesky factor
+  ``gate_prec_chol[k]`` (``P`` with ``P P^T = Sigma_k^{-1}``) and
+  ``gate_log_det[k] = sum(log(diag(P)))``;
+* ``y_centers[k] = A_k mu_k + b_k``, the expert's mean output at the gate
+  centre, the expert slopes ``coef[k]`` of shape ``(n_outputs, n_features)``,
+  and the noise precision Cholesky factor ``noise_prec_chol[k]`` with
+  ``noise_log_det[k]``.
+
+The expert residual is computed as ``(y - y_center) - A (x - mu)``, which
+equals ``y - A x - b``; the centred vector ``u = (x - mu_k, y - y_center_k)``
+is also what the M-step moments are accumulated from, so that the second
+moments are taken about a point close to the new mean (the "shifted data"
+algorithm), which avoids catastrophic cancellation in ``E[uu^T] - E[u]E[u]^T``.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+# Rows per vectorised chunk.  Fixed: changing it changes rounding, not results.
+_CHUNK = 256
+# Upper bound on the number of parallel blocks (bounds the partial-sum memory).
+_MAX_BLOCKS = 128
+# Rows per block below which we do not split further.
+_MIN_BLOCK_ROWS = 2048
+
+_LOG_2PI = np.log(2.0 * np.pi)
+
+# No "nnan"/"ninf": log-probabilities of -inf (zero weights) must survive.
+_FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
+
+
+@njit(cache=True)
+def _block_partition(n_samples):
+    """Number of blocks and rows per block; a function of ``n_samples`` only."""
+    n_blocks = min(_MAX_BLOCKS, max(1, n_samples // _MIN_BLOCK_ROWS))
+    block_size = (n_samples + n_blocks - 1) // n_blocks
+    return n_blocks, block_size
+
+
+@njit(cache=True)
+def _load_chunk(X, Y, start, stop, Zt):
+    """Copy rows ``start:stop`` of ``[X, Y]`` transposed into float64 ``Zt``."""
+    n_features = X.shape[1]
+    n_outputs = Y.shape[1]
+    for r in range(stop - start):
+        for a in range(n_features):
+            Zt[a, r] = X[start + r, a]
+        for a in range(n_outputs):
+            Zt[n_features + a, r] = Y[start + r, a]
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _center_chunk(Zt, n_rows, k, means, y_centers, U):
+    """``U[:, :n_rows] = Zt[:, :n_rows] - (means[k], y_centers[k])``."""
+    n_features = means.shape[1]
+    n_outputs = y_centers.shape[1]
+    for a in range(n_features):
+        m = means[k, a]
+        for r in range(n_rows):
+            U[a, r] = Zt[a, r] - m
+    for a in range(n_outputs):
+        m = y_centers[k, a]
+        for r in range(n_rows):
+            U[n_features + a, r] = Zt[n_features + a, r] - m
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _half_sq_mahalanobis(V, offset, dim, n_rows, prec_chol, k, t, out):
+    """``out[r] -= 0.5 * ||V[offset:offset+dim, r]^T P_k||^2`` (P upper)."""
+    for j in range(dim):
+        for r in range(n_rows):
+            t[r] = 0.0
+        for i in range(j + 1):
+            c = prec_chol[k, i, j]
+            for r in range(n_rows):
+                t[r] += V[offset + i, r] * c
+        for r in range(n_rows):
+            out[r] -= 0.5 * t[r] * t[r]
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _component_log_density(
+    U,
+    n_rows,
+    k,
+    n_features,
+    gate_prec_chol,
+    gate_log_det,
+    coef,
+    noise_prec_chol,
+    noise_log_det,
+    E,
+    t,
+    out,
+):
+    """Log of ``N(x | mu_k, Sigma_k) N(y | A_k x + b_k, S_k)`` for centred ``U``.
+
+    ``U`` holds ``x - mu_k`` in its first ``n_features`` rows and
+    ``y - y_center_k`` in the next ``n_outputs`` rows (none for a gate-only
+    evaluation).  ``E`` receives the expert residuals ``y - A_k x - b_k``.
+    """
+    n_outputs = coef.shape[1]
+    const = gate_log_det[k] - 0.5 * n_features * _LOG_2PI
+    if n_outputs > 0:
+        const += noise_log_det[k] - 0.5 * n_outputs * _LOG_2PI
+    for r in range(n_rows):
+        out[r] = const
+    _half_sq_mahalanobis(U, 0, n_features, n_rows, gate_prec_chol, k, t, out)
+    if n_outputs == 0:
+        return
+    for a in range(n_outputs):
+        for r in range(n_rows):
+            E[a, r] = U[n_features + a, r]
+        for i in range(n_features):
+            c = coef[k, a, i]
+            for r in range(n_rows):
+                E[a, r] -= c * U[i, r]
+    _half_sq_mahalanobis(E, 0, n_outputs, n_rows, noise_prec_chol, k, t, out)
+
+
+@njit(cache=True)
+def _normalize_log_prob(log_prob, n_rows, log_norm):
+    """In place, turn ``log_prob[k, r]`` into ``exp(log_prob - logsumexp_k)``.
+
+    ``log_norm[r]`` receives the log-sum-exp over components.  Rows whose
+    components all have probability zero get ``-inf`` and zero weights.
+    """
+    n_components = log_prob.shape[0]
+    for r in range(n_rows):
+        vmax = -np.inf
+        for k in range(n_components):
+            if log_prob[k, r] > vmax:
+                vmax = log_prob[k, r]
+        if vmax == -np.inf:
+            log_norm[r] = -np.inf
+            for k in range(n_components):
+                log_prob[k, r] = 0.0
+            continue
+        total = 0.0
+        for k in range(n_components):
+            w = np.exp(log_prob[k, r] - vmax)
+            log_prob[k, r] = w
+            total += w
+        log_norm[r] = vmax + np.log(total)
+        for k in range(n_components):
+            log_prob[k, r] /= total
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _accumulate_moments(U, w, n_rows, s1, s2):
+    """``s1 += sum_r w_r u_r``, upper triangle of ``s2 += sum_r w_r u_r u_r^T``.
+
+    Returns ``sum_r w_r``.
+    """
+    dim = U.shape[0]
+    wu = np.empty(n_rows)
+    s0 = 0.0
+    for r in range(n_rows):
+        s0 += w[r]
+    for a in range(dim):
+        acc = 0.0
+        for r in range(n_rows):
+            wu[r] = w[r] * U[a, r]
+            acc += wu[r]
+        s1[a] += acc
+        for b in range(a, dim):
+            acc = 0.0
+            for r in range(n_rows):
+                acc += wu[r] * U[b, r]
+            s2[a, b] += acc
+    return s0
+
+
+@njit(cache=True, parallel=True, fastmath=_FASTMATH)
+def em_pass(
+    X,
+    Y,
+    log_weights,
+    means,
+    gate_prec_chol,
+    gate_log_det,
+    y_centers,
+    coef,
+    noise_prec_chol,
+    noise_log_det,
+    with_moments,
+):
+    """One fused E-step and sufficient-statistics pass over ``(X, Y)``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), float32 or float64
+    Y : ndarray of shape (n_samples, n_outputs), same dtype as ``X``
+    log_weights : ndarray of shape (n_components,)
+    means : ndarray of shape (n_components, n_features)
+    gate_prec_chol : ndarray of shape (n_components, n_features, n_features)
+        Upper-triangular precision Cholesky factors of the gates.
+    gate_log_det : ndarray of shape (n_components,)
+    y_centers : ndarray of shape (n_components, n_outputs)
+    coef : ndarray of shape (n_components, n_outputs, n_features)
+    noise_prec_chol : ndarray of shape (n_components, n_outputs, n_outputs)
+    noise_log_det : ndarray of shape (n_components,)
+    with_moments : bool
+        If False only the log-likelihood is computed.
+
+    Returns
+    -------
+    log_likelihood : float
+        ``sum_n log p(x_n, y_n)``.
+    s0 : ndarray of shape (n_components,)
+        ``sum_n r_nk``.
+    s1 : ndarray of shape (n_components, n_features + n_outputs)
+        ``sum_n r_nk u_nk`` with ``u_nk = (x_n - mu_k, y_n - y_center_k)``.
+    s2 : ndarray of shape (n_components, dim, dim)
+        ``sum_n r_nk u_nk u_nk^T`` (symmetric, both triangles filled).
+    """
+    n_samples, n_features = X.shape
+    n_outputs = Y.shape[1]
+    n_components = means.shape[0]
+    dim = n_features + n_outputs
+    n_blocks, block_size = _block_partition(n_samples)
+    moment_dim = dim if with_moments else 0
+
+    block_ll = np.zeros(n_blocks)
+    block_s0 = np.zeros((n_blocks, n_components))
+    block_s1 = np.zeros((n_blocks, n_components, moment_dim))
+    block_s2 = np.zeros((n_blocks, n_components, moment_dim, moment_dim))
+
+    for b in prange(n_blocks):
+        Zt = np.empty((dim, _CHUNK))
+        U = np.empty((dim, _CHUNK))
+        E = np.empty((n_outputs, _CHUNK))
+        t = np.empty(_CHUNK)
+        log_prob = np.empty((n_components, _CHUNK))
+        log_norm = np.empty(_CHUNK)
+        block_stop = min(n_samples, (b + 1) * block_size)
+        for start in range(b * block_size, block_stop, _CHUNK):
+            stop = min(block_stop, start + _CHUNK)
+            n_rows = stop - start
+            _load_chunk(X, Y, start, stop, Zt)
+            for k in range(n_components):
+                _center_chunk(Zt, n_rows, k, means, y_centers, U)
+                _component_log_density(
+                    U, n_rows, k, n_features, gate_prec_chol, gate_log_det,
+                    coef, noise_prec_chol, noise_log_det, E, t, log_prob[k],
+                )
+                for r in range(n_rows):
+                    log_prob[k, r] += log_weights[k]
+            _normalize_log_prob(log_prob, n_rows, log_norm)
+            for r in range(n_rows):
+                block_ll[b] += log_norm[r]
+            if with_moments:
+                for k in range(n_components):
+                    _center_chunk(Zt, n_rows, k, means, y_centers, U)
+                    block_s0[b, k] += _accumulate_moments(
+                        U, log_prob[k], n_rows, block_s1[b, k], block_s2[b, k]
+                    )
+
+    log_likelihood = 0.0
+    s0 = np.zeros(n_components)
+    s1 = np.zeros((n_components, moment_dim))
+    s2 = np.zeros((n_components, moment_dim, moment_dim))
+    for b in range(n_blocks):
+        log_likelihood += block_ll[b]
+        s0 += block_s0[b]
+        s1 += block_s1[b]
+        s2 += block_s2[b]
+    for k in range(n_components):
+        for a in range(moment_dim):
+            for c in range(a):
+                s2[k, a, c] = s2[k, c, a]
+    return log_likelihood, s0, s1, s2
+
+
+@njit(cache=True, parallel=True, fastmath=_FASTMATH)
+def log_densities(
+    X,
+    Y,
+    log_weights,
+    means,
+    gate_prec_chol,
+    gate_log_det,
+    y_centers,
+    coef,
+    noise_prec_chol,
+    noise_log_det,
+):
+    """Per-sample ``log p(x, y)`` and ``log p(x)``.
+
+    Parameters are as in :func:`em_pass`; ``Y`` may have zero columns, in
+    which case both outputs equal ``log p(x)``.
+
+    Returns
+    -------
+    log_joint : ndarray of shape (n_samples,)
+    log_marginal_x : ndarray of shape (n_samples,)
+    """
+    n_samples, n_features = X.shape
+    n_outputs = Y.shape[1]
+    n_components = means.shape[0]
+    dim = n_features + n_outputs
+    n_blocks, block_size = _block_partition(n_samples)
+    log_joint = np.empty(n_samples)
+    log_marginal_x = np.empty(n_samples)
+    no_coef = np.empty((n_components, 0, n_features))
+
+    for b in prange(n_blocks):
+        Zt = np.empty((dim, _CHUNK))
+        U = np.empty((dim, _CHUNK))
+        E = np.empty((n_outputs, _CHUNK))
+        t = np.empty(_CHUNK)
+        log_prob = np.empty((n_components, _CHUNK))
+        log_gate = np.empty((n_components, _CHUNK))
+        log_norm = np.empty(_CHUNK)
+        block_stop = min(n_samples, (b + 1) * block_size)
+        for start in range(b * block_size, block_stop, _CHUNK):
+            stop = min(block_stop, start + _CHUNK)
+            n_rows = stop - start
+            _load_chunk(X, Y, start, stop, Zt)
+            for k in range(n_components):
+                _center_chunk(Zt, n_rows, k, means, y_centers, U)
+                _component_log_density(
+                    U, n_rows, k, n_features, gate_prec_chol, gate_log_det,
+                    no_coef, noise_prec_chol, noise_log_det, E, t, log_gate[k],
+                )
+                _component_log_density(
+                    U, n_rows, k, n_features, gate_prec_chol, gate_log_det,
+                    coef, noise_prec_chol, noise_log_det, E, t, log_prob[k],
+                )
+                for r in range(n_rows):
+                    log_gate[k, r] += log_weights[k]
+                    log_prob[k, r] += log_weights[k]
+            _normalize_log_prob(log_prob, n_rows, log_norm)
+            for r in range(n_rows):
+                log_joint[start + r] = log_norm[r]
+            _normalize_log_prob(log_gate, n_rows, log_norm)
+            for r in range(n_rows):
+                log_marginal_x[start + r] = log_norm[r]
+    return log_joint, log_marginal_x
+
+
+@njit(cache=True, parallel=True, fastmath=_FASTMATH)
+def gate_probabilities(X, log_weights, means, gate_prec_chol, gate_log_det):
+    """Gate probabilities ``g_k(x_n)``, shape ``(n_samples, n_components)``."""
+    n_samples, n_features = X.shape
+    n_components = means.shape[0]
+    n_blocks, block_size = _block_partition(n_samples)
+    gates = np.empty((n_samples, n_components))
+    no_y = np.empty((n_samples, 0), dtype=X.dtype)
+    no_centers = np.empty((n_components, 0))
+    no_coef = np.empty((n_components, 0, n_features))
+    no_prec = np.empty((n_components, 0, 0))
+
+    for b in prange(n_blocks):
+        Zt = np.empty((n_features, _CHUNK))
+        U = np.empty((n_features, _CHUNK))
+        E = np.empty((0, _CHUNK))
+        t = np.empty(_CHUNK)
+        log_gate = np.empty((n_components, _CHUNK))
+        log_norm = np.empty(_CHUNK)
+        block_stop = min(n_samples, (b + 1) * block_size)
+        for start in range(b * block_size, block_stop, _CHUNK):
+            stop = min(block_stop, start + _CHUNK)
+            n_rows = stop - start
+            _load_chunk(X, no_y, start, stop, Zt)
+            for k in range(n_components):
+                _center_chunk(Zt, n_rows, k, means, no_centers, U)
+                _component_log_density(
+                    U, n_rows, k, n_features, gate_prec_chol, gate_log_det,
+                    no_coef, no_prec, gate_log_det, E, t, log_gate[k],
+                )
+                for r in range(n_rows):
+                    log_gate[k, r] += log_weights[k]
+            _normalize_log_prob(log_gate, n_rows, log_norm)
+            for r in range(n_rows):
+                for k in range(n_components):
+                    gates[start + r, k] = log_gate[k, r]
+    return gates
+
+
+@njit(cache=True, parallel=True, fastmath=_FASTMATH)
+def predictive_moments(
+    X, log_weights, means, gate_prec_chol, gate_log_det, coef, intercept, noise_var
+):
+    """Mean and variance of the predictive mixture ``p(y | x)`` per output.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    log_weights, means, gate_prec_chol, gate_log_det
+        Gate parameters as in :func:`em_pass`.
+    coef : ndarray of shape (n_components, n_outputs, n_features)
+    intercept : ndarray of shape (n_components, n_outputs)
+    noise_var : ndarray of shape (n_components, n_outputs)
+        Diagonal of the expert noise covariances.
+
+    Returns
+    -------
+    mean : ndarray of shape (n_samples, n_outputs)
+        ``sum_k g_k(x) (A_k x + b_k)``.
+    var : ndarray of shape (n_samples, n_outputs)
+        ``sum_k g_k(x) (S_k,aa + (m_k,a - mean_a)^2)``, the law of total
+        variance, written without the cancellation of ``E[m^2] - E[m]^2``.
+    """
+    n_samples, n_features = X.shape
+    n_outputs = coef.shape[1]
+    n_components = means.shape[0]
+    n_blocks, block_size = _block_partition(n_samples)
+    mean = np.empty((n_samples, n_outputs))
+    var = np.empty((n_samples, n_outputs))
+    no_y = np.empty((n_samples, 0), dtype=X.dtype)
+    no_centers = np.empty((n_components, 0))
+    no_coef = np.empty((n_components, 0, n_features))
+    no_prec = np.empty((n_components, 0, 0))
+
+    for b in prange(n_blocks):
+        Zt = np.empty((n_features, _CHUNK))
+        U = np.empty((n_features, _CHUNK))
+        E = np.empty((0, _CHUNK))
+        t = np.empty(_CHUNK)
+        gate = np.empty((n_components, _CHUNK))
+        log_norm = np.empty(_CHUNK)
+        expert_mean = np.empty((n_components, n_outputs, _CHUNK))
+        acc = np.empty(_CHUNK)
+        block_stop = min(n_samples, (b + 1) * block_size)
+        for start in range(b * block_size, block_stop, _CHUNK):
+            stop = min(block_stop, start + _CHUNK)
+            n_rows = stop - start
+            _load_chunk(X, no_y, start, stop, Zt)
+            for k in range(n_components):
+                _center_chunk(Zt, n_rows, k, means, no_centers, U)
+                _component_log_density(
+                    U, n_rows, k, n_features, gate_prec_chol, gate_log_det,
+                    no_coef, no_prec, gate_log_det, E, t, gate[k],
+                )
+                for r in range(n_rows):
+                    gate[k, r] += log_weights[k]
+                for a in range(n_outputs):
+                    for r in range(n_rows):
+                        expert_mean[k, a, r] = intercept[k, a]
+                    for i in range(n_features):
+                        c = coef[k, a, i]
+                        for r in range(n_rows):
+                            expert_mean[k, a, r] += c * Zt[i, r]
+            _normalize_log_prob(gate, n_rows, log_norm)
+            for a in range(n_outputs):
+                for r in range(n_rows):
+                    acc[r] = 0.0
+                for k in range(n_components):
+                    for r in range(n_rows):
+                        acc[r] += gate[k, r] * expert_mean[k, a, r]
+                for r in range(n_rows):
+                    mean[start + r, a] = acc[r]
+                    t[r] = 0.0
+                for k in range(n_components):
+                    s = noise_var[k, a]
+                    for r in range(n_rows):
+                        dev = expert_mean[k, a, r] - acc[r]
+                        t[r] += gate[k, r] * (s + dev * dev)
+                for r in range(n_rows):
+                    var[start + r, a] = t[r]
+    return mean, var
