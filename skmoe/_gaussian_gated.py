@@ -569,7 +569,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
     n_features_in_ : int
         Number of features seen during fit.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, if ``X`` had string column names.
 
     n_outputs_ : int
@@ -669,9 +669,11 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
             multi_output=True,
             y_numeric=True,
             dtype=[np.float64, np.float32],
+            order="C",
             ensure_min_samples=2,
         )
-        Y = np.asarray(y, dtype=X.dtype).reshape(X.shape[0], -1)
+        # A fresh C-contiguous copy: the kernels then see one array layout.
+        Y = np.array(y, dtype=X.dtype, order="C").reshape(X.shape[0], -1)
         n_samples = X.shape[0]
         if n_samples < self.n_components:
             raise ValueError(
@@ -827,8 +829,9 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
             multi_output=True,
             y_numeric=True,
             dtype=[np.float64, np.float32],
+            order="C",
         )
-        Y = np.asarray(y, dtype=X.dtype).reshape(X.shape[0], -1)
+        Y = np.array(y, dtype=X.dtype, order="C").reshape(X.shape[0], -1)
         if Y.shape[1] != self.n_outputs_:
             raise ValueError(
                 f"y has {Y.shape[1]} outputs, but {type(self).__name__} was fitted "
@@ -856,7 +859,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
             Predictive standard deviation; only if ``return_std`` is True.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
         log_weights, means, gate_prec_chol, gate_log_det = self._fitted_kernel_params()[:4]
         mean, var = _kernels.predictive_moments(
             X,
@@ -891,31 +894,51 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
             Rows sum to one.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
         gates = _kernels.gate_probabilities(X, *self._fitted_kernel_params()[:4])
         return gates.astype(X.dtype, copy=False)
 
     def _log_densities(self, X, y):
+        """Per-sample ``log p(x, y)`` and ``log p(x)``; ``y=None`` gives ``log p(x)`` twice."""
         check_is_fitted(self)
-        X, Y = self._validate_xy(X, y)
-        return _kernels.log_densities(X, Y, *self._fitted_kernel_params())
+        args = self._fitted_kernel_params()
+        if y is None:
+            X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+            Y = np.empty((X.shape[0], 0), dtype=X.dtype)
+            # Drop the experts: (log_weights, means, gate factors) plus empty
+            # output-side arrays.
+            n_components, n_features = self.means_.shape
+            args = (
+                *args[:4],
+                np.empty((n_components, 0)),
+                np.empty((n_components, 0, n_features)),
+                np.empty((n_components, 0, 0)),
+                np.zeros(n_components),
+            )
+        else:
+            X, Y = self._validate_xy(X, y)
+        return _kernels.log_densities(X, Y, *args)
 
-    def score_samples(self, X, y):
+    def score_samples(self, X, y=None):
         """Conditional log-density ``log p(y | x)`` of each sample.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Inputs.
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Targets.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs), default=None
+            Targets.  If None, the marginal log-density ``log p(x)`` of the
+            inputs under the gate mixture is returned instead (low values flag
+            inputs far from every expert's region).
 
         Returns
         -------
         log_density : ndarray of shape (n_samples,)
-            ``log p(y_n | x_n)``.
+            ``log p(y_n | x_n)``, or ``log p(x_n)`` if ``y`` is None.
         """
         log_joint, log_marginal_x = self._log_densities(X, y)
+        if y is None:
+            return log_marginal_x
         return log_joint - log_marginal_x
 
     def joint_log_likelihood(self, X, y):

@@ -3,10 +3,11 @@
 Layout of the computation
 -------------------------
 Rows are split into a fixed number of *blocks* that depend only on
-``n_samples`` (never on the number of threads); each block is handled by one
-``prange`` iteration and writes its partial sums into its own slot, and the
-slots are combined serially in block order.  Results are therefore bitwise
-identical whatever ``numba.get_num_threads()`` is.
+``n_samples`` (see :mod:`skmoe._kernels._threading`); the ``_*_blocks``
+kernels are ``nogil`` and handle a range of blocks, writing one partial
+result per block, and the Python wrappers at the bottom of this module run
+them on threads and combine the partial results in block order.  Results are
+therefore bitwise identical whatever the number of threads.
 
 Inside a block, rows are processed in *chunks* of ``_CHUNK`` rows copied into a
 transposed float64 buffer ``Zt`` of shape ``(n_features + n_outputs, _CHUNK)``.
@@ -33,27 +34,17 @@ algorithm), which avoids catastrophic cancellation in ``E[uu^T] - E[u]E[u]^T``.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from ._threading import block_partition, run_blocks
 
 # Rows per vectorised chunk.  Fixed: changing it changes rounding, not results.
 _CHUNK = 256
-# Upper bound on the number of parallel blocks (bounds the partial-sum memory).
-_MAX_BLOCKS = 128
-# Rows per block below which we do not split further.
-_MIN_BLOCK_ROWS = 2048
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
 # No "nnan"/"ninf": log-probabilities of -inf (zero weights) must survive.
 _FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
-
-
-@njit(cache=True)
-def _block_partition(n_samples):
-    """Number of blocks and rows per block; a function of ``n_samples`` only."""
-    n_blocks = min(_MAX_BLOCKS, max(1, n_samples // _MIN_BLOCK_ROWS))
-    block_size = (n_samples + n_blocks - 1) // n_blocks
-    return n_blocks, block_size
 
 
 @njit(cache=True)
@@ -190,7 +181,217 @@ def _accumulate_moments(U, w, n_rows, s1, s2):
     return s0
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH)
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _em_blocks(
+    block_start,
+    block_stop,
+    block_size,
+    X,
+    Y,
+    log_weights,
+    means,
+    gate_prec_chol,
+    gate_log_det,
+    y_centers,
+    coef,
+    noise_prec_chol,
+    noise_log_det,
+    block_ll,
+    block_s0,
+    block_s1,
+    block_s2,
+):
+    """Fused E-step and moments for blocks ``block_start:block_stop``.
+
+    Moments are skipped when ``block_s1`` has no columns.
+    """
+    n_samples, n_features = X.shape
+    n_outputs = Y.shape[1]
+    n_components = means.shape[0]
+    dim = n_features + n_outputs
+    with_moments = block_s1.shape[2] > 0
+    Zt = np.empty((dim, _CHUNK))
+    U = np.empty((dim, _CHUNK))
+    E = np.empty((n_outputs, _CHUNK))
+    t = np.empty(_CHUNK)
+    log_prob = np.empty((n_components, _CHUNK))
+    log_norm = np.empty(_CHUNK)
+    for b in range(block_start, block_stop):
+        stop_b = min(n_samples, (b + 1) * block_size)
+        for start in range(b * block_size, stop_b, _CHUNK):
+            stop = min(stop_b, start + _CHUNK)
+            n_rows = stop - start
+            _load_chunk(X, Y, start, stop, Zt)
+            for k in range(n_components):
+                _center_chunk(Zt, n_rows, k, means, y_centers, U)
+                _component_log_density(
+                    U, n_rows, k, n_features, gate_prec_chol, gate_log_det,
+                    coef, noise_prec_chol, noise_log_det, E, t, log_prob[k],
+                )
+                for r in range(n_rows):
+                    log_prob[k, r] += log_weights[k]
+            _normalize_log_prob(log_prob, n_rows, log_norm)
+            for r in range(n_rows):
+                block_ll[b] += log_norm[r]
+            if with_moments:
+                for k in range(n_components):
+                    _center_chunk(Zt, n_rows, k, means, y_centers, U)
+                    block_s0[b, k] += _accumulate_moments(
+                        U, log_prob[k], n_rows, block_s1[b, k], block_s2[b, k]
+                    )
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _log_density_blocks(
+    block_start,
+    block_stop,
+    block_size,
+    X,
+    Y,
+    log_weights,
+    means,
+    gate_prec_chol,
+    gate_log_det,
+    y_centers,
+    coef,
+    noise_prec_chol,
+    noise_log_det,
+    log_joint,
+    log_marginal_x,
+):
+    """Per-row ``log p(x, y)`` and ``log p(x)`` for a range of blocks."""
+    n_samples, n_features = X.shape
+    n_outputs = Y.shape[1]
+    n_components = means.shape[0]
+    dim = n_features + n_outputs
+    no_coef = np.empty((n_components, 0, n_features))
+    Zt = np.empty((dim, _CHUNK))
+    U = np.empty((dim, _CHUNK))
+    E = np.empty((n_outputs, _CHUNK))
+    t = np.empty(_CHUNK)
+    log_prob = np.empty((n_components, _CHUNK))
+    log_gate = np.empty((n_components, _CHUNK))
+    log_norm = np.empty(_CHUNK)
+    for b in range(block_start, block_stop):
+        stop_b = min(n_samples, (b + 1) * block_size)
+        for start in range(b * block_size, stop_b, _CHUNK):
+            stop = min(stop_b, start + _CHUNK)
+            n_rows = stop - start
+            _load_chunk(X, Y, start, stop, Zt)
+            for k in range(n_components):
+                _center_chunk(Zt, n_rows, k, means, y_centers, U)
+                _component_log_density(
+                    U, n_rows, k, n_features, gate_prec_chol, gate_log_det,
+                    no_coef, noise_prec_chol, noise_log_det, E, t, log_gate[k],
+                )
+                _component_log_density(
+                    U, n_rows, k, n_features, gate_prec_chol, gate_log_det,
+                    coef, noise_prec_chol, noise_log_det, E, t, log_prob[k],
+                )
+                for r in range(n_rows):
+                    log_gate[k, r] += log_weights[k]
+                    log_prob[k, r] += log_weights[k]
+            _normalize_log_prob(log_prob, n_rows, log_norm)
+            for r in range(n_rows):
+                log_joint[start + r] = log_norm[r]
+            _normalize_log_prob(log_gate, n_rows, log_norm)
+            for r in range(n_rows):
+                log_marginal_x[start + r] = log_norm[r]
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _predictive_blocks(
+    block_start,
+    block_stop,
+    block_size,
+    X,
+    log_weights,
+    means,
+    gate_prec_chol,
+    gate_log_det,
+    coef,
+    intercept,
+    noise_var,
+    gates,
+    mean,
+    var,
+):
+    """Gate probabilities and, if ``mean`` has columns, predictive moments.
+
+    ``var`` is ``sum_k g_k (S_k,aa + (m_k,a - mean_a)^2)``: the law of total
+    variance written without the cancellation of ``E[m^2] - E[m]^2``.
+    """
+    n_samples, n_features = X.shape
+    n_outputs = mean.shape[1]
+    n_components = means.shape[0]
+    no_y = np.empty((n_samples, 0), dtype=X.dtype)
+    no_centers = np.empty((n_components, 0))
+    no_coef = np.empty((n_components, 0, n_features))
+    no_prec = np.empty((n_components, 0, 0))
+    Zt = np.empty((n_features, _CHUNK))
+    U = np.empty((n_features, _CHUNK))
+    E = np.empty((0, _CHUNK))
+    t = np.empty(_CHUNK)
+    gate = np.empty((n_components, _CHUNK))
+    log_norm = np.empty(_CHUNK)
+    expert_mean = np.empty((n_components, n_outputs, _CHUNK))
+    acc = np.empty(_CHUNK)
+    for b in range(block_start, block_stop):
+        stop_b = min(n_samples, (b + 1) * block_size)
+        for start in range(b * block_size, stop_b, _CHUNK):
+            stop = min(stop_b, start + _CHUNK)
+            n_rows = stop - start
+            _load_chunk(X, no_y, start, stop, Zt)
+            for k in range(n_components):
+                _center_chunk(Zt, n_rows, k, means, no_centers, U)
+                _component_log_density(
+                    U, n_rows, k, n_features, gate_prec_chol, gate_log_det,
+                    no_coef, no_prec, gate_log_det, E, t, gate[k],
+                )
+                for r in range(n_rows):
+                    gate[k, r] += log_weights[k]
+                for a in range(n_outputs):
+                    for r in range(n_rows):
+                        expert_mean[k, a, r] = intercept[k, a]
+                    for i in range(n_features):
+                        c = coef[k, a, i]
+                        for r in range(n_rows):
+                            expert_mean[k, a, r] += c * Zt[i, r]
+            _normalize_log_prob(gate, n_rows, log_norm)
+            if gates.shape[1] > 0:
+                for r in range(n_rows):
+                    for k in range(n_components):
+                        gates[start + r, k] = gate[k, r]
+            for a in range(n_outputs):
+                for r in range(n_rows):
+                    acc[r] = 0.0
+                for k in range(n_components):
+                    for r in range(n_rows):
+                        acc[r] += gate[k, r] * expert_mean[k, a, r]
+                for r in range(n_rows):
+                    mean[start + r, a] = acc[r]
+                    t[r] = 0.0
+                for k in range(n_components):
+                    s = noise_var[k, a]
+                    for r in range(n_rows):
+                        dev = expert_mean[k, a, r] - acc[r]
+                        t[r] += gate[k, r] * (s + dev * dev)
+                for r in range(n_rows):
+                    var[start + r, a] = t[r]
+
+
+# --------------------------------------------------------------------------
+# Python entry points: allocate outputs, run the blocks, reduce in order.
+# --------------------------------------------------------------------------
+
+
+def _check_outputs(Y, y_centers, coef):
+    if coef.shape[1] != Y.shape[1] or y_centers.shape[1] != Y.shape[1]:
+        raise ValueError(
+            f"coef and y_centers have {coef.shape[1]} outputs but Y has {Y.shape[1]}."
+        )
+
+
 def em_pass(
     X,
     Y,
@@ -228,70 +429,31 @@ def em_pass(
         ``sum_n log p(x_n, y_n)``.
     s0 : ndarray of shape (n_components,)
         ``sum_n r_nk``.
-    s1 : ndarray of shape (n_components, n_features + n_outputs)
-        ``sum_n r_nk u_nk`` with ``u_nk = (x_n - mu_k, y_n - y_center_k)``.
+    s1 : ndarray of shape (n_components, dim)
+        ``sum_n r_nk u_nk`` with ``u_nk = (x_n - mu_k, y_n - y_center_k)``;
+        ``dim = n_features + n_outputs`` (0 if ``with_moments`` is False).
     s2 : ndarray of shape (n_components, dim, dim)
-        ``sum_n r_nk u_nk u_nk^T`` (symmetric, both triangles filled).
+        ``sum_n r_nk u_nk u_nk^T``, symmetric.
     """
-    n_samples, n_features = X.shape
-    n_outputs = Y.shape[1]
+    _check_outputs(Y, y_centers, coef)
     n_components = means.shape[0]
-    dim = n_features + n_outputs
-    n_blocks, block_size = _block_partition(n_samples)
-    moment_dim = dim if with_moments else 0
-
+    dim = X.shape[1] + Y.shape[1] if with_moments else 0
+    n_blocks, block_size = block_partition(X.shape[0])
     block_ll = np.zeros(n_blocks)
     block_s0 = np.zeros((n_blocks, n_components))
-    block_s1 = np.zeros((n_blocks, n_components, moment_dim))
-    block_s2 = np.zeros((n_blocks, n_components, moment_dim, moment_dim))
-
-    for b in prange(n_blocks):
-        Zt = np.empty((dim, _CHUNK))
-        U = np.empty((dim, _CHUNK))
-        E = np.empty((n_outputs, _CHUNK))
-        t = np.empty(_CHUNK)
-        log_prob = np.empty((n_components, _CHUNK))
-        log_norm = np.empty(_CHUNK)
-        block_stop = min(n_samples, (b + 1) * block_size)
-        for start in range(b * block_size, block_stop, _CHUNK):
-            stop = min(block_stop, start + _CHUNK)
-            n_rows = stop - start
-            _load_chunk(X, Y, start, stop, Zt)
-            for k in range(n_components):
-                _center_chunk(Zt, n_rows, k, means, y_centers, U)
-                _component_log_density(
-                    U, n_rows, k, n_features, gate_prec_chol, gate_log_det,
-                    coef, noise_prec_chol, noise_log_det, E, t, log_prob[k],
-                )
-                for r in range(n_rows):
-                    log_prob[k, r] += log_weights[k]
-            _normalize_log_prob(log_prob, n_rows, log_norm)
-            for r in range(n_rows):
-                block_ll[b] += log_norm[r]
-            if with_moments:
-                for k in range(n_components):
-                    _center_chunk(Zt, n_rows, k, means, y_centers, U)
-                    block_s0[b, k] += _accumulate_moments(
-                        U, log_prob[k], n_rows, block_s1[b, k], block_s2[b, k]
-                    )
-
-    log_likelihood = 0.0
-    s0 = np.zeros(n_components)
-    s1 = np.zeros((n_components, moment_dim))
-    s2 = np.zeros((n_components, moment_dim, moment_dim))
-    for b in range(n_blocks):
-        log_likelihood += block_ll[b]
-        s0 += block_s0[b]
-        s1 += block_s1[b]
-        s2 += block_s2[b]
-    for k in range(n_components):
-        for a in range(moment_dim):
-            for c in range(a):
-                s2[k, a, c] = s2[k, c, a]
-    return log_likelihood, s0, s1, s2
+    block_s1 = np.zeros((n_blocks, n_components, dim))
+    block_s2 = np.zeros((n_blocks, n_components, dim, dim))
+    run_blocks(
+        _em_blocks, n_blocks, block_size, X, Y, log_weights, means, gate_prec_chol,
+        gate_log_det, y_centers, coef, noise_prec_chol, noise_log_det,
+        block_ll, block_s0, block_s1, block_s2,
+    )
+    s2 = block_s2.sum(axis=0)
+    # Only the upper triangle was accumulated.
+    s2 = np.triu(s2) + np.swapaxes(np.triu(s2, 1), 1, 2)
+    return float(block_ll.sum()), block_s0.sum(axis=0), block_s1.sum(axis=0), s2
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH)
 def log_densities(
     X,
     Y,
@@ -306,7 +468,8 @@ def log_densities(
 ):
     """Per-sample ``log p(x, y)`` and ``log p(x)``.
 
-    Parameters are as in :func:`em_pass`; ``Y`` may have zero columns, in
+    Parameters are as in :func:`em_pass`; ``Y`` may have zero columns (with
+    ``y_centers``, ``coef`` and ``noise_prec_chol`` having zero outputs), in
     which case both outputs equal ``log p(x)``.
 
     Returns
@@ -314,90 +477,35 @@ def log_densities(
     log_joint : ndarray of shape (n_samples,)
     log_marginal_x : ndarray of shape (n_samples,)
     """
-    n_samples, n_features = X.shape
-    n_outputs = Y.shape[1]
-    n_components = means.shape[0]
-    dim = n_features + n_outputs
-    n_blocks, block_size = _block_partition(n_samples)
+    _check_outputs(Y, y_centers, coef)
+    n_samples = X.shape[0]
+    n_blocks, block_size = block_partition(n_samples)
     log_joint = np.empty(n_samples)
     log_marginal_x = np.empty(n_samples)
-    no_coef = np.empty((n_components, 0, n_features))
-
-    for b in prange(n_blocks):
-        Zt = np.empty((dim, _CHUNK))
-        U = np.empty((dim, _CHUNK))
-        E = np.empty((n_outputs, _CHUNK))
-        t = np.empty(_CHUNK)
-        log_prob = np.empty((n_components, _CHUNK))
-        log_gate = np.empty((n_components, _CHUNK))
-        log_norm = np.empty(_CHUNK)
-        block_stop = min(n_samples, (b + 1) * block_size)
-        for start in range(b * block_size, block_stop, _CHUNK):
-            stop = min(block_stop, start + _CHUNK)
-            n_rows = stop - start
-            _load_chunk(X, Y, start, stop, Zt)
-            for k in range(n_components):
-                _center_chunk(Zt, n_rows, k, means, y_centers, U)
-                _component_log_density(
-                    U, n_rows, k, n_features, gate_prec_chol, gate_log_det,
-                    no_coef, noise_prec_chol, noise_log_det, E, t, log_gate[k],
-                )
-                _component_log_density(
-                    U, n_rows, k, n_features, gate_prec_chol, gate_log_det,
-                    coef, noise_prec_chol, noise_log_det, E, t, log_prob[k],
-                )
-                for r in range(n_rows):
-                    log_gate[k, r] += log_weights[k]
-                    log_prob[k, r] += log_weights[k]
-            _normalize_log_prob(log_prob, n_rows, log_norm)
-            for r in range(n_rows):
-                log_joint[start + r] = log_norm[r]
-            _normalize_log_prob(log_gate, n_rows, log_norm)
-            for r in range(n_rows):
-                log_marginal_x[start + r] = log_norm[r]
+    run_blocks(
+        _log_density_blocks, n_blocks, block_size, X, Y, log_weights, means,
+        gate_prec_chol, gate_log_det, y_centers, coef, noise_prec_chol, noise_log_det,
+        log_joint, log_marginal_x,
+    )
     return log_joint, log_marginal_x
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH)
 def gate_probabilities(X, log_weights, means, gate_prec_chol, gate_log_det):
     """Gate probabilities ``g_k(x_n)``, shape ``(n_samples, n_components)``."""
     n_samples, n_features = X.shape
     n_components = means.shape[0]
-    n_blocks, block_size = _block_partition(n_samples)
+    n_blocks, block_size = block_partition(n_samples)
     gates = np.empty((n_samples, n_components))
-    no_y = np.empty((n_samples, 0), dtype=X.dtype)
-    no_centers = np.empty((n_components, 0))
-    no_coef = np.empty((n_components, 0, n_features))
-    no_prec = np.empty((n_components, 0, 0))
-
-    for b in prange(n_blocks):
-        Zt = np.empty((n_features, _CHUNK))
-        U = np.empty((n_features, _CHUNK))
-        E = np.empty((0, _CHUNK))
-        t = np.empty(_CHUNK)
-        log_gate = np.empty((n_components, _CHUNK))
-        log_norm = np.empty(_CHUNK)
-        block_stop = min(n_samples, (b + 1) * block_size)
-        for start in range(b * block_size, block_stop, _CHUNK):
-            stop = min(block_stop, start + _CHUNK)
-            n_rows = stop - start
-            _load_chunk(X, no_y, start, stop, Zt)
-            for k in range(n_components):
-                _center_chunk(Zt, n_rows, k, means, no_centers, U)
-                _component_log_density(
-                    U, n_rows, k, n_features, gate_prec_chol, gate_log_det,
-                    no_coef, no_prec, gate_log_det, E, t, log_gate[k],
-                )
-                for r in range(n_rows):
-                    log_gate[k, r] += log_weights[k]
-            _normalize_log_prob(log_gate, n_rows, log_norm)
-            for r in range(n_rows):
-                for k in range(n_components):
-                    gates[start + r, k] = log_gate[k, r]
+    no_outputs = np.empty((n_samples, 0))
+    run_blocks(
+        _predictive_blocks, n_blocks, block_size, X, log_weights, means,
+        gate_prec_chol, gate_log_det, np.empty((n_components, 0, n_features)),
+        np.empty((n_components, 0)), np.empty((n_components, 0)),
+        gates, no_outputs, no_outputs,
+    )
     return gates
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH)
 def predictive_moments(
     X, log_weights, means, gate_prec_chol, gate_log_det, coef, intercept, noise_var
 ):
@@ -418,64 +526,16 @@ def predictive_moments(
     mean : ndarray of shape (n_samples, n_outputs)
         ``sum_k g_k(x) (A_k x + b_k)``.
     var : ndarray of shape (n_samples, n_outputs)
-        ``sum_k g_k(x) (S_k,aa + (m_k,a - mean_a)^2)``, the law of total
-        variance, written without the cancellation of ``E[m^2] - E[m]^2``.
+        Variance of ``p(y | x)`` per output (law of total variance).
     """
-    n_samples, n_features = X.shape
+    n_samples = X.shape[0]
     n_outputs = coef.shape[1]
-    n_components = means.shape[0]
-    n_blocks, block_size = _block_partition(n_samples)
+    n_blocks, block_size = block_partition(n_samples)
     mean = np.empty((n_samples, n_outputs))
     var = np.empty((n_samples, n_outputs))
-    no_y = np.empty((n_samples, 0), dtype=X.dtype)
-    no_centers = np.empty((n_components, 0))
-    no_coef = np.empty((n_components, 0, n_features))
-    no_prec = np.empty((n_components, 0, 0))
-
-    for b in prange(n_blocks):
-        Zt = np.empty((n_features, _CHUNK))
-        U = np.empty((n_features, _CHUNK))
-        E = np.empty((0, _CHUNK))
-        t = np.empty(_CHUNK)
-        gate = np.empty((n_components, _CHUNK))
-        log_norm = np.empty(_CHUNK)
-        expert_mean = np.empty((n_components, n_outputs, _CHUNK))
-        acc = np.empty(_CHUNK)
-        block_stop = min(n_samples, (b + 1) * block_size)
-        for start in range(b * block_size, block_stop, _CHUNK):
-            stop = min(block_stop, start + _CHUNK)
-            n_rows = stop - start
-            _load_chunk(X, no_y, start, stop, Zt)
-            for k in range(n_components):
-                _center_chunk(Zt, n_rows, k, means, no_centers, U)
-                _component_log_density(
-                    U, n_rows, k, n_features, gate_prec_chol, gate_log_det,
-                    no_coef, no_prec, gate_log_det, E, t, gate[k],
-                )
-                for r in range(n_rows):
-                    gate[k, r] += log_weights[k]
-                for a in range(n_outputs):
-                    for r in range(n_rows):
-                        expert_mean[k, a, r] = intercept[k, a]
-                    for i in range(n_features):
-                        c = coef[k, a, i]
-                        for r in range(n_rows):
-                            expert_mean[k, a, r] += c * Zt[i, r]
-            _normalize_log_prob(gate, n_rows, log_norm)
-            for a in range(n_outputs):
-                for r in range(n_rows):
-                    acc[r] = 0.0
-                for k in range(n_components):
-                    for r in range(n_rows):
-                        acc[r] += gate[k, r] * expert_mean[k, a, r]
-                for r in range(n_rows):
-                    mean[start + r, a] = acc[r]
-                    t[r] = 0.0
-                for k in range(n_components):
-                    s = noise_var[k, a]
-                    for r in range(n_rows):
-                        dev = expert_mean[k, a, r] - acc[r]
-                        t[r] += gate[k, r] * (s + dev * dev)
-                for r in range(n_rows):
-                    var[start + r, a] = t[r]
+    run_blocks(
+        _predictive_blocks, n_blocks, block_size, X, log_weights, means,
+        gate_prec_chol, gate_log_det, coef, intercept, noise_var,
+        np.empty((n_samples, 0)), mean, var,
+    )
     return mean, var

@@ -1,0 +1,1 @@
+"""asv benchmarks for skmoe; see ``asv_bench/README.md``."""

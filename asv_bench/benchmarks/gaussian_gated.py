@@ -1,0 +1,204 @@
+"""Benchmarks for the Gaussian-gated mixture of experts.
+
+Reference problem (``common.EM_*``): n=200,000 rows, d=8 inputs, K=6 experts,
+one output, float64, drawn once by ``make_gaussian_gated_moe``.  skmoe's
+``GaussianGatedMoERegressor(covariance_type="full")`` is compared with
+scikit-learn's ``GaussianMixture(covariance_type="full")`` on ``[X, y]``:
+both run the same EM on the same joint likelihood from the same starting
+point (``common.em_starting_point``, mapped to the joint parametrisation by
+``common.to_gaussian_mixture_init``), with ``tol=0`` and a fixed ``max_iter``
+so that every timed fit does the same number of iterations.
+
+Target: skmoe at least 10x faster per EM iteration than scikit-learn
+(``SpeedupVsSklearn.track_speedup_vs_sklearn``).
+
+Data and starting points are built in ``setup_cache`` (a separate process), so
+``peakmem_*`` is not dominated by data generation; numba kernels are compiled
+in ``setup`` so JIT time is never timed.
+"""
+
+import numpy as np
+
+from skmoe.datasets import make_gaussian_gated_moe
+
+from .common import (
+    EM_N_COMPONENTS,
+    EM_N_FEATURES,
+    EM_N_ITER,
+    EM_N_SAMPLES,
+    EM_RANDOM_STATE,
+    SAMPLER_N_COMPONENTS,
+    SAMPLER_N_FEATURES,
+    SAMPLER_N_SAMPLES,
+    Benchmark,
+    em_starting_point,
+    fit_quietly,
+    gaussian_gated_dataset,
+    peak_rss_increase,
+    seconds_per_em_iteration,
+    skmoe_em,
+    sklearn_gmm_em,
+    to_gaussian_mixture_init,
+    warm_up_skmoe,
+)
+
+IMPLEMENTATIONS = ("skmoe", "sklearn_gmm")
+
+
+class _EMProblem(Benchmark):
+    """The reference EM problem, built once per ``asv run`` in setup_cache."""
+
+    # Each fit takes seconds: one call per sample, no timing warm-up calls
+    # (numba is warmed in setup), a handful of samples per process.
+    number = 1
+    repeat = (1, 5, 60.0)
+    warmup_time = 0.0
+
+    def setup_cache(self):
+        X, y = gaussian_gated_dataset(
+            EM_N_SAMPLES, EM_N_FEATURES, EM_N_COMPONENTS, EM_RANDOM_STATE
+        )
+        init = em_starting_point(X, y, EM_N_COMPONENTS, EM_RANDOM_STATE)
+        return {
+            "X": X,
+            "y": y,
+            "skmoe_init": init,
+            "gmm_init": to_gaussian_mixture_init(init),
+        }
+
+    def _candidate(self, data, implementation):
+        """``(make_estimator, fit_args)`` for one implementation."""
+        if implementation == "skmoe":
+            init = data["skmoe_init"]
+            return (lambda max_iter: skmoe_em(init, max_iter)), (data["X"], data["y"])
+        if implementation == "sklearn_gmm":
+            init = data["gmm_init"]
+            Z = np.column_stack([data["X"], data["y"]])
+            return (lambda max_iter: sklearn_gmm_em(init, max_iter)), (Z,)
+        raise ValueError(implementation)
+
+
+class EMIteration(_EMProblem):
+    """EM at n=200k, d=8, K=6: skmoe vs GaussianMixture('full') on [X, y].
+
+    ``time_em_iteration`` and ``peakmem_fit`` time/measure a whole ``fit``
+    with exactly ``EM_N_ITER`` (5) iterations for both implementations, so
+    the two timings are directly comparable; divide by 5 for an upper bound
+    on the per-iteration cost (each fit also validates its input and makes
+    one final pass over the data).  ``track_seconds_per_iteration`` reports
+    the marginal per-iteration cost with that per-fit overhead removed.
+    """
+
+    params = [list(IMPLEMENTATIONS)]
+    param_names = ["implementation"]
+
+    def setup(self, data, implementation):
+        warm_up_skmoe()
+        self.make_estimator, self.fit_args = self._candidate(data, implementation)
+
+    def time_em_iteration(self, data, implementation):
+        fit_quietly(self.make_estimator(EM_N_ITER), *self.fit_args)
+
+    def peakmem_fit(self, data, implementation):
+        fit_quietly(self.make_estimator(EM_N_ITER), *self.fit_args)
+
+    def track_seconds_per_iteration(self, data, implementation):
+        candidates = {implementation: (self.make_estimator, self.fit_args)}
+        return seconds_per_em_iteration(candidates)[implementation]
+
+    track_seconds_per_iteration.unit = "seconds"
+
+    def track_fit_peak_rss_increase(self, data, implementation):
+        # Linux only (NaN elsewhere): growth of the resident set during one
+        # fit, without the interpreter/import/data baseline of peakmem_fit.
+        return peak_rss_increase(
+            lambda: fit_quietly(self.make_estimator(EM_N_ITER), *self.fit_args)
+        )
+
+    track_fit_peak_rss_increase.unit = "bytes"
+
+
+class SpeedupVsSklearn(_EMProblem):
+    """Per-iteration speed-up of skmoe over GaussianMixture('full') on [X, y].
+
+    Both implementations are measured side by side in the same process
+    (interleaved, best of 3 by ``time.perf_counter``), so the ratio is
+    insensitive to the machine.  Target: >= 10.
+    """
+
+    # One measurement already runs 3 x 2 fits per implementation.
+    rounds = 1
+
+    def setup(self, data):
+        warm_up_skmoe()
+        self.candidates = {name: self._candidate(data, name) for name in IMPLEMENTATIONS}
+
+    def track_speedup_vs_sklearn(self, data):
+        seconds = seconds_per_em_iteration(self.candidates)
+        return seconds["sklearn_gmm"] / seconds["skmoe"]
+
+    track_speedup_vs_sklearn.unit = "ratio"
+
+
+class Predict(Benchmark):
+    """Inference at n=200k, d=8, K=6 with a model fitted by 5 EM iterations."""
+
+    def setup_cache(self):
+        X, y = gaussian_gated_dataset(
+            EM_N_SAMPLES, EM_N_FEATURES, EM_N_COMPONENTS, EM_RANDOM_STATE
+        )
+        init = em_starting_point(X, y, EM_N_COMPONENTS, EM_RANDOM_STATE)
+        return X, fit_quietly(skmoe_em(init, EM_N_ITER), X, y)
+
+    def setup(self, data):
+        warm_up_skmoe()
+
+    def time_predict(self, data):
+        X, model = data
+        model.predict(X)
+
+    def time_predict_return_std(self, data):
+        X, model = data
+        model.predict(X, return_std=True)
+
+    def time_predict_gates(self, data):
+        X, model = data
+        model.predict_gates(X)
+
+    def peakmem_predict(self, data):
+        X, model = data
+        model.predict(X)
+
+    def peakmem_predict_gates(self, data):
+        X, model = data
+        model.predict_gates(X)
+
+
+class Sampler(Benchmark):
+    """``make_gaussian_gated_moe`` at 10^6 rows, d=2, K=3 (shuffled)."""
+
+    def setup(self):
+        # The sampler is NumPy code; this warms imports, parameter
+        # validation and, should the sampler gain numba kernels, their JIT.
+        make_gaussian_gated_moe(
+            1_000,
+            SAMPLER_N_FEATURES,
+            n_components=SAMPLER_N_COMPONENTS,
+            random_state=0,
+        )
+
+    def time_make_gaussian_gated_moe(self):
+        make_gaussian_gated_moe(
+            SAMPLER_N_SAMPLES,
+            SAMPLER_N_FEATURES,
+            n_components=SAMPLER_N_COMPONENTS,
+            random_state=0,
+        )
+
+    def peakmem_make_gaussian_gated_moe(self):
+        make_gaussian_gated_moe(
+            SAMPLER_N_SAMPLES,
+            SAMPLER_N_FEATURES,
+            n_components=SAMPLER_N_COMPONENTS,
+            random_state=0,
+        )

@@ -1,0 +1,28 @@
+"""Shared fixtures.
+
+The numba kernels are compiled (or loaded from the on-disk cache) once per
+test session by ``_warm_numba_kernels``, so no individual test pays for JIT
+compilation.
+"""
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _warm_numba_kernels():
+    from skmoe import GaussianGatedMoERegressor
+
+    rng = np.random.RandomState(0)
+    for dtype in (np.float64, np.float32):
+        X = rng.standard_normal((20, 2)).astype(dtype)
+        y = rng.standard_normal(20).astype(dtype)
+        model = GaussianGatedMoERegressor(2, max_iter=2, tol=0, random_state=0)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(X, y)
+        model.predict(X, return_std=True)
+        model.predict_gates(X)
+        model.score_samples(X, y)

@@ -1,0 +1,561 @@
+"""Tests for GaussianGatedMoERegressor.
+
+Each test checks a property that a wrong implementation would violate:
+identities with scikit-learn's GaussianMixture on ``[X, y]``, independent
+SciPy/NumPy re-implementations of the E- and M-steps, monotone EM, parameter
+recovery, and invariances.
+"""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy import stats
+from scipy.optimize import linear_sum_assignment
+from scipy.special import logsumexp
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.mixture import GaussianMixture
+
+from skmoe import GaussianGatedMoERegressor
+from skmoe.datasets import make_gaussian_gated_moe
+
+COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _full_gate_covariances(model):
+    """Gate covariances of a fitted model as (K, d, d) matrices."""
+    K, d = model.means_.shape
+    cov = np.asarray(model.covariances_, dtype=np.float64)
+    if model.covariance_type == "full":
+        return cov
+    if model.covariance_type == "tied":
+        return np.broadcast_to(cov, (K, d, d))
+    if model.covariance_type == "diag":
+        return np.stack([np.diag(c) for c in cov])
+    return cov[:, None, None] * np.eye(d)
+
+
+def _scipy_log_terms(model, X, Y):
+    """log pi_k + log N(x|mu_k,Sigma_k) and log N(y|A_k x+b_k,S_k), via scipy."""
+    covs = _full_gate_covariances(model)
+    K = model.n_components
+    gate = np.column_stack(
+        [
+            np.log(model.weights_[k])
+            + stats.multivariate_normal(model.means_[k], covs[k]).logpdf(X)
+            for k in range(K)
+        ]
+    )
+    expert = np.column_stack(
+        [
+            stats.multivariate_normal(
+                np.zeros(Y.shape[1]), model.noise_covariances_[k]
+            ).logpdf(Y - X @ model.coef_[k].T - model.intercept_[k])
+            for k in range(K)
+        ]
+    )
+    return gate, expert.reshape(len(X), K)
+
+
+def _gmm_to_moe(gm, n_features):
+    """Map a GaussianMixture on [X, y] to MoE parameters (spec section 8)."""
+    d = n_features
+    S = gm.covariances_
+    coef = np.stack([np.linalg.solve(s[:d, :d], s[:d, d:]).T for s in S])
+    noise = np.stack([s[d:, d:] - s[d:, :d] @ np.linalg.solve(s[:d, :d], s[:d, d:]) for s in S])
+    means = gm.means_[:, :d]
+    intercept = gm.means_[:, d:] - np.einsum("kpd,kd->kp", coef, means)
+    return {
+        "weights": gm.weights_,
+        "means": means,
+        "covariances": S[:, :d, :d],
+        "coef": coef,
+        "intercept": intercept,
+        "noise_covariances": noise,
+    }
+
+
+def _moe_to_gmm_init(params):
+    """Joint mean and precision of z = (x, y) for GaussianMixture's *_init."""
+    means, covs, A = params["means"], params["covariances"], params["coef"]
+    joint_means = np.hstack([means, np.einsum("kpd,kd->kp", A, means) + params["intercept"]])
+    precisions = []
+    for k in range(len(means)):
+        SA = covs[k] @ A[k].T
+        top = np.hstack([covs[k], SA])
+        bottom = np.hstack([SA.T, params["noise_covariances"][k] + A[k] @ SA])
+        precisions.append(np.linalg.inv(np.vstack([top, bottom])))
+    return joint_means, np.stack(precisions)
+
+
+@pytest.fixture(scope="module")
+def moe_data():
+    X, y, labels, params = make_gaussian_gated_moe(
+        600, 2, n_components=3, return_labels=True, return_params=True, random_state=0
+    )
+    return X, y, labels, params
+
+
+def _start_params(params, rng, jitter=0.3):
+    """A perturbed copy of ``params`` usable as init_params."""
+    start = {key: np.array(value) for key, value in params.items()}
+    start["means"] = start["means"] + jitter * rng.standard_normal(start["means"].shape)
+    start["coef"] = start["coef"] + jitter * rng.standard_normal(start["coef"].shape)
+    start["noise_covariances"] = start["noise_covariances"] * 4
+    return start
+
+
+# ------------------------------------------------- EM correctness / oracles
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_monotonic_likelihood(covariance_type):
+    """With warm_start and max_iter=1, each fit is one EM step: never decreasing.
+
+    ``reg_covar=0`` makes the M-step the exact maximiser; with ``reg_covar > 0``
+    the iteration is a regularised EM whose fixed point sits O(reg_covar)
+    below the maximum likelihood, and the likelihood may drift down by that
+    much near convergence (as for GaussianMixture).
+    """
+    X, y = make_gaussian_gated_moe(400, 2, n_components=3, random_state=1)
+    model = GaussianGatedMoERegressor(
+        3,
+        covariance_type=covariance_type,
+        reg_covar=0.0,
+        init_params="random",
+        warm_start=True,
+        max_iter=1,
+        random_state=0,
+    )
+    bounds = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(120):
+            model.fit(X, y)
+            bounds.append(model.lower_bound_)
+    bounds = np.array(bounds)
+    assert np.all(np.diff(bounds) >= -1e-12 * np.abs(bounds[1:])), np.diff(bounds).min()
+    assert bounds[-1] > bounds[0] + 0.1  # EM actually moved
+
+
+def test_matches_gaussian_mixture_from_same_start(moe_data):
+    """Full gates: EM on the MoE is EM of GaussianMixture('full') on [X, y]."""
+    X, y, _, params = moe_data
+    start = _start_params(params, np.random.RandomState(0))
+    joint_means, joint_precisions = _moe_to_gmm_init(start)
+    Z = np.c_[X, y]
+    kwargs = dict(max_iter=25, tol=0.0, reg_covar=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm = GaussianMixture(
+            3,
+            weights_init=start["weights"],
+            means_init=joint_means,
+            precisions_init=joint_precisions,
+            **kwargs,
+        ).fit(Z)
+        moe = GaussianGatedMoERegressor(3, init_params=start, **kwargs).fit(X, y)
+    assert moe.n_iter_ == gm.n_iter_ == 25
+    # lower_bound_ is the log-likelihood of the returned parameters.
+    assert_allclose(moe.lower_bound_, gm.score(Z), rtol=1e-6)
+    assert_allclose(moe.lower_bounds_[-1], gm.lower_bound_, rtol=1e-6)
+    mapped = _gmm_to_moe(gm, X.shape[1])
+    for key in ("weights", "means", "covariances", "coef", "intercept", "noise_covariances"):
+        assert_allclose(getattr(moe, key + "_"), mapped[key], rtol=1e-5, atol=1e-8, err_msg=key)
+    assert_allclose(moe.bic(X, y), gm.bic(Z), rtol=1e-6)
+    assert_allclose(moe.aic(X, y), gm.aic(Z), rtol=1e-6)
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_initialisation_matches_gaussian_mixture(moe_data, init_params):
+    """Same random_state: our init on [X, y] is GaussianMixture's init."""
+    X, y, _, _ = moe_data
+    Z = np.c_[X, y]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm = GaussianMixture(3, init_params=init_params, max_iter=3, tol=0, random_state=7).fit(Z)
+        moe = GaussianGatedMoERegressor(
+            3, init_params=init_params, max_iter=3, tol=0, random_state=7
+        ).fit(X, y)
+    assert_allclose(moe.lower_bound_, gm.score(Z), rtol=1e-6)
+    assert_allclose(moe.means_, gm.means_[:, :2], rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_one_em_step_matches_independent_implementation(covariance_type):
+    """One EM step equals a from-scratch SciPy E-step + weighted least squares."""
+    X, Y = make_gaussian_gated_moe(500, 3, n_components=2, n_outputs=2, random_state=3)
+    rng = np.random.RandomState(1)
+    K, d = 2, 3
+    start = {
+        "weights": np.array([0.4, 0.6]),
+        "means": rng.standard_normal((K, d)),
+        "covariances": {
+            "full": np.stack([np.eye(d) * 2, np.eye(d) + 0.3]),
+            "tied": np.eye(d) * 2 + 0.2,
+            "diag": rng.uniform(1, 3, (K, d)),
+            "spherical": np.array([1.5, 2.5]),
+        }[covariance_type],
+        "coef": rng.standard_normal((K, 2, d)),
+        "intercept": rng.standard_normal((K, 2)),
+        "noise_covariances": np.stack([np.eye(2), [[2.0, 0.5], [0.5, 1.0]]]),
+    }
+    reference = GaussianGatedMoERegressor(
+        K, covariance_type=covariance_type, init_params=start, max_iter=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reference.fit(X, Y)
+        model = GaussianGatedMoERegressor(
+            K, covariance_type=covariance_type, init_params=start, max_iter=1, reg_covar=0.0
+        ).fit(X, Y)
+    # Independent E-step.
+    gate, expert = _scipy_log_terms(reference, X, Y)
+    joint = gate + expert
+    assert_allclose(model.lower_bounds_[0], logsumexp(joint, axis=1).mean(), rtol=1e-10)
+    resp = np.exp(joint - logsumexp(joint, axis=1, keepdims=True))
+    # Independent M-step.
+    nk = resp.sum(axis=0)
+    assert_allclose(model.weights_, nk / len(X), rtol=1e-10)
+    for k in range(K):
+        w = resp[:, k]
+        mu = w @ X / nk[k]
+        assert_allclose(model.means_[k], mu, rtol=1e-9)
+        design = np.c_[X, np.ones(len(X))] * np.sqrt(w)[:, None]
+        beta = np.linalg.lstsq(design, Y * np.sqrt(w)[:, None], rcond=None)[0]
+        assert_allclose(model.coef_[k], beta[:d].T, rtol=1e-7, atol=1e-10)
+        assert_allclose(model.intercept_[k], beta[d], rtol=1e-7, atol=1e-10)
+        resid = Y - X @ beta[:d] - beta[d]
+        assert_allclose(model.noise_covariances_[k], (w * resid.T) @ resid / nk[k], rtol=1e-7)
+    full = np.stack([np.cov(X.T, aweights=resp[:, k], bias=True) for k in range(K)])
+    expected = {
+        "full": full,
+        "tied": np.einsum("k,kij->ij", nk, full) / len(X),
+        "diag": np.diagonal(full, axis1=1, axis2=2),
+        "spherical": np.diagonal(full, axis1=1, axis2=2).mean(axis=1),
+    }[covariance_type]
+    assert_allclose(model.covariances_, expected, rtol=1e-8)
+
+
+def test_score_samples_predict_and_gates_match_scipy(moe_data):
+    X, y, _, _ = moe_data
+    model = GaussianGatedMoERegressor(3, random_state=0).fit(X, y)
+    gate, expert = _scipy_log_terms(model, X, y[:, None])
+    log_gates = gate - logsumexp(gate, axis=1, keepdims=True)
+    assert_allclose(model.predict_gates(X), np.exp(log_gates), rtol=1e-9, atol=1e-14)
+    assert_allclose(
+        model.score_samples(X, y), logsumexp(log_gates + expert, axis=1), rtol=1e-9
+    )
+    assert_allclose(model.score_samples(X), logsumexp(gate, axis=1), rtol=1e-9)
+    assert_allclose(
+        model.joint_log_likelihood(X, y), logsumexp(gate + expert, axis=1).mean(), rtol=1e-10
+    )
+    # Predictive mean and law-of-total-variance standard deviation.
+    g = np.exp(log_gates)
+    experts = X @ model.coef_[:, 0, :].T + model.intercept_[:, 0]
+    mean = (g * experts).sum(axis=1)
+    var = (g * (model.noise_covariances_[:, 0, 0] + experts**2)).sum(axis=1) - mean**2
+    y_mean, y_std = model.predict(X, return_std=True)
+    assert_allclose(y_mean, mean, rtol=1e-9)
+    assert_allclose(y_std, np.sqrt(var), rtol=1e-7)
+    assert_array_equal(model.predict(X), y_mean)
+
+
+def test_lower_bound_is_training_log_likelihood(moe_data):
+    X, y, _, _ = moe_data
+    model = GaussianGatedMoERegressor(3, random_state=0).fit(X, y)
+    assert model.n_iter_ > 1
+    assert_allclose(model.lower_bound_, model.joint_log_likelihood(X, y), rtol=1e-12)
+    assert np.all(np.diff(model.lower_bounds_) >= -1e-12)
+
+
+def test_predictive_std_matches_monte_carlo():
+    """Draws from the fitted p(y|x) at fixed x have the predicted mean and std."""
+    X, y = make_gaussian_gated_moe(800, 1, n_components=3, random_state=5)
+    model = GaussianGatedMoERegressor(3, random_state=0).fit(X, y)
+    x0 = np.array([[np.median(X)]])
+    g = model.predict_gates(x0)[0]
+    rng = np.random.default_rng(0)
+    n = 200_000
+    comp = rng.choice(3, size=n, p=g)
+    draws = (
+        model.coef_[comp, 0, 0] * x0[0, 0]
+        + model.intercept_[comp, 0]
+        + np.sqrt(model.noise_covariances_[comp, 0, 0]) * rng.standard_normal(n)
+    )
+    mean, std = model.predict(x0, return_std=True)
+    se = draws.std() / np.sqrt(n)
+    assert abs(mean[0] - draws.mean()) < 5 * se
+    assert_allclose(std[0], draws.std(), rtol=0.01)
+
+
+def test_recovers_true_parameters_at_large_n():
+    """Well separated, two outputs: estimates approach the truth (labels matched)."""
+    X, Y, truth = make_gaussian_gated_moe(
+        30_000, 2, n_components=3, n_outputs=2, separation=5.0, return_params=True,
+        random_state=11,
+    )
+    model = GaussianGatedMoERegressor(3, n_init=3, random_state=0).fit(X, Y)
+    cost = np.linalg.norm(truth["means"][:, None] - model.means_[None], axis=-1)
+    rows, order = linear_sum_assignment(cost)
+    assert_allclose(model.weights_[order], truth["weights"], atol=0.015)
+    assert_allclose(model.means_[order], truth["means"], atol=0.05)
+    assert_allclose(model.covariances_[order], truth["covariances"], atol=0.06)
+    assert_allclose(model.coef_[order], truth["coef"], atol=0.02)
+    assert_allclose(model.intercept_[order], truth["intercept"], atol=0.05)
+    assert_allclose(model.noise_covariances_[order], truth["noise_covariances"], atol=0.002)
+    assert model.predict(X).shape == Y.shape
+
+
+def test_gates_invariant_under_gauge_map(moe_data):
+    """mu_j -> mu_j + Sigma_j c with pi_j reweighted leaves every gate unchanged."""
+    X, y, _, _ = moe_data
+    model = GaussianGatedMoERegressor(3, random_state=0).fit(X, y)
+    c = np.array([0.7, -0.4])
+    S = model.covariances_
+    log_w = np.log(model.weights_) + model.means_ @ c + 0.5 * np.einsum("i,kij,j->k", c, S, c)
+    moved = {
+        "weights": np.exp(log_w - logsumexp(log_w)),
+        "means": model.means_ + S @ c,
+        "covariances": S,
+        "coef": model.coef_,
+        "intercept": model.intercept_,
+        "noise_covariances": model.noise_covariances_,
+    }
+    gauge = GaussianGatedMoERegressor(3, init_params=moved, max_iter=0).fit(X, y)
+    assert_allclose(gauge.predict_gates(X), model.predict_gates(X), rtol=1e-8, atol=1e-12)
+    assert_allclose(gauge.predict(X), model.predict(X), rtol=1e-8)
+    # ... but the joint likelihood does tell them apart (it identifies the gates).
+    assert gauge.joint_log_likelihood(X, y) < model.joint_log_likelihood(X, y) - 1e-3
+
+
+def test_sample_moments():
+    X, y, params = make_gaussian_gated_moe(
+        1000, 2, n_components=2, return_params=True, random_state=2
+    )
+    model = GaussianGatedMoERegressor(2, init_params=params, max_iter=0, random_state=0)
+    model.fit(X, y)
+    Xs, ys, labels = model.sample(100_000)
+    assert Xs.shape == (100_000, 2) and ys.shape == (100_000,)
+    assert_allclose(np.bincount(labels) / 1e5, params["weights"], atol=0.01)
+    for k in range(2):
+        xk, yk = Xs[labels == k], ys[labels == k]
+        assert_allclose(xk.mean(axis=0), params["means"][k], atol=0.03)
+        assert_allclose(np.cov(xk.T), params["covariances"][k], atol=0.05)
+        resid = yk - xk @ params["coef"][k, 0] - params["intercept"][k, 0]
+        assert_allclose(resid.std(), np.sqrt(params["noise_covariances"][k, 0, 0]), rtol=0.02)
+
+
+# --------------------------------------------------- fit mechanics
+
+
+def test_n_init_keeps_the_best_initialisation(moe_data):
+    """n_init=4 equals the best of the 4 single fits drawn from the same stream."""
+    X, y, _, _ = moe_data
+    kwargs = dict(init_params="random", max_iter=3, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        stream = np.random.RandomState(0)
+        singles = [
+            GaussianGatedMoERegressor(3, random_state=stream, **kwargs).fit(X, y).lower_bound_
+            for _ in range(4)
+        ]
+        best = GaussianGatedMoERegressor(
+            3, n_init=4, random_state=np.random.RandomState(0), **kwargs
+        ).fit(X, y)
+    assert len(set(np.round(singles, 8))) > 1  # the inits really differ
+    assert best.lower_bound_ == max(singles)
+
+
+def test_warm_start_continues_em(moe_data):
+    X, y, _, params = moe_data
+    start = _start_params(params, np.random.RandomState(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        cold = GaussianGatedMoERegressor(3, init_params=start, max_iter=10, tol=0).fit(X, y)
+        warm = GaussianGatedMoERegressor(
+            3, init_params=start, max_iter=5, tol=0, warm_start=True
+        )
+        warm.fit(X, y).fit(X, y)
+    assert_allclose(warm.means_, cold.means_, rtol=1e-10)
+    assert_allclose(warm.lower_bound_, cold.lower_bound_, rtol=1e-12)
+
+
+def test_convergence_warning_and_flags(moe_data):
+    X, y, _, _ = moe_data
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        model = GaussianGatedMoERegressor(3, max_iter=1, tol=0, random_state=0).fit(X, y)
+    assert not model.converged_ and model.n_iter_ == 1
+    model = GaussianGatedMoERegressor(3, random_state=0).fit(X, y)
+    assert model.converged_ and model.n_iter_ < model.max_iter
+    assert abs(model.lower_bounds_[-1] - model.lower_bounds_[-2]) < model.tol
+
+
+def test_verbose_output(moe_data, capsys):
+    X, y, _, _ = moe_data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        GaussianGatedMoERegressor(
+            3, max_iter=20, tol=0, verbose=2, verbose_interval=5, random_state=0
+        ).fit(X, y)
+    out = capsys.readouterr().out
+    assert out.count("Iteration") == 4 and "Initialization 0" in out
+    assert "ll change" in out and "did not converge" in out
+
+
+def test_results_do_not_depend_on_thread_count(monkeypatch):
+    """Several blocks, 1 vs 3 threads: bitwise identical fits."""
+    from skmoe._kernels import _threading
+
+    X, y = make_gaussian_gated_moe(9000, 2, n_components=3, random_state=0)
+    assert _threading.block_partition(len(X))[0] > 1
+    fits = []
+    for threads in (1, 3):
+        monkeypatch.setattr(_threading, "n_threads", lambda threads=threads: threads)
+        fits.append(GaussianGatedMoERegressor(3, random_state=0).fit(X, y))
+    assert fits[0].lower_bound_ == fits[1].lower_bound_
+    assert_array_equal(fits[0].coef_, fits[1].coef_)
+    assert_array_equal(fits[0].predict(X), fits[1].predict(X))
+
+
+# ---------------------------------------------------- dtypes, pickling, io
+
+
+def test_float32_stays_float32(moe_data):
+    X, y, _, _ = moe_data
+    m64 = GaussianGatedMoERegressor(3, random_state=0).fit(X, y)
+    m32 = GaussianGatedMoERegressor(3, random_state=0).fit(X.astype(np.float32), y.astype(np.float32))
+    for key in ("weights_", "means_", "covariances_", "precisions_cholesky_", "coef_",
+                "intercept_", "noise_covariances_"):
+        assert getattr(m32, key).dtype == np.float32, key
+    X32 = X.astype(np.float32)
+    for out in (m32.predict(X32), *m32.predict(X32, return_std=True), m32.predict_gates(X32)):
+        assert out.dtype == np.float32
+    assert_allclose(m32.predict(X32), m64.predict(X), rtol=1e-3, atol=1e-3)
+    assert_allclose(m32.lower_bound_, m64.lower_bound_, rtol=1e-4)
+
+
+def test_pickle_round_trip(moe_data):
+    X, y, _, _ = moe_data
+    model = GaussianGatedMoERegressor(3, random_state=0).fit(X, y)
+    clone = pickle.loads(pickle.dumps(model))
+    assert_array_equal(clone.predict(X), model.predict(X))
+    assert_array_equal(clone.score_samples(X, y), model.score_samples(X, y))
+
+
+def test_inputs_are_not_modified(moe_data):
+    X, y, _, params = moe_data
+    X_copy, y_copy = X.copy(), y.copy()
+    init = {key: np.array(value) for key, value in params.items()}
+    init_copy = {key: value.copy() for key, value in init.items()}
+    model = GaussianGatedMoERegressor(3, init_params=init).fit(X, y)
+    model.predict(X, return_std=True)
+    model.score_samples(X, y)
+    assert_array_equal(X, X_copy)
+    assert_array_equal(y, y_copy)
+    for key in init:
+        assert_array_equal(init[key], init_copy[key])
+
+
+def test_predict_does_not_mutate_estimator(moe_data):
+    X, y, _, _ = moe_data
+    model = GaussianGatedMoERegressor(3, random_state=0).fit(X, y)
+    before = pickle.dumps(model.__dict__)
+    model.predict(X, return_std=True)
+    model.predict_gates(X)
+    model.score_samples(X, y)
+    model.score(X, y)
+    model.bic(X, y)
+    model.sample(5)
+    assert pickle.dumps(model.__dict__) == before
+
+
+def test_multioutput_shapes():
+    X, Y = make_gaussian_gated_moe(300, 3, n_components=2, n_outputs=2, random_state=0)
+    model = GaussianGatedMoERegressor(2, random_state=0).fit(X, Y)
+    assert model.coef_.shape == (2, 2, 3)
+    assert model.intercept_.shape == (2, 2)
+    assert model.noise_covariances_.shape == (2, 2, 2)
+    mean, std = model.predict(X, return_std=True)
+    assert mean.shape == std.shape == (300, 2)
+    assert model.sample(4)[1].shape == (4, 2)
+    # A column-vector y is a 2-D target with one output.
+    model1 = GaussianGatedMoERegressor(2, random_state=0).fit(X, Y[:, :1])
+    assert model1.predict(X).shape == (300, 1)
+
+
+# -------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "X, y, match",
+    [
+        (np.array([[np.nan, 1.0]] * 5), np.arange(5.0), "NaN"),
+        (np.array([[np.inf, 1.0]] * 5), np.arange(5.0), "infinity"),
+        (np.ones((5, 2)), np.array([0, 1, np.nan, 2, 3.0]), "NaN"),
+        (np.ones((1, 2)), np.ones(1), "1 sample"),
+        (np.ones((5, 2)), np.ones(4), "inconsistent numbers of samples"),
+        (np.array([["a", "b"]] * 5), np.ones(5), "could not convert|numeric"),
+        (np.ones((3, 2)), np.ones(3), "n_samples >= n_components"),
+    ],
+)
+def test_bad_input_raises_clear_value_error(X, y, match):
+    with pytest.raises(ValueError, match=match):
+        GaussianGatedMoERegressor(4).fit(X, y)
+
+
+def test_not_fitted():
+    model = GaussianGatedMoERegressor()
+    for method, args in [
+        ("predict", (np.ones((2, 2)),)),
+        ("predict_gates", (np.ones((2, 2)),)),
+        ("score_samples", (np.ones((2, 2)), np.ones(2))),
+        ("sample", ()),
+    ]:
+        with pytest.raises(NotFittedError, match="not fitted yet"):
+            getattr(model, method)(*args)
+
+
+def test_degenerate_covariance_hints_reg_covar():
+    X = np.repeat(np.array([[0.0, 0.0], [1.0, 1.0]]), 10, axis=0)
+    y = np.repeat([0.0, 1.0], 10)
+    with pytest.raises(ValueError, match="reg_covar"):
+        GaussianGatedMoERegressor(2, reg_covar=0.0, random_state=0).fit(X, y)
+
+
+def test_wrong_shapes_at_predict_time(moe_data):
+    X, y, _, _ = moe_data
+    model = GaussianGatedMoERegressor(3, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        model.predict(np.ones((3, 5)))
+    with pytest.raises(ValueError, match="outputs"):
+        model.score_samples(X, np.c_[y, y])
+    with pytest.raises(ValueError, match="n_samples"):
+        model.sample(0)
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"weights": np.array([0.5, 0.5, 0.5])}, "sum to 1"),
+        ({"means": np.zeros((3, 5))}, "'means' should have shape"),
+        ({"covariances": -np.ones((3, 2, 2))}, "positive definite"),
+        ({"coef": np.zeros((3, 2, 2))}, "'coef' should have shape"),
+        ({"noise_covariances": np.full((3, 1, 1), np.nan)}, "NaN"),
+    ],
+)
+def test_invalid_init_params(moe_data, bad, match):
+    X, y, _, params = moe_data
+    with pytest.raises(ValueError, match=match):
+        GaussianGatedMoERegressor(3, init_params={**params, **bad}).fit(X, y)
+
+
+def test_init_params_component_count_must_match(moe_data):
+    X, y, _, params = moe_data
+    with pytest.raises(ValueError, match="n_components=2"):
+        GaussianGatedMoERegressor(2, init_params=params).fit(X, y)
