@@ -5,8 +5,16 @@ test session by ``_warm_numba_kernels``, so no individual test pays for JIT
 compilation.
 """
 
-import numpy as np
-import pytest
+import os
+
+# scikit-learn's array-API checks skip silently unless this is set before
+# SciPy is imported.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -18,8 +26,6 @@ def _warm_numba_kernels():
         X = rng.standard_normal((20, 2)).astype(dtype)
         y = rng.standard_normal(20).astype(dtype)
         model = GaussianGatedMoERegressor(2, max_iter=2, tol=0, random_state=0)
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.fit(X, y)
