@@ -75,15 +75,40 @@ def _center_chunk(Zt, n_rows, k, means, y_centers, U):
 
 
 @njit(cache=True, fastmath=_FASTMATH)
+def _add_linear_combination(V, offset, coeffs, n_terms, n_rows, t):
+    """``t[r] += sum_{i < n_terms} coeffs[i] * V[offset + i, r]`` for ``r < n_rows``.
+
+    Four terms per sweep over the rows, so that each load and store of ``t``
+    carries four multiply-adds (a single-term loop is bound by the stores).
+    """
+    i = 0
+    while i + 4 <= n_terms:
+        c0 = coeffs[i]
+        c1 = coeffs[i + 1]
+        c2 = coeffs[i + 2]
+        c3 = coeffs[i + 3]
+        for r in range(n_rows):
+            t[r] += (
+                V[offset + i, r] * c0
+                + V[offset + i + 1, r] * c1
+                + V[offset + i + 2, r] * c2
+                + V[offset + i + 3, r] * c3
+            )
+        i += 4
+    while i < n_terms:
+        c = coeffs[i]
+        for r in range(n_rows):
+            t[r] += V[offset + i, r] * c
+        i += 1
+
+
+@njit(cache=True, fastmath=_FASTMATH)
 def _half_sq_mahalanobis(V, offset, dim, n_rows, prec_chol, k, t, out):
     """``out[r] -= 0.5 * ||V[offset:offset+dim, r]^T P_k||^2`` (P upper)."""
     for j in range(dim):
         for r in range(n_rows):
             t[r] = 0.0
-        for i in range(j + 1):
-            c = prec_chol[k, i, j]
-            for r in range(n_rows):
-                t[r] += V[offset + i, r] * c
+        _add_linear_combination(V, offset, prec_chol[k, :, j], j + 1, n_rows, t)
         for r in range(n_rows):
             out[r] -= 0.5 * t[r] * t[r]
 
@@ -119,51 +144,106 @@ def _component_log_density(
     if n_outputs == 0:
         return
     for a in range(n_outputs):
+        residual = E[a]
         for r in range(n_rows):
-            E[a, r] = U[n_features + a, r]
-        for i in range(n_features):
-            c = coef[k, a, i]
-            for r in range(n_rows):
-                E[a, r] -= c * U[i, r]
+            t[r] = 0.0
+        _add_linear_combination(U, 0, coef[k, a], n_features, n_rows, t)
+        for r in range(n_rows):
+            residual[r] = U[n_features + a, r] - t[r]
     _half_sq_mahalanobis(E, 0, n_outputs, n_rows, noise_prec_chol, k, t, out)
 
 
-@njit(cache=True)
-def _normalize_log_prob(log_prob, n_rows, log_norm):
+# exp(x) = 2^k exp(r), k = round(x / ln 2), |r| <= ln(2) / 2, with ln 2 split
+# in a high part exact in k * _LN2_HI (fdlibm) and a low part.
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+# Below this the result is under 2^-1021: returned as 0.
+_EXP_MIN_ARG = -708.0
+
+
+# No "reassoc" here: it would merge the two-part range reduction.
+@njit(cache=True, fastmath={"nsz", "arcp", "contract"})
+def _exp_nonpositive(x, n, bits):
+    """In place ``x[:n] = exp(x[:n])`` for ``x <= 0`` (``-inf`` allowed).
+
+    A loop LLVM can vectorise (libm's scalar ``exp`` cannot be, and dominated
+    the E-step): degree-12 Taylor polynomial on the reduced argument
+    (truncation error < 2e-16 relative), and ``2^k`` assembled from its
+    IEEE-754 bits in the int64 buffer ``bits``.  Maximum relative error about
+    2 ulp; arguments below -708 give 0.
+    """
+    scale = bits.view(np.float64)
+    for i in range(n):
+        v = max(x[i], _EXP_MIN_ARG)
+        k = np.floor(v * _LOG2E + 0.5)
+        r = (v - k * _LN2_HI) - k * _LN2_LO
+        p = 1.0 / 479001600.0
+        p = p * r + 1.0 / 39916800.0
+        p = p * r + 1.0 / 3628800.0
+        p = p * r + 1.0 / 362880.0
+        p = p * r + 1.0 / 40320.0
+        p = p * r + 1.0 / 5040.0
+        p = p * r + 1.0 / 720.0
+        p = p * r + 1.0 / 120.0
+        p = p * r + 1.0 / 24.0
+        p = p * r + 1.0 / 6.0
+        p = p * r + 0.5
+        p = p * r + 1.0
+        p = p * r + 1.0
+        bits[i] = (np.int64(k) + 1023) << 52 if x[i] > _EXP_MIN_ARG else 0
+        x[i] = p
+    for i in range(n):
+        x[i] *= scale[i]
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _normalize_log_prob(log_prob, n_rows, log_norm, work, bits):
     """In place, turn ``log_prob[k, r]`` into ``exp(log_prob - logsumexp_k)``.
 
     ``log_norm[r]`` receives the log-sum-exp over components.  Rows whose
     components all have probability zero get ``-inf`` and zero weights.
+    ``work`` (float64) and ``bits`` (int64) are scratch buffers of at least
+    ``n_rows`` entries.  Every loop runs over rows, so all of them vectorise.
     """
     n_components = log_prob.shape[0]
+    vmax = log_norm
     for r in range(n_rows):
-        vmax = -np.inf
-        for k in range(n_components):
-            if log_prob[k, r] > vmax:
-                vmax = log_prob[k, r]
-        if vmax == -np.inf:
-            log_norm[r] = -np.inf
-            for k in range(n_components):
-                log_prob[k, r] = 0.0
-            continue
-        total = 0.0
-        for k in range(n_components):
-            w = np.exp(log_prob[k, r] - vmax)
-            log_prob[k, r] = w
-            total += w
-        log_norm[r] = vmax + np.log(total)
-        for k in range(n_components):
-            log_prob[k, r] /= total
+        vmax[r] = -np.inf
+    for k in range(n_components):
+        for r in range(n_rows):
+            vmax[r] = max(vmax[r], log_prob[k, r])
+    for r in range(n_rows):
+        vmax[r] = 0.0 if vmax[r] == -np.inf else vmax[r]
+        work[r] = 0.0
+    for k in range(n_components):
+        row = log_prob[k]
+        for r in range(n_rows):
+            row[r] -= vmax[r]
+        _exp_nonpositive(row, n_rows, bits)
+        for r in range(n_rows):
+            work[r] += row[r]
+    for r in range(n_rows):
+        log_norm[r] = vmax[r] + np.log(work[r]) if work[r] > 0.0 else -np.inf
+        work[r] = 1.0 / work[r] if work[r] > 0.0 else 0.0
+    for k in range(n_components):
+        for r in range(n_rows):
+            log_prob[k, r] *= work[r]
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def _accumulate_moments(U, w, n_rows, s1, s2):
+def _accumulate_moments(U, w, n_rows, s1, s2, wu):
     """``s1 += sum_r w_r u_r``, upper triangle of ``s2 += sum_r w_r u_r u_r^T``.
 
-    Returns ``sum_r w_r``.
+    ``wu`` is a scratch buffer.  Four columns of ``s2`` per sweep over the
+    rows (four independent reductions sharing one load of ``w_r u_ra``).
+
+    Returns
+    -------
+    s0 : float
+        ``sum_r w_r``.
     """
     dim = U.shape[0]
-    wu = np.empty(n_rows)
     s0 = 0.0
     for r in range(n_rows):
         s0 += w[r]
@@ -173,11 +253,29 @@ def _accumulate_moments(U, w, n_rows, s1, s2):
             wu[r] = w[r] * U[a, r]
             acc += wu[r]
         s1[a] += acc
-        for b in range(a, dim):
+        b = a
+        while b + 4 <= dim:
+            acc0 = 0.0
+            acc1 = 0.0
+            acc2 = 0.0
+            acc3 = 0.0
+            for r in range(n_rows):
+                x = wu[r]
+                acc0 += x * U[b, r]
+                acc1 += x * U[b + 1, r]
+                acc2 += x * U[b + 2, r]
+                acc3 += x * U[b + 3, r]
+            s2[a, b] += acc0
+            s2[a, b + 1] += acc1
+            s2[a, b + 2] += acc2
+            s2[a, b + 3] += acc3
+            b += 4
+        while b < dim:
             acc = 0.0
             for r in range(n_rows):
                 acc += wu[r] * U[b, r]
             s2[a, b] += acc
+            b += 1
     return s0
 
 
@@ -216,6 +314,8 @@ def _em_blocks(
     t = np.empty(_CHUNK)
     log_prob = np.empty((n_components, _CHUNK))
     log_norm = np.empty(_CHUNK)
+    work = np.empty(_CHUNK)
+    bits = np.empty(_CHUNK, dtype=np.int64)
     for b in range(block_start, block_stop):
         stop_b = min(n_samples, (b + 1) * block_size)
         for start in range(b * block_size, stop_b, _CHUNK):
@@ -230,14 +330,14 @@ def _em_blocks(
                 )
                 for r in range(n_rows):
                     log_prob[k, r] += log_weights[k]
-            _normalize_log_prob(log_prob, n_rows, log_norm)
+            _normalize_log_prob(log_prob, n_rows, log_norm, work, bits)
             for r in range(n_rows):
                 block_ll[b] += log_norm[r]
             if with_moments:
                 for k in range(n_components):
                     _center_chunk(Zt, n_rows, k, means, y_centers, U)
                     block_s0[b, k] += _accumulate_moments(
-                        U, log_prob[k], n_rows, block_s1[b, k], block_s2[b, k]
+                        U, log_prob[k], n_rows, block_s1[b, k], block_s2[b, k], work
                     )
 
 
@@ -272,6 +372,8 @@ def _log_density_blocks(
     log_prob = np.empty((n_components, _CHUNK))
     log_gate = np.empty((n_components, _CHUNK))
     log_norm = np.empty(_CHUNK)
+    work = np.empty(_CHUNK)
+    bits = np.empty(_CHUNK, dtype=np.int64)
     for b in range(block_start, block_stop):
         stop_b = min(n_samples, (b + 1) * block_size)
         for start in range(b * block_size, stop_b, _CHUNK):
@@ -291,10 +393,10 @@ def _log_density_blocks(
                 for r in range(n_rows):
                     log_gate[k, r] += log_weights[k]
                     log_prob[k, r] += log_weights[k]
-            _normalize_log_prob(log_prob, n_rows, log_norm)
+            _normalize_log_prob(log_prob, n_rows, log_norm, work, bits)
             for r in range(n_rows):
                 log_joint[start + r] = log_norm[r]
-            _normalize_log_prob(log_gate, n_rows, log_norm)
+            _normalize_log_prob(log_gate, n_rows, log_norm, work, bits)
             for r in range(n_rows):
                 log_marginal_x[start + r] = log_norm[r]
 
@@ -334,6 +436,8 @@ def _predictive_blocks(
     t = np.empty(_CHUNK)
     gate = np.empty((n_components, _CHUNK))
     log_norm = np.empty(_CHUNK)
+    work = np.empty(_CHUNK)
+    bits = np.empty(_CHUNK, dtype=np.int64)
     expert_mean = np.empty((n_components, n_outputs, _CHUNK))
     acc = np.empty(_CHUNK)
     for b in range(block_start, block_stop):
@@ -351,13 +455,11 @@ def _predictive_blocks(
                 for r in range(n_rows):
                     gate[k, r] += log_weights[k]
                 for a in range(n_outputs):
+                    expert = expert_mean[k, a]
                     for r in range(n_rows):
-                        expert_mean[k, a, r] = intercept[k, a]
-                    for i in range(n_features):
-                        c = coef[k, a, i]
-                        for r in range(n_rows):
-                            expert_mean[k, a, r] += c * Zt[i, r]
-            _normalize_log_prob(gate, n_rows, log_norm)
+                        expert[r] = intercept[k, a]
+                    _add_linear_combination(Zt, 0, coef[k, a], n_features, n_rows, expert)
+            _normalize_log_prob(gate, n_rows, log_norm, work, bits)
             if gates.shape[1] > 0:
                 for r in range(n_rows):
                     for k in range(n_components):
