@@ -448,6 +448,87 @@ def sample_moe(params, n_samples, random_state, covariance_type="full"):
     return X, Y, labels
 
 
+def _free_covariance(covariances, covariance_type):
+    """Unconstrained coordinates of covariances: log-Cholesky or log-variances."""
+    if covariance_type in ("diag", "spherical"):
+        return np.log(covariances).ravel()
+    matrices = covariances[None] if covariance_type == "tied" else covariances
+    chol = np.linalg.cholesky(matrices)
+    dim = chol.shape[-1]
+    idx = np.arange(dim)
+    chol[:, idx, idx] = np.log(chol[:, idx, idx])
+    rows, cols = np.tril_indices(dim)
+    return chol[:, rows, cols].ravel()
+
+
+def _covariance_from_free(values, covariance_type, shape):
+    """Inverse of :func:`_free_covariance`; always symmetric positive definite."""
+    if covariance_type in ("diag", "spherical"):
+        return np.exp(values).reshape(shape)
+    dim = shape[-1]
+    n_matrices = 1 if covariance_type == "tied" else shape[0]
+    rows, cols = np.tril_indices(dim)
+    chol = np.zeros((n_matrices, dim, dim))
+    chol[:, rows, cols] = values.reshape(n_matrices, -1)
+    idx = np.arange(dim)
+    chol[:, idx, idx] = np.exp(chol[:, idx, idx])
+    matrices = chol @ np.swapaxes(chol, 1, 2)
+    return matrices[0] if covariance_type == "tied" else matrices
+
+
+def _params_to_vector(params):
+    """Flatten parameters into unconstrained coordinates (for extrapolation).
+
+    Weights become log-weights, covariances log-Cholesky factors, so that any
+    vector maps back to valid parameters.
+    """
+    covariance_type = params["covariance_type"]
+    return np.concatenate(
+        [
+            np.log(params["weights"]),
+            params["means"].ravel(),
+            _free_covariance(params["covariances"], covariance_type),
+            params["coef"].ravel(),
+            params["intercept"].ravel(),
+            _free_covariance(params["noise_covariances"], "full"),
+        ]
+    )
+
+
+def _params_from_vector(vector, like):
+    """Parameters with the shapes of ``like`` from :func:`_params_to_vector` output.
+
+    Raises ``ValueError`` if the result is numerically singular.
+    """
+    covariance_type = like["covariance_type"]
+    sizes = [
+        like["weights"].size,
+        like["means"].size,
+        _free_covariance(like["covariances"], covariance_type).size,
+        like["coef"].size,
+        like["intercept"].size,
+    ]
+    parts = np.split(vector, np.cumsum(sizes))
+    log_weights = parts[0] - parts[0].max()
+    weights = np.exp(log_weights)
+    covariances = _covariance_from_free(parts[2], covariance_type, like["covariances"].shape)
+    params = {
+        "weights": weights / weights.sum(),
+        "means": parts[1].reshape(like["means"].shape),
+        "covariances": covariances,
+        "coef": parts[3].reshape(like["coef"].shape),
+        "intercept": parts[4].reshape(like["intercept"].shape),
+        "noise_covariances": _covariance_from_free(
+            parts[5], "full", like["noise_covariances"].shape
+        ),
+        "covariance_type": covariance_type,
+    }
+    if not all(np.all(np.isfinite(value)) for key, value in params.items() if key != "covariance_type"):
+        raise ValueError("Extrapolated parameters are not finite.")
+    params["precisions_cholesky"] = compute_precision_cholesky(covariances, covariance_type)
+    return params
+
+
 # --------------------------------------------------------------------------
 # Estimator
 # --------------------------------------------------------------------------
@@ -526,6 +607,17 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
 
     verbose_interval : int, default=10
         Iterations between two progress lines.
+
+    acceleration : {None, "squarem"}, default=None
+        If "squarem", EM is accelerated by the squared extrapolation method
+        (SQUAREM, Varadhan & Roland 2008, scheme S3) in unconstrained
+        coordinates (log-weights, log-Cholesky covariances).  Every
+        extrapolated point is followed by an EM step and kept only if its
+        log-likelihood is at least that of the plain EM path, so the recorded
+        likelihood never decreases.  The stopping rule is the plain one (a
+        single EM step gains less than ``tol``), so both reach the same
+        tolerance; SQUAREM pays off where EM is slow, e.g. over-fitted
+        models.  ``n_iter_`` counts every E+M pass, extrapolated or not.
 
     Attributes
     ----------
@@ -608,6 +700,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+        "acceleration": [StrOptions({"squarem"}), None],
     }
 
     def __init__(
@@ -624,6 +717,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
         warm_start=False,
         verbose=0,
         verbose_interval=10,
+        acceleration=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -636,6 +730,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.acceleration = acceleration
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -716,7 +811,8 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
                 }
             else:
                 params = self._initialize_parameters(X, Y, random_state)
-            params, n_iter, lower_bounds, converged = self._run_em(X, Y, params)
+            run = self._run_squarem if self.acceleration == "squarem" else self._run_em
+            params, n_iter, lower_bounds, converged = run(X, Y, params)
             lower_bound = self._mean_log_likelihood(X, Y, params)
             self._print_verbose_msg_init_end(lower_bound, converged)
             if best is None or lower_bound > best[0]:
@@ -767,6 +863,22 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
             self.reg_covar,
         )
 
+    def _em_step(self, X, Y, params):
+        """One E+M pass: mean log-likelihood of ``params`` and the updated parameters."""
+        kernel_args = _kernel_params(params)
+        log_likelihood, s0, s1, s2 = _kernels.em_pass(X, Y, *kernel_args, True)
+        lower_bound = log_likelihood / X.shape[0]
+        if not np.isfinite(lower_bound):
+            raise ValueError(
+                "The log-likelihood is not finite; the data may be degenerate. "
+                "Try increasing reg_covar or rescaling the data."
+            )
+        # The kernel's moments are about (mu_k, A_k mu_k + b_k).
+        centers = np.hstack([params["means"], kernel_args[4]])
+        return lower_bound, m_step(
+            s0, s1, s2, centers, X.shape[1], self.covariance_type, self.reg_covar
+        )
+
     def _run_em(self, X, Y, params):
         """EM iterations from ``params``; returns the last M-step's parameters."""
         lower_bound = -np.inf
@@ -776,19 +888,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
         self._iter_prev_time = self._init_prev_time
         for n_iter in range(1, self.max_iter + 1):
             previous = lower_bound
-            kernel_args = _kernel_params(params)
-            log_likelihood, s0, s1, s2 = _kernels.em_pass(X, Y, *kernel_args, True)
-            lower_bound = log_likelihood / X.shape[0]
-            if not np.isfinite(lower_bound):
-                raise ValueError(
-                    "The log-likelihood is not finite; the data may be degenerate. "
-                    "Try increasing reg_covar or rescaling the data."
-                )
-            # The kernel's moments are about (mu_k, A_k mu_k + b_k).
-            centers = np.hstack([params["means"], kernel_args[4]])
-            params = m_step(
-                s0, s1, s2, centers, X.shape[1], self.covariance_type, self.reg_covar
-            )
+            lower_bound, params = self._em_step(X, Y, params)
             lower_bounds.append(float(lower_bound))
             change = lower_bound - previous
             self._print_verbose_msg_iter_end(n_iter, change)
@@ -796,6 +896,65 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
                 converged = True
                 break
         return params, n_iter, lower_bounds, converged
+
+    def _run_squarem(self, X, Y, params):
+        """SQUAREM-accelerated EM (S3 step length, adaptive bound, monotone safeguard).
+
+        Each cycle evaluates ``theta0``, ``theta1 = F(theta0)`` and an
+        extrapolated ``theta'`` (followed by one EM step); ``theta'`` is kept
+        only if ``L(theta') >= L(theta1)``, otherwise the cycle falls back to
+        ``theta2 = F(theta1)``.  Convergence is declared, as for plain EM,
+        when ``L(theta1) - L(theta0) < tol``, and ``theta2`` is returned.
+        """
+        self._iter_prev_time = self._init_prev_time
+        lower_bounds = []
+        step_max = 1.0
+        n_iter = 0
+        theta0, ll0, theta1 = params, None, None
+        while True:
+            if ll0 is None:
+                ll0, theta1 = self._em_step(X, Y, theta0)
+                n_iter += 1
+                lower_bounds.append(float(ll0))
+                if n_iter >= self.max_iter:
+                    return theta1, n_iter, lower_bounds, False
+            ll1, theta2 = self._em_step(X, Y, theta1)
+            n_iter += 1
+            lower_bounds.append(float(ll1))
+            self._print_verbose_msg_iter_end(n_iter, ll1 - ll0)
+            if abs(ll1 - ll0) < self.tol:
+                return theta2, n_iter, lower_bounds, True
+            if n_iter >= self.max_iter:
+                return theta2, n_iter, lower_bounds, False
+
+            v0 = _params_to_vector(theta0)
+            r = _params_to_vector(theta1) - v0
+            v = _params_to_vector(theta2) - 2 * _params_to_vector(theta1) + v0
+            norm_v = np.linalg.norm(v)
+            alpha = np.linalg.norm(r) / norm_v if norm_v > 0 else 1.0
+            alpha = min(max(alpha, 1.0), step_max)
+            if alpha == step_max:
+                step_max *= 4.0
+            accepted = False
+            if alpha > 1.0:
+                try:
+                    extrapolated = _params_from_vector(v0 + 2 * alpha * r + alpha**2 * v, theta0)
+                    ll_x, theta_next = self._em_step(X, Y, extrapolated)
+                    n_iter += 1
+                    accepted = bool(np.isfinite(ll_x) and ll_x >= ll1)
+                except ValueError:  # singular extrapolated covariance
+                    pass
+                if not accepted:
+                    step_max = max(1.0, step_max / 4.0)
+            if accepted:
+                lower_bounds.append(float(ll_x))
+                theta0 = theta_next
+            else:
+                theta0 = theta2
+            ll0 = None
+            if n_iter >= self.max_iter:
+                # No pass left to evaluate theta0: return the last EM iterate.
+                return theta2 if not accepted else theta_next, n_iter, lower_bounds, False
 
     @staticmethod
     def _mean_log_likelihood(X, Y, params):

@@ -559,3 +559,34 @@ def test_init_params_component_count_must_match(moe_data):
     X, y, _, params = moe_data
     with pytest.raises(ValueError, match="n_components=2"):
         GaussianGatedMoERegressor(2, init_params=params).fit(X, y)
+
+
+# ------------------------------------------------------------- SQUAREM
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_squarem_reaches_plain_em_likelihood_monotonically(covariance_type):
+    """Over-fitted model: same optimum, fewer passes, never decreasing."""
+    X, y = make_gaussian_gated_moe(3000, 1, n_components=3, separation=1.0, random_state=0)
+    kwargs = dict(covariance_type=covariance_type, tol=1e-9, max_iter=20000,
+                  reg_covar=0.0, random_state=0)
+    plain = GaussianGatedMoERegressor(4, **kwargs).fit(X, y)
+    fast = GaussianGatedMoERegressor(4, acceleration="squarem", **kwargs).fit(X, y)
+    assert plain.converged_ and fast.converged_
+    assert np.all(np.diff(fast.lower_bounds_) >= -1e-12)
+    # Both stop where one EM step gains < tol; EM is slow there, so allow a
+    # small gap, but SQUAREM must not stop at a worse point.
+    assert fast.lower_bound_ >= plain.lower_bound_ - 1e-5
+    assert fast.n_iter_ < plain.n_iter_
+
+
+def test_parameter_vector_round_trip(moe_data):
+    from skmoe._gaussian_gated import _params_from_vector, _params_to_vector
+
+    X, y, _, _ = moe_data
+    for covariance_type in COVARIANCE_TYPES:
+        model = GaussianGatedMoERegressor(3, covariance_type=covariance_type, random_state=0)
+        params = model.fit(X, y)._get_parameters()
+        back = _params_from_vector(_params_to_vector(params), params)
+        for key in ("weights", "means", "covariances", "coef", "intercept", "noise_covariances"):
+            assert_allclose(back[key], params[key], rtol=1e-10, atol=1e-14)

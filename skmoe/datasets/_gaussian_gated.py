@@ -129,3 +129,79 @@ def make_gaussian_gated_moe(
     if return_params:
         result += (params,)
     return result
+
+
+# The four simulation settings of Nguyen, Nguyen, Nguyen & Ho (AISTATS 2024),
+# as used in the authors' code (CRPE-GMoE, commit e04efe2): k* = 3 experts,
+# one output.  The numbers are the code's, which adapts the bivariate example
+# of Ho & Nguyen (2016) with small slips; they are the ground truth there.
+_PAPER_WEIGHTS = (0.3, 0.4, 0.3)
+_PAPER_GATE_VARIANCES = (0.042824, 0.0175, 0.01)
+_PAPER_SLOPES = (0.404540, -0.714286, 0.0)
+_PAPER_TYPE1 = {"intercept": (0.340454, -0.328571, 0.2), "noise": (0.008877, 0.026429, 0.0175)}
+_PAPER_TYPE2 = {"intercept": (0.3, -0.328571, 0.2), "noise": (0.001168, 0.026429, 0.0175)}
+_PAPER_MODELS = {
+    1: {"means": (-0.1, 0.1, 0.5), "n_features": 1, **_PAPER_TYPE1},
+    2: {"means": (0.0, 0.1, 0.5), "n_features": 1, **_PAPER_TYPE2},
+    3: {"means": (-0.1, 0.1, 0.5), "n_features": 2, **_PAPER_TYPE1},
+    4: {"means": (0.0, 0.1, 0.5), "n_features": 2, **_PAPER_TYPE2},
+}
+
+
+@validate_params(
+    {"model": [Interval(Integral, 1, 4, closed="both")]},
+    prefer_skip_nested_validation=True,
+)
+def ggmoe_paper_setting(model):
+    """True parameters of the four benchmark models of Nguyen et al. (2024).
+
+    ============  ======  ===  ==========================================
+    ``model``     type    d    gate means
+    ============  ======  ===  ==========================================
+    1             I       1    -0.1, 0.1, 0.5
+    2             II      1    0, 0.1, 0.5
+    3             I       2    (-0.1,-0.1), (0.1,0.1), (0.5,0.5)
+    4             II      2    (0,0), (0.1,0.1), (0.5,0.5)
+    ============  ======  ===  ==========================================
+
+    All models have weights (0.3, 0.4, 0.3), gate covariances
+    (0.042824, 0.0175, 0.01) times the identity and slopes
+    (0.404540, -0.714286, 0) times a vector of ones; Type I (models 1 and 3)
+    has every gate mean non-zero, Type II (models 2 and 4) has one at zero.
+    The values are those of the authors' simulation code.
+
+    Parameters
+    ----------
+    model : {1, 2, 3, 4}
+        Which setting.
+
+    Returns
+    -------
+    params : dict
+        ``"weights"``, ``"means"``, ``"covariances"`` (full), ``"coef"``,
+        ``"intercept"`` and ``"noise_covariances"``, usable as the ``params``
+        of :func:`make_gaussian_gated_moe`, as ``init_params`` of
+        :class:`~skmoe.GaussianGatedMoERegressor` (with three components) and
+        as the truth of :func:`skmoe.metrics.voronoi_loss`.
+
+    Examples
+    --------
+    >>> from skmoe.datasets import ggmoe_paper_setting, make_gaussian_gated_moe
+    >>> truth = ggmoe_paper_setting(2)
+    >>> truth["means"].ravel()
+    array([0. , 0.1, 0.5])
+    >>> X, y = make_gaussian_gated_moe(1000, params=truth, random_state=0)
+    """
+    spec = _PAPER_MODELS[model]
+    d = spec["n_features"]
+    ones = np.ones(d)
+    return check_moe_params(
+        {
+            "weights": np.array(_PAPER_WEIGHTS),
+            "means": np.outer(spec["means"], ones),
+            "covariances": np.array([v * np.eye(d) for v in _PAPER_GATE_VARIANCES]),
+            "coef": np.array([[a * ones] for a in _PAPER_SLOPES]),
+            "intercept": np.array(spec["intercept"])[:, None],
+            "noise_covariances": np.array(spec["noise"])[:, None, None],
+        }
+    )

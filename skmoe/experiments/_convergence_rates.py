@@ -1,0 +1,326 @@
+"""Convergence rates of Gaussian-gated MoE parameter estimates.
+
+Reproduces and extends the simulation study of Nguyen, Nguyen, Nguyen & Ho
+(AISTATS 2024) with EM run to convergence (the authors' EM stopped after one
+step: its stopping test compared an array with itself).
+"""
+
+import warnings
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+from time import perf_counter
+
+import numpy as np
+from joblib import Parallel, delayed
+from scipy import stats
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+
+from .._gaussian_gated import GaussianGatedMoERegressor
+from ..datasets import ggmoe_paper_setting, make_gaussian_gated_moe
+from ..metrics import voronoi_loss
+
+_COMPONENT_KEYS = (
+    "weights",
+    "means",
+    "covariances",
+    "coef",
+    "intercept",
+    "noise_covariances",
+    "means_overfit",
+    "covariances_overfit",
+    "coef_overfit",
+    "intercept_overfit",
+    "noise_covariances_overfit",
+)
+
+
+def near_truth_start(true_params, n_components, n_samples, random_state):
+    """The authors' initialisation: a noisy split of the true atoms.
+
+    Every true atom receives at least one fitted atom (the rest are assigned
+    uniformly at random), weights are split equally within a cell, means,
+    slopes and intercepts get ``N(0, (0.005 n^-0.083)^2)`` noise, and the
+    diagonals of the gate and noise covariances get
+    ``|N(0, (0.0005 n^-0.25)^2)|`` added.
+
+    Parameters
+    ----------
+    true_params : dict
+        True parameters with full covariances.
+    n_components : int
+        Number of fitted atoms, at least the number of true atoms.
+    n_samples : int
+        Sample size, which sets the noise scales.
+    random_state : numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    start : dict
+        Parameters usable as ``init_params``.
+    """
+    n_true = len(true_params["weights"])
+    if n_components < n_true:
+        raise ValueError(
+            f"near_truth_start needs n_components >= {n_true} (the true number)."
+        )
+    rng = random_state
+    cells = np.concatenate(
+        [rng.permutation(n_true), rng.integers(0, n_true, n_components - n_true)]
+    )
+    sizes = np.bincount(cells, minlength=n_true)
+    location_sd = 0.005 * n_samples**-0.083
+    scale_sd = 0.0005 * n_samples**-0.25
+    start = {}
+    start["weights"] = true_params["weights"][cells] / sizes[cells]
+    for key in ("means", "coef", "intercept"):
+        value = true_params[key][cells]
+        start[key] = value + location_sd * rng.standard_normal(value.shape)
+    for key in ("covariances", "noise_covariances"):
+        value = true_params[key][cells].copy()
+        dim = value.shape[-1]
+        idx = np.arange(dim)
+        value[:, idx, idx] += np.abs(scale_sd * rng.standard_normal((n_components, dim)))
+        start[key] = value
+    return start
+
+
+def _one_fit(model, n_components, n_samples, init, fit_params, seed):
+    """Simulate, fit and score one repetition; returns a dict of scalars."""
+    rng = np.random.default_rng(seed)
+    truth = ggmoe_paper_setting(model)
+    X, y = make_gaussian_gated_moe(
+        n_samples, params=truth, random_state=np.random.RandomState(rng.integers(2**31))
+    )
+    if init == "near_truth":
+        init_params = near_truth_start(truth, n_components, n_samples, rng)
+    else:
+        init_params = "kmeans"
+    estimator = GaussianGatedMoERegressor(
+        n_components,
+        init_params=init_params,
+        random_state=int(rng.integers(2**31)),
+        **fit_params,
+    )
+    start = perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator.fit(X, y)
+    elapsed = perf_counter() - start
+    d1, components = voronoi_loss(estimator, truth, "D1", return_components=True)
+    d2 = voronoi_loss(estimator, truth, "D2")
+    out = {"D1": d1, "D2": d2, "n_iter": estimator.n_iter_, "fit_time": elapsed}
+    out["converged"] = estimator.converged_
+    out.update({key: components[key] for key in _COMPONENT_KEYS})
+    return out
+
+
+def loglog_slope(sample_sizes, values, confidence=0.95):
+    """OLS slope of ``log(values)`` on ``log(sample_sizes)`` with a t-interval.
+
+    Parameters
+    ----------
+    sample_sizes : array-like of shape (n_sizes,)
+    values : array-like of shape (n_sizes,)
+        Positive values, e.g. mean losses over repetitions.
+    confidence : float, default=0.95
+
+    Returns
+    -------
+    slope : float
+    interval : tuple of float
+        ``(low, high)``; NaN when fewer than 3 sizes.
+    """
+    x = np.log(np.asarray(sample_sizes, dtype=float))
+    v = np.log(np.asarray(values, dtype=float))
+    fit = stats.linregress(x, v)
+    if len(x) < 3:
+        return float(fit.slope), (np.nan, np.nan)
+    half = stats.t.ppf(0.5 + confidence / 2, len(x) - 2) * fit.stderr
+    return float(fit.slope), (float(fit.slope - half), float(fit.slope + half))
+
+
+@dataclass
+class ConvergenceRateResult:
+    """Results of :func:`convergence_rates`.
+
+    Attributes
+    ----------
+    model : int
+        Paper setting (1-4).
+    n_components : int
+        Fitted number of experts.
+    init : str
+        "near_truth" or "kmeans".
+    sample_sizes : ndarray of shape (n_sizes,)
+    values : dict of str to ndarray of shape (n_sizes, n_repetitions)
+        ``"D1"``, ``"D2"``, the per-parameter errors of
+        :func:`skmoe.metrics.voronoi_loss` (``return_components``),
+        ``"n_iter"``, ``"converged"`` and ``"fit_time"``.
+    slopes : dict of str to tuple
+        For every loss and error: ``(slope, (low, high))`` of the log-log
+        regression of the mean over repetitions on ``n`` (95% t-interval).
+    max_iter : int
+        The iteration cap used; see :attr:`n_hit_max_iter`.
+    """
+
+    model: int
+    n_components: int
+    init: str
+    sample_sizes: np.ndarray
+    values: dict
+    max_iter: int
+    slopes: dict = field(init=False)
+
+    def __post_init__(self):
+        self.slopes = {}
+        for key in ("D1", "D2", *_COMPONENT_KEYS):
+            means = self.values[key].mean(axis=1)
+            if np.all(means > 0):
+                self.slopes[key] = loglog_slope(self.sample_sizes, means)
+
+    @property
+    def n_hit_max_iter(self):
+        """Number of fits that stopped at ``max_iter`` without converging."""
+        return int(np.sum(~self.values["converged"].astype(bool)))
+
+    def table(self):
+        """Slopes as a plain-text table.
+
+        Returns
+        -------
+        text : str
+        """
+        lines = [f"{'quantity':<28} {'slope':>8}  95% interval"]
+        for key, (slope, (low, high)) in self.slopes.items():
+            lines.append(f"{key:<28} {slope:8.3f}  [{low:.3f}, {high:.3f}]")
+        return "\n".join(lines)
+
+
+@validate_params(
+    {
+        "model": [Interval(Integral, 1, 4, closed="both")],
+        "n_components": [Interval(Integral, 3, None, closed="left")],
+        "sample_sizes": ["array-like"],
+        "n_repetitions": [Interval(Integral, 1, None, closed="left")],
+        "init": [StrOptions({"near_truth", "kmeans"})],
+        "acceleration": [StrOptions({"squarem"}), None],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "n_jobs": [Integral, None],
+        "random_state": [Interval(Integral, 0, None, closed="left")],
+        "verbose": ["verbose"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def convergence_rates(
+    model=1,
+    n_components=4,
+    *,
+    sample_sizes=(300, 1000, 3000, 10000),
+    n_repetitions=8,
+    init="near_truth",
+    acceleration="squarem",
+    tol=1e-8,
+    max_iter=20000,
+    n_jobs=None,
+    random_state=0,
+    verbose=0,
+):
+    """Rates of convergence of the MLE in a paper setting, EM run to convergence.
+
+    For each sample size, ``n_repetitions`` data sets are drawn from
+    :func:`~skmoe.datasets.ggmoe_paper_setting` ``(model)``, a
+    :class:`~skmoe.GaussianGatedMoERegressor` with ``n_components`` experts
+    (3 = exact fit, more = over-fit) is fitted to convergence, and the
+    Voronoi losses and per-parameter errors are recorded; log-log slopes of
+    the mean over repetitions against ``n`` estimate the rates.
+
+    Repetitions run in parallel with joblib (``n_jobs``; any joblib backend,
+    e.g. dask, through :func:`joblib.parallel_config`).  Each repetition has
+    its own seed derived from ``random_state``, so results do not depend on
+    ``n_jobs``.
+
+    Parameters
+    ----------
+    model : {1, 2, 3, 4}, default=1
+        Paper setting: 1 and 3 are Type I, 2 and 4 Type II; 1 and 2 have
+        ``d = 1``, 3 and 4 ``d = 2``.
+    n_components : int, default=4
+        Number of fitted experts (>= 3).
+    sample_sizes : array-like of int, default=(300, 1000, 3000, 10000)
+        Sample sizes ``n``.
+    n_repetitions : int, default=8
+        Repetitions per sample size.
+    init : {"near_truth", "kmeans"}, default="near_truth"
+        "near_truth" is the authors' start (see :func:`near_truth_start`);
+        "kmeans" starts from k-means on ``[X, y]`` like the estimator's
+        default.
+    acceleration : {"squarem", None}, default="squarem"
+        Passed to the estimator; over-fitted EM is sublinear without it.
+    tol : float, default=1e-8
+        EM tolerance on the mean log-likelihood per sample.
+    max_iter : int, default=20000
+        EM iteration cap; fits reaching it are counted in
+        ``n_hit_max_iter``.
+    n_jobs : int, default=None
+        Parallel jobs over repetitions (joblib semantics).
+    random_state : int, default=0
+        Master seed.
+    verbose : int, default=0
+        If positive, print one line per sample size as it completes.
+
+    Returns
+    -------
+    result : ConvergenceRateResult
+        Arrays of losses, errors, iteration counts, fit times and log-log
+        slopes with confidence intervals.
+
+    Examples
+    --------
+    >>> from skmoe.experiments import convergence_rates
+    >>> res = convergence_rates(1, 3, sample_sizes=[200, 800], n_repetitions=2)
+    >>> res.values["D1"].shape
+    (2, 2)
+    """
+    sample_sizes = np.asarray(sample_sizes, dtype=int)
+    if sample_sizes.ndim != 1 or np.any(sample_sizes < n_components):
+        raise ValueError(
+            "sample_sizes must be a 1-D sequence of integers >= n_components."
+        )
+    seeds = np.random.SeedSequence(random_state).spawn(len(sample_sizes) * n_repetitions)
+    fit_params = {"tol": tol, "max_iter": max_iter, "acceleration": acceleration}
+    tasks = [
+        delayed(_one_fit)(model, n_components, int(n), init, fit_params, seeds[s * n_repetitions + r])
+        for s, n in enumerate(sample_sizes)
+        for r in range(n_repetitions)
+    ]
+    start = perf_counter()
+    results = []
+    for out in Parallel(n_jobs=n_jobs, return_as="generator")(tasks):
+        results.append(out)
+        if verbose and len(results) % n_repetitions == 0:
+            block = results[-n_repetitions:]
+            n = sample_sizes[len(results) // n_repetitions - 1]
+            hit = sum(not b["converged"] for b in block)
+            print(
+                f"[model {model}, K={n_components}] n={n:>7}: mean D1 "
+                f"{np.mean([b['D1'] for b in block]):.4g}, mean EM passes "
+                f"{np.mean([b['n_iter'] for b in block]):.0f}, hit max_iter "
+                f"{hit}/{n_repetitions}, elapsed {perf_counter() - start:.1f} s",
+                flush=True,
+            )
+    keys = results[0].keys()
+    values = {
+        key: np.array([r[key] for r in results]).reshape(len(sample_sizes), n_repetitions)
+        for key in keys
+    }
+    return ConvergenceRateResult(
+        model=model,
+        n_components=n_components,
+        init=init,
+        sample_sizes=sample_sizes,
+        values=values,
+        max_iter=max_iter,
+    )

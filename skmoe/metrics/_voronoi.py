@@ -1,0 +1,211 @@
+"""Voronoi losses of Nguyen, Nguyen, Nguyen & Ho (AISTATS 2024).
+
+The losses compare a fitted mixing measure ``G = sum_i pi_i delta_{theta_i}``
+with the true ``G* = sum_j pi*_j delta_{theta*_j}`` after assigning every
+fitted atom to the *Voronoi cell* of its nearest true atom.  Cells holding
+several fitted atoms (over-fitting) have their parameter errors raised to
+powers ``rbar(|A_j|)`` that match the slower rates at which those atoms
+converge, so that the loss itself is ``O(sqrt(log n / n))``.
+"""
+
+import numpy as np
+from sklearn.utils._param_validation import StrOptions, validate_params
+
+from .._gaussian_gated import GaussianGatedMoERegressor, check_moe_params
+
+#: rbar(m) for cells of m fitted atoms (Ho & Nguyen 2016, Proposition 2.1):
+#: singletons are measured linearly, 2 atoms with exponent 4, 3 with 6.
+DEFAULT_RBAR = {1: 1, 2: 4, 3: 6}
+
+_PARTS = ("means", "covariances", "coef", "intercept", "noise_covariances")
+
+
+def _as_full_params(estimator_or_params):
+    """Parameter dict with full gate covariances, from an estimator or a dict."""
+    if isinstance(estimator_or_params, GaussianGatedMoERegressor):
+        model = estimator_or_params
+        if not hasattr(model, "means_"):
+            raise ValueError("The GaussianGatedMoERegressor is not fitted yet.")
+        K, d = model.means_.shape
+        cov = np.asarray(model.covariances_, dtype=np.float64)
+        full = {
+            "full": lambda: cov,
+            "tied": lambda: np.broadcast_to(cov, (K, d, d)).copy(),
+            "diag": lambda: np.stack([np.diag(c) for c in cov]),
+            "spherical": lambda: cov[:, None, None] * np.eye(d),
+        }[model.covariance_type]()
+        params = {
+            "weights": model.weights_,
+            "means": model.means_,
+            "covariances": full,
+            "coef": model.coef_,
+            "intercept": model.intercept_,
+            "noise_covariances": model.noise_covariances_,
+        }
+        return check_moe_params(params)
+    return check_moe_params(estimator_or_params)
+
+
+def _atom_distances(fitted, true):
+    """Per-part distances ``(n_fitted, n_true)`` between every pair of atoms.
+
+    Euclidean norms for vectors, Frobenius norms for matrices.
+    """
+    out = {}
+    for key in _PARTS:
+        a = fitted[key].reshape(len(fitted[key]), -1)
+        b = true[key].reshape(len(true[key]), -1)
+        out[key] = np.linalg.norm(a[:, None, :] - b[None, :, :], axis=-1)
+    return out
+
+
+def voronoi_cells(estimator_or_params, true_params):
+    """Assign each fitted atom to the Voronoi cell of its nearest true atom.
+
+    The distance between atoms is ``||dmu|| + ||dSigma||_F + ||dA||_F +
+    ||db|| + ||dS||_F``, as in the authors' code.
+
+    Parameters
+    ----------
+    estimator_or_params : GaussianGatedMoERegressor or dict
+        Fitted estimator, or parameters as for
+        :func:`skmoe.datasets.make_gaussian_gated_moe`.
+    true_params : dict
+        True parameters (full gate covariances).
+
+    Returns
+    -------
+    cells : ndarray of shape (n_fitted_components,)
+        Index of the true atom whose cell contains each fitted atom.
+    """
+    fitted = _as_full_params(estimator_or_params)
+    true = check_moe_params(true_params)
+    distances = _atom_distances(fitted, true)
+    return np.argmin(sum(distances.values()), axis=1)
+
+
+@validate_params(
+    {
+        "estimator_or_params": [GaussianGatedMoERegressor, dict],
+        "true_params": [dict],
+        "kind": [StrOptions({"D1", "D2"})],
+        "rbar": [dict, None],
+        "return_components": ["boolean"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def voronoi_loss(
+    estimator_or_params, true_params, kind="D1", *, rbar=None, return_components=False
+):
+    """Voronoi loss between fitted and true Gaussian-gated MoE parameters.
+
+    With fitted atoms ``i`` assigned to cells ``A_j`` by
+    :func:`voronoi_cells`, and ``Delta`` the differences to the cell's true
+    atom,
+
+    .. math::
+
+        D_1 = \\sum_j \\Big|\\sum_{i \\in A_j} \\pi_i - \\pi^*_j\\Big|
+        + \\sum_{|A_j| = 1} \\sum_{i \\in A_j} \\pi_i \\big(\\|\\Delta\\mu\\|
+            + \\|\\Delta\\Sigma\\| + \\|\\Delta a\\| + |\\Delta b|
+            + |\\Delta\\nu|\\big)
+        + \\sum_{|A_j| > 1} \\sum_{i \\in A_j} \\pi_i \\big(
+            \\|\\Delta\\mu\\|^{\\bar r} + \\|\\Delta\\Sigma\\|^{\\bar r/2}
+            + \\|\\Delta a\\|^2 + |\\Delta b|^{\\bar r}
+            + |\\Delta\\nu|^{\\bar r/2}\\big),
+
+    with ``rbar = rbar(|A_j|)`` (4 for two atoms, 6 for three).  ``D2``
+    (Type II) is the same except that in over-fitted cells whose true gate
+    mean is exactly zero the slope term is ``||Delta a||^{rbar/2}``.  Empty
+    cells contribute ``pi*_j`` through the weight term.  For several outputs,
+    ``b`` and ``nu`` use the Euclidean and Frobenius norms.
+
+    Parameters
+    ----------
+    estimator_or_params : GaussianGatedMoERegressor or dict
+        Fitted estimator, or a dict of parameters with full gate covariances
+        (keys as for :func:`skmoe.datasets.make_gaussian_gated_moe`).
+    true_params : dict
+        True parameters, e.g. from :func:`skmoe.datasets.ggmoe_paper_setting`.
+    kind : {"D1", "D2"}, default="D1"
+        ``D1`` (the paper's bar-D, Type I) or ``D2`` (tilde-D, Type II).
+    rbar : dict, default=None
+        Exponent ``rbar(m)`` for a cell of ``m`` fitted atoms; defaults to
+        ``{1: 1, 2: 4, 3: 6}``.  A cell larger than the table raises a
+        ``ValueError`` (the exponent is not known in closed form).
+    return_components : bool, default=False
+        Also return a breakdown by parameter.
+
+    Returns
+    -------
+    loss : float
+        The Voronoi loss.
+    components : dict
+        Only if ``return_components``.  ``"weights"``: the weight term;
+        for each of ``"means"``, ``"covariances"``, ``"coef"``,
+        ``"intercept"``, ``"noise_covariances"``: the weighted mean error
+        ``sum_i pi_i ||Delta theta_i||`` (no exponent, so that its decay in
+        ``n`` is the parameter's own rate), split into ``"<name>"`` (all
+        atoms), ``"<name>_exact"`` (atoms alone in their cell) and
+        ``"<name>_overfit"`` (atoms sharing a cell; 0 if none); and
+        ``"cell_sizes"``, the number of fitted atoms per true atom.
+
+    Examples
+    --------
+    >>> from skmoe.datasets import ggmoe_paper_setting
+    >>> from skmoe.metrics import voronoi_loss
+    >>> truth = ggmoe_paper_setting(1)
+    >>> voronoi_loss(truth, truth)
+    0.0
+    """
+    fitted = _as_full_params(estimator_or_params)
+    true = check_moe_params(true_params)
+    if fitted["means"].shape[1:] != true["means"].shape[1:] or (
+        fitted["intercept"].shape[1:] != true["intercept"].shape[1:]
+    ):
+        raise ValueError(
+            "Fitted and true parameters have different feature or output dimensions."
+        )
+    rbar = DEFAULT_RBAR if rbar is None else rbar
+    distances = _atom_distances(fitted, true)
+    cells = np.argmin(sum(distances.values()), axis=1)
+    n_true = len(true["weights"])
+    cell_sizes = np.bincount(cells, minlength=n_true)
+    too_big = cell_sizes[cell_sizes > max(rbar)]
+    if too_big.size:
+        raise ValueError(
+            f"A Voronoi cell holds {too_big.max()} fitted atoms but rbar is only "
+            f"given up to {max(rbar)}; pass rbar={{..., {too_big.max()}: value}}."
+        )
+    pi = fitted["weights"]
+    weight_term = float(
+        np.abs(np.bincount(cells, weights=pi, minlength=n_true) - true["weights"]).sum()
+    )
+    zero_mean = np.all(true["means"] == 0, axis=1)
+
+    loss = weight_term
+    atoms = np.arange(len(pi))
+    own = {key: distances[key][atoms, cells] for key in _PARTS}
+    for i, j in zip(atoms, cells):
+        size = cell_sizes[j]
+        if size == 1:
+            loss += pi[i] * sum(own[key][i] for key in _PARTS)
+            continue
+        r = rbar[size]
+        slope_power = r / 2 if (kind == "D2" and zero_mean[j]) else 2
+        loss += pi[i] * (
+            own["means"][i] ** r
+            + own["covariances"][i] ** (r / 2)
+            + own["coef"][i] ** slope_power
+            + own["intercept"][i] ** r
+            + own["noise_covariances"][i] ** (r / 2)
+        )
+    if not return_components:
+        return float(loss)
+    exact = cell_sizes[cells] == 1
+    components = {"weights": weight_term, "cell_sizes": cell_sizes}
+    for key in _PARTS:
+        components[key] = float(pi @ own[key])
+        components[key + "_exact"] = float(pi[exact] @ own[key][exact])
+        components[key + "_overfit"] = float(pi[~exact] @ own[key][~exact])
+    return float(loss), components

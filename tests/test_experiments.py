@@ -1,0 +1,60 @@
+"""Tests for the convergence-rate study and the paper settings."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from skmoe.datasets import ggmoe_paper_setting
+from skmoe.experiments import convergence_rates, near_truth_start
+from skmoe.experiments._convergence_rates import loglog_slope
+
+
+@pytest.mark.parametrize("model, zero_mean, d", [(1, False, 1), (2, True, 1), (3, False, 2), (4, True, 2)])
+def test_paper_settings(model, zero_mean, d):
+    truth = ggmoe_paper_setting(model)
+    assert truth["means"].shape == (3, d)
+    assert np.any(np.all(truth["means"] == 0, axis=1)) == zero_mean
+    assert_allclose(truth["weights"], [0.3, 0.4, 0.3])
+    assert_allclose(truth["coef"][:, 0, 0], [0.404540, -0.714286, 0.0])
+
+
+def test_loglog_slope_recovers_exact_power_law():
+    n = np.array([100, 300, 1000, 3000])
+    slope, (low, high) = loglog_slope(n, 2.5 * n**-0.5)
+    assert_allclose(slope, -0.5, rtol=1e-12)
+    assert_allclose([low, high], [-0.5, -0.5], atol=1e-9)
+    noisy = 2.5 * n**-0.5 * np.exp([0.1, -0.1, 0.05, 0.0])
+    slope, (low, high) = loglog_slope(n, noisy)
+    assert low < slope < high and low < -0.5 < high
+
+
+def test_near_truth_start_covers_every_true_atom():
+    truth = ggmoe_paper_setting(1)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        start = near_truth_start(truth, 5, 1000, rng)
+        assert_allclose(start["weights"].sum(), 1.0)
+        # each true mean is within 5 noise s.d. of some start mean
+        gap = np.abs(truth["means"][:, 0][:, None] - start["means"][:, 0][None]).min(axis=1)
+        assert np.all(gap < 5 * 0.005 * 1000**-0.083)
+        assert np.all(np.linalg.eigvalsh(start["covariances"]) > 0)
+
+
+def test_convergence_rates_deterministic_and_converged():
+    kwargs = dict(sample_sizes=[300, 1200, 4800], n_repetitions=3, random_state=1)
+    serial = convergence_rates(2, 4, **kwargs)
+    parallel = convergence_rates(2, 4, n_jobs=2, **kwargs)
+    assert_allclose(serial.values["D1"], parallel.values["D1"], rtol=1e-12)
+    assert serial.n_hit_max_iter == 0
+    assert np.all(serial.values["n_iter"] > 1)  # real EM runs, not one step
+    # The loss decreases with n (noise permitting over 16x more data).
+    means = serial.values["D1"].mean(axis=1)
+    assert means[-1] < means[0]
+    slope, (low, high) = serial.slopes["D1"]
+    assert -1.0 < slope < -0.2
+    assert "D1" in serial.table()
+
+
+def test_convergence_rates_validates_sample_sizes():
+    with pytest.raises(ValueError, match="sample_sizes"):
+        convergence_rates(1, 4, sample_sizes=[2, 100])

@@ -1,0 +1,126 @@
+"""Tests for skmoe.metrics.voronoi_loss."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from skmoe import GaussianGatedMoERegressor
+from skmoe.datasets import ggmoe_paper_setting, make_gaussian_gated_moe
+from skmoe.metrics import voronoi_cells, voronoi_loss
+
+PARTS = ("means", "covariances", "coef", "intercept", "noise_covariances")
+
+
+def _split_atom(truth, j, deltas, fractions):
+    """Replace true atom j by len(deltas) atoms shifted by deltas (all parts)."""
+    out = {key: [] for key in truth}
+    for k in range(len(truth["weights"])):
+        if k != j:
+            for key in truth:
+                out[key].append(truth[key][k])
+            continue
+        for delta, frac in zip(deltas, fractions):
+            out["weights"].append(truth["weights"][k] * frac)
+            for key in PARTS:
+                out[key].append(truth[key][k] + delta[key])
+    return {key: np.array(value) for key, value in out.items()}
+
+
+def _delta(truth, eps):
+    d = truth["means"].shape[1]
+    return {
+        "means": np.full(d, eps),
+        "covariances": eps * np.eye(d),
+        "coef": np.full((1, d), eps),
+        "intercept": np.array([eps]),
+        "noise_covariances": np.array([[eps]]),
+    }
+
+
+@pytest.mark.parametrize("model", [1, 2, 3, 4])
+@pytest.mark.parametrize("kind", ["D1", "D2"])
+def test_zero_at_truth(model, kind):
+    truth = ggmoe_paper_setting(model)
+    assert voronoi_loss(truth, truth, kind) == 0.0
+
+
+def test_invariant_to_permuting_fitted_components():
+    X, y, truth = make_gaussian_gated_moe(3000, params=ggmoe_paper_setting(3),
+                                          return_params=True, random_state=0)
+    model = GaussianGatedMoERegressor(4, random_state=0).fit(X, y)
+    base = voronoi_loss(model, truth, "D2", return_components=True)
+    perm = np.array([2, 0, 3, 1])
+    params = {key: getattr(model, key + "_")[perm] for key in
+              ("weights", "means", "covariances", "coef", "intercept", "noise_covariances")}
+    permuted = voronoi_loss(params, truth, "D2", return_components=True)
+    assert_allclose(permuted[0], base[0], rtol=1e-12)
+    for key in PARTS:
+        assert_allclose(permuted[1][key], base[1][key], rtol=1e-12)
+
+
+def test_singleton_cells_are_linear():
+    truth = ggmoe_paper_setting(1)
+    eps = 1e-3
+    fitted = {key: value.copy() for key, value in truth.items()}
+    for key, delta in _delta(truth, eps).items():
+        fitted[key][1] = fitted[key][1] + delta
+    # All five parts differ by eps (1-D norms are |eps|), weight 0.4.
+    assert_allclose(voronoi_loss(fitted, truth), 0.4 * 5 * eps, rtol=1e-10)
+
+
+@pytest.mark.parametrize("n_atoms, rbar", [(2, 4), (3, 6)])
+def test_exponents_follow_cell_size(n_atoms, rbar):
+    truth = ggmoe_paper_setting(1)
+    eps = 0.01
+    deltas = [_delta(truth, eps * (i + 1)) for i in range(n_atoms)]
+    fitted = _split_atom(truth, 2, deltas, [1 / n_atoms] * n_atoms)
+    expected = 0.0
+    for i in range(n_atoms):
+        e = eps * (i + 1)
+        # mu^r + Sigma^(r/2) + a^2 + b^r + nu^(r/2), weight 0.3 / n_atoms
+        expected += 0.3 / n_atoms * (e**rbar + e ** (rbar / 2) + e**2 + e**rbar + e ** (rbar / 2))
+    assert_allclose(voronoi_loss(fitted, truth, "D1"), expected, rtol=1e-10)
+    _, comp = voronoi_loss(fitted, truth, return_components=True)
+    assert list(comp["cell_sizes"]) == [1, 1, n_atoms]
+    assert_allclose(comp["means"], sum(0.3 / n_atoms * eps * (i + 1) for i in range(n_atoms)))
+    assert comp["means_exact"] == 0.0
+
+
+def test_type2_term_only_in_zero_mean_cells():
+    truth = ggmoe_paper_setting(2)  # true atom 0 has mean exactly 0
+    eps = 0.05
+    deltas = [_delta(truth, eps), _delta(truth, 2 * eps), _delta(truth, 3 * eps)]
+    in_zero_cell = _split_atom(truth, 0, deltas, [1 / 3] * 3)
+    d1 = voronoi_loss(in_zero_cell, truth, "D1")
+    d2 = voronoi_loss(in_zero_cell, truth, "D2")
+    # Only the slope term changes: ||da||^2 -> ||da||^(6/2).
+    a_diff = sum(0.3 / 3 * ((k * eps) ** 3 - (k * eps) ** 2) for k in (1, 2, 3))
+    assert_allclose(d2 - d1, a_diff, rtol=1e-10)
+    in_nonzero_cell = _split_atom(truth, 2, deltas, [1 / 3] * 3)
+    assert voronoi_loss(in_nonzero_cell, truth, "D2") == voronoi_loss(in_nonzero_cell, truth, "D1")
+
+
+def test_empty_cell_and_weights_term():
+    truth = ggmoe_paper_setting(1)
+    fitted = {key: value[[0, 1, 1]].copy() for key, value in truth.items()}
+    fitted["weights"] = np.array([0.3, 0.35, 0.35])
+    _, comp = voronoi_loss(fitted, truth, return_components=True)
+    # Cell 2 is empty (contributes 0.3); cell 1 has 0.7 vs 0.4 (0.3).
+    assert_allclose(comp["weights"], 0.6)
+    assert list(voronoi_cells(fitted, truth)) == [0, 1, 1]
+
+
+def test_cell_larger_than_rbar_table_raises():
+    truth = ggmoe_paper_setting(1)
+    deltas = [_delta(truth, 0.01 * (i + 1)) for i in range(4)]
+    fitted = _split_atom(truth, 2, deltas, [0.25] * 4)
+    with pytest.raises(ValueError, match="rbar"):
+        voronoi_loss(fitted, truth)
+    assert voronoi_loss(fitted, truth, rbar={1: 1, 2: 4, 3: 6, 4: 8}) > 0
+
+
+def test_unfitted_estimator_and_dimension_mismatch():
+    with pytest.raises(ValueError, match="not fitted"):
+        voronoi_loss(GaussianGatedMoERegressor(), ggmoe_paper_setting(1))
+    with pytest.raises(ValueError, match="dimensions"):
+        voronoi_loss(ggmoe_paper_setting(1), ggmoe_paper_setting(3))
