@@ -123,25 +123,29 @@ def ggmoe_rates(output_dir, quick=False, models=(1, 2, 3, 4), n_components=(3, 4
     with open(table_path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["model", "n_components", "quantity", "slope", "ci_low", "ci_high",
-                         "n_hit_max_iter", "n_fits"])
+                         "median_slope", "n_hit_max_iter", "n_fits"])
         for r in results:
             for key in _REPORTED:
                 if key in r.slopes:
                     slope, (low, high) = r.slopes[key]
+                    median = r.median_slopes.get(key, (float("nan"),))[0]
                     writer.writerow([r.model, r.n_components, key, f"{slope:.4f}",
-                                     f"{low:.4f}", f"{high:.4f}", r.n_hit_max_iter,
-                                     r.values["D1"].size])
+                                     f"{low:.4f}", f"{high:.4f}", f"{median:.4f}",
+                                     r.n_hit_max_iter, r.values["D1"].size])
     plot_path = os.path.join(output_dir, "ggmoe_rates.png")
     _plot(results, plot_path)
 
     print()
-    print(f"{'model':>5} {'K':>2}  {'D1 slope':>8}  {'95% interval':<17} "
-          f"{'hit max_iter':>12}  slowest parameter (slope)")
+    print(f"{'model':>5} {'K':>2}  {'D1 slope':>8}  {'95% interval':<17} {'median':>6} "
+          f"{'hit max_iter':>12}  slowest parameter (median slope)")
     for r in results:
         slope, (low, high) = r.slopes["D1"]
-        params = {k: v[0] for k, v in r.slopes.items() if k not in ("D1", "D2", "weights")}
+        params = {k: v[0] for k, v in r.median_slopes.items()
+                  if k not in ("D1", "D2", "weights")}
         slowest = max(params, key=params.get)
-        print(f"{r.model:>5} {r.n_components:>2}  {slope:8.3f}  [{low:6.3f}, {high:6.3f}]  "
+        median = r.median_slopes["D1"][0]
+        print(f"{r.model:>5} {r.n_components:>2}  {slope:8.3f}  [{low:6.3f}, {high:6.3f}] "
+              f"{median:6.3f}  "
               f"{r.n_hit_max_iter:>5}/{r.values['D1'].size:<6}  "
               f"{slowest} ({params[slowest]:.3f})")
     print(f"\nwrote {plot_path} and {table_path}; total time {elapsed:.0f} s")
