@@ -420,6 +420,7 @@ class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
         net = _extract_network(self.estimator)
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
         X = np.ascontiguousarray(X, dtype=np.float64)
+        net = self._network(X, y, net)
         if X.shape[1] != net.n_features:
             raise ValueError(
                 f"X has {X.shape[1]} features, but {type(_unwrap(self.estimator)).__name__} "
@@ -458,6 +459,10 @@ class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
         else:
             self.recommended_ = None
         return self
+
+    def _network(self, X, y, net):
+        """Hook for tests: the network to analyse (default: the wrapped model's)."""
+        return net
 
     def _noise_variance(self, net, X, y):
         if self.noise_variance != "auto":
