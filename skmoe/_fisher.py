@@ -138,7 +138,8 @@ def _block_size(net, batch_size, n_samples):
 
 
 def fisher_statistics(net, X, *, inv_sigma2=1.0, n_draws=1, random_state=None,
-                      with_score=True, with_hessian=True, batch_size=None):
+                      with_score=True, with_hessian=True, with_variances=True,
+                      batch_size=None):
     """Diagonal Fisher information, both estimators, their variances and bounds.
 
     Parameters
@@ -152,15 +153,18 @@ def fisher_statistics(net, X, *, inv_sigma2=1.0, n_draws=1, random_state=None,
     random_state : RandomState, default=None
     with_score, with_hessian : bool, default=True
         Which sampled estimators to compute.
+    with_variances : bool, default=True
+        Also compute the closed-form and empirical variances and the bounds.
+        Without them, the Hessian estimator backpropagates only the ``M``
+        sampled directions instead of all ``C`` outputs.
     batch_size : int, default=None
         Rows per block.
 
     Returns
     -------
     stats : dict
-        Keys ``"fisher", "score", "hessian", "var_score", "var_hessian",
-        "evar_score", "evar_hessian", "lower_score", "upper_score",
-        "lower_hessian", "upper_hessian"``, each a list of per-layer
+        Keys ``"fisher"``, then for ``k`` in the selected estimators ``k``,
+        ``"var_k"``, ``"evar_k"``, ``"lower_k"``, ``"upper_k"``, each a list of per-layer
         ``(weights, bias)`` pairs of arrays shaped like ``net.coefs`` and
         ``net.intercepts``.
     """
@@ -172,8 +176,25 @@ def fisher_statistics(net, X, *, inv_sigma2=1.0, n_draws=1, random_state=None,
     nonlinear = net.activation in ("logistic", "tanh") and L >= 2
     do_hessian = with_hessian and nonlinear
     block = _block_size(net, batch_size, n_samples)
-    sums2 = [np.zeros((c.shape[0] + 1, 3 * c.shape[1])) for c in net.coefs]
-    sums4 = [np.zeros((c.shape[0] + 1, 8 * c.shape[1])) for c in net.coefs]
+    N = float(n_samples)
+    # (name, normalisation) of the statistics weighted by a_j^2 and by a_j^4
+    names2 = [("fisher", N)]
+    if with_score:
+        names2.append(("score", N * M))
+    if with_hessian:
+        names2.append(("hessian", N * M))
+    names4 = []
+    if with_variances:
+        names4 = [("var_score", N * N * M), ("evar_score", N * N * M * M),
+                  ("lower_score", N * N * M), ("upper_score", N * N * M),
+                  ("var_hessian", N * N * M), ("evar_hessian", N * N * M * M),
+                  ("lower_hessian", N * N * M), ("upper_hessian", N * N * M)]
+        names4 = [item for item in names4
+                  if (with_score and item[0].endswith("score"))
+                  or (with_hessian and item[0].endswith("hessian"))]
+    n2, n4 = len(names2), len(names4)
+    sums2 = [np.zeros((c.shape[0] + 1, n2 * c.shape[1])) for c in net.coefs]
+    sums4 = [np.zeros((c.shape[0] + 1, n4 * c.shape[1])) for c in net.coefs]
     eye = np.eye(C)
     for start in range(0, n_samples, block):
         Xb = X[start:start + block]
@@ -183,37 +204,46 @@ def fisher_statistics(net, X, *, inv_sigma2=1.0, n_draws=1, random_state=None,
         R = _k.sample_residuals(net.family, mean, inv_sigma2, M, rng)
         deltas, pre = _k.backward_directions(
             net.coefs, d1, np.ascontiguousarray(np.broadcast_to(eye, (n, C, C))))
-        hs = _k.hessian_units(net.coefs, d1, d2, pre) if do_hessian else None
-        li_min, li_max, lk_min, lk_max = _k.eigen_constants(
-            net.family, mean, var, mu4, inv_sigma2)
-        c_lo1 = np.maximum(0.0, lk_min - li_max**2)
-        c_hi1 = lk_max - li_min**2
+        hs = hs_r = None
+        if do_hessian and with_variances:
+            # all C output Hessians: needed for V_2 = w^T I w
+            hs = _k.hessian_units(net.coefs, d1, d2, pre)
+        elif do_hessian:
+            # only the sampled directions: d^2 (r^T h) / dz^2
+            _, pre_r = _k.backward_directions(net.coefs, d1, np.ascontiguousarray(R))
+            hs_r = _k.hessian_units(net.coefs, d1, d2, pre_r)
+        if with_variances:
+            li_min, li_max, lk_min, lk_max = _k.eigen_constants(
+                net.family, mean, var, mu4, inv_sigma2)
+            c_lo1 = np.maximum(0.0, lk_min - li_max**2)[:, None]
+            c_hi1 = (lk_max - li_min**2)[:, None]
         for layer in range(L):
             m = layer + 1
             B = np.ascontiguousarray(deltas[m])
             K = B.shape[2]
-            has_h = do_hessian and m < L
+            has_h = hs is not None and m < L
             Hs = np.ascontiguousarray(hs[m]) if has_h else np.zeros((0, 0, 0))
             out = np.empty((9, n, K))
             _k.unit_statistics(_k.FAMILY_CODES[net.family], B, Hs, R, mean, var, mu4,
                                float(inv_sigma2), with_score, has_h, out)
             G, S1, E1, V1, NB, S2, E2, V2, NH = out
-            U2 = np.hstack([G, S1, S2])
-            NB2 = NB * NB
-            U4 = np.hstack([V1, E1, V2, E2, NB2 * c_lo1[:, None], NB2 * c_hi1[:, None],
-                            NH * li_min[:, None], NH * li_max[:, None]])
+            if hs_r is not None and m < L:
+                S2 = S2 - hs_r[m].sum(axis=1)
+            cols = {"fisher": G, "score": S1, "hessian": S2}
+            U2 = np.hstack([cols[name] for name, _ in names2])
             a2 = acts[layer] * acts[layer]
             sums2[layer][:-1] += a2.T @ U2
             sums2[layer][-1] += U2.sum(axis=0)
-            sums4[layer][:-1] += (a2 * a2).T @ U4
-            sums4[layer][-1] += U4.sum(axis=0)
+            if n4:
+                NB2 = NB * NB
+                cols = {"var_score": V1, "evar_score": E1, "lower_score": NB2 * c_lo1,
+                        "upper_score": NB2 * c_hi1, "var_hessian": V2, "evar_hessian": E2,
+                        "lower_hessian": NH * li_min[:, None],
+                        "upper_hessian": NH * li_max[:, None]}
+                U4 = np.hstack([cols[name] for name, _ in names4])
+                sums4[layer][:-1] += (a2 * a2).T @ U4
+                sums4[layer][-1] += U4.sum(axis=0)
 
-    N = float(n_samples)
-    names2 = [("fisher", N), ("score", N * M), ("hessian", N * M)]
-    names4 = [("var_score", N * N * M), ("evar_score", N * N * M * M),
-              ("var_hessian", N * N * M), ("evar_hessian", N * N * M * M),
-              ("lower_score", N * N * M), ("upper_score", N * N * M),
-              ("lower_hessian", N * N * M), ("upper_hessian", N * N * M)]
     stats = {}
     for sums, names in ((sums2, names2), (sums4, names4)):
         for i, (name, scale) in enumerate(names):

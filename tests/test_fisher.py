@@ -466,3 +466,18 @@ def test_bad_inputs():
     reg, Xr, _ = _mlp("gaussian", "tanh", (4,))
     with pytest.raises(ValueError, match="needs the targets"):
         DiagonalFisherEstimator(reg, noise_variance="auto").fit(Xr)
+
+
+def test_sampled_direction_hessian_path_matches():
+    """Without variances only the sampled directions are backpropagated."""
+    from skmoe._fisher import fisher_statistics
+
+    model, X, _ = _mlp("softmax", "logistic", (3, 4, 3), n=20)
+    net = _extract_network(model)
+    full = fisher_statistics(net, X, n_draws=2, random_state=0)
+    fast = fisher_statistics(net, X, n_draws=2, random_state=0, with_variances=False)
+    assert "var_hessian" not in fast
+    for key in ("fisher", "score", "hessian"):
+        for (w1, b1), (w2, b2) in zip(full[key], fast[key]):
+            assert_allclose(w1, w2, rtol=1e-10, atol=1e-14)
+            assert_allclose(b1, b2, rtol=1e-10, atol=1e-14)
