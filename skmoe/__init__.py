@@ -4,8 +4,9 @@ The public estimators are importable from the top-level package; dataset
 generators live in :mod:`skmoe.datasets`.
 """
 
+from ._fisher import DiagonalFisherEstimator
 from ._gaussian_gated import GaussianGatedMoERegressor
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["GaussianGatedMoERegressor", "__version__"]
+__all__ = ["DiagonalFisherEstimator", "GaussianGatedMoERegressor", "__version__"]

@@ -32,3 +32,20 @@ def _warm_numba_kernels():
         model.predict(X, return_std=True)
         model.predict_gates(X)
         model.score_samples(X, y)
+    _warm_fisher_kernels()
+
+
+def _warm_fisher_kernels():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+
+    from skmoe import DiagonalFisherEstimator
+
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((20, 2))
+    y = rng.randint(0, 3, 20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlp = MLPClassifier((3, 3), activation="tanh", max_iter=2, random_state=0).fit(X, y)
+    for model in (mlp, LogisticRegression().fit(X, y)):
+        DiagonalFisherEstimator(model, random_state=0).fit(X)

@@ -1,0 +1,152 @@
+"""Benchmarks for DiagonalFisherEstimator.
+
+Reference problem: a 784-256-256-10 ``MLPClassifier`` (softmax output) with
+random weights (sklearn's Glorot initialisation, obtained from one
+``partial_fit`` step on random data), and a batch of 1024 rows of
+``N(0, 1)`` inputs.  Every cost is reported as a ratio to one plain
+forward+backward pass of the same network on the same batch (the practical
+floor: cross-entropy gradient of every parameter with data labels, NumPy/BLAS,
+the same float64 arithmetic and threads), measured in the same process and
+interleaved with the measured call, so that the ratio is insensitive to load.
+
+Targets (issue 4): score estimator (I1) <= 3x a gradient pass, Hessian
+estimator (I2) with sigmoid <= 6x, exact diagonal <= (C + 1)x = 11x.
+"""
+
+import time
+import warnings
+
+import numpy as np
+
+from .common import Benchmark
+
+FISHER_LAYERS = (784, 256, 256, 10)
+FISHER_BATCH = 1024
+
+
+def fisher_network(activation):
+    """Fitted-looking MLPClassifier with the reference layer sizes."""
+    from sklearn.neural_network import MLPClassifier
+
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((64, FISHER_LAYERS[0]))
+    y = np.arange(64) % FISHER_LAYERS[-1]
+    model = MLPClassifier(FISHER_LAYERS[1:-1], activation=activation, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.partial_fit(X, y, classes=np.arange(FISHER_LAYERS[-1]))
+    return model
+
+
+def fisher_batch():
+    return np.random.RandomState(1).standard_normal((FISHER_BATCH, FISHER_LAYERS[0]))
+
+
+def gradient_pass(net, X, labels):
+    """One forward + backward pass: cross-entropy gradients of all parameters."""
+    from skmoe._kernels import _fisher as _k
+
+    acts, d1, _, H = _k.forward(net.coefs, net.intercepts, net.activation, X)
+    P = np.exp(H - H.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    P[np.arange(len(X)), labels] -= 1.0
+    delta = P
+    grads = []
+    for layer in range(len(net.coefs) - 1, -1, -1):
+        grads.append((acts[layer].T @ delta, delta.sum(axis=0)))
+        if layer:
+            delta = (delta @ net.coefs[layer].T) * d1[layer - 1]
+    return grads
+
+
+def _operations(activation):
+    from skmoe._fisher import _extract_network, fisher_statistics, score_diagonal
+    from skmoe._kernels import _fisher as _k
+
+    net = _extract_network(fisher_network(activation))
+    X = fisher_batch()
+    labels = np.arange(len(X)) % FISHER_LAYERS[-1]
+    mean, _, _ = _k.output_moments("softmax", net.predict_natural(X), 1.0)
+    R = _k.sample_residuals("softmax", mean, 1.0, 1, np.random.RandomState(0))
+    kw = dict(random_state=0, batch_size=FISHER_BATCH)
+    return {
+        "gradient": lambda: gradient_pass(net, X, labels),
+        "score": lambda: score_diagonal(net, X, R),
+        "exact": lambda: fisher_statistics(net, X, with_score=False, with_hessian=False,
+                                           with_variances=False, **kw),
+        "hessian": lambda: fisher_statistics(net, X, with_score=False, with_variances=False,
+                                             **kw),
+        "full": lambda: fisher_statistics(net, X, **kw),
+    }
+
+
+def ratios(activation, repeat=5):
+    """Best-of-``repeat`` time of each operation divided by the gradient pass."""
+    ops = _operations(activation)
+    for op in ops.values():  # JIT warm-up, never timed
+        op()
+    best = {name: np.inf for name in ops}
+    for _ in range(repeat):
+        for name, op in ops.items():
+            start = time.perf_counter()
+            op()
+            best[name] = min(best[name], time.perf_counter() - start)
+    out = {name: best[name] / best["gradient"] for name in ops}
+    out["gradient_seconds"] = best["gradient"]
+    return out
+
+
+class FisherRatios(Benchmark):
+    """Cost of each estimator relative to one forward+backward pass."""
+
+    params = (["logistic", "relu"],)
+    param_names = ["activation"]
+    number = 1
+    repeat = 1
+    warmup_time = 0.0
+    unit = "ratio"
+
+    def setup(self, activation):
+        self.ratios = ratios(activation)
+
+    def track_score_ratio(self, activation):
+        return self.ratios["score"]
+
+    def track_hessian_ratio(self, activation):
+        return self.ratios["hessian"]
+
+    def track_exact_ratio(self, activation):
+        return self.ratios["exact"]
+
+    def track_full_fit_ratio(self, activation):
+        return self.ratios["full"]
+
+    track_score_ratio.unit = "ratio"
+    track_hessian_ratio.unit = "ratio"
+    track_exact_ratio.unit = "ratio"
+    track_full_fit_ratio.unit = "ratio"
+
+
+class FisherTime(Benchmark):
+    """Absolute times on the reference problem (sigmoid network)."""
+
+    number = 1
+    repeat = (1, 5, 30.0)
+    warmup_time = 0.0
+
+    def setup(self):
+        self.ops = _operations("logistic")
+        for op in self.ops.values():
+            op()
+
+    def time_gradient_pass(self):
+        self.ops["gradient"]()
+
+    def time_score(self):
+        self.ops["score"]()
+
+    def time_exact(self):
+        self.ops["exact"]()
+
+    def time_full_fit(self):
+        self.ops["full"]()

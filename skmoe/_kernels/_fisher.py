@@ -1,0 +1,455 @@
+"""Kernels for the diagonal Fisher information of MLPs and linear models.
+
+Notation (one sample)
+---------------------
+The network is ``z_{l+1} = a_l W_l + b_l`` and ``a_l = phi(z_l)`` for the
+hidden layers ``l = 1..L-1``; ``a_0 = x`` and the output ``h = z_L`` is the
+natural parameter of the output family (``C`` outputs).  A linear model is the
+case ``L = 1``.
+
+For a unit ``k`` of ``z_m`` let ``b = dh/dz_m[k]`` (a ``C``-vector, the
+Jacobian column) and ``w = d^2 h / dz_m[k]^2`` (the Hessian diagonal of every
+output).  Every parameter feeding ``z_m[k]`` is ``W_{m-1}[j, k]`` (for which
+``dh/dtheta = a_j b`` and ``d^2h/dtheta^2 = a_j^2 w``) or the bias ``b[k]``
+(``a_j = 1``).  Every quantity of the estimator is therefore ``a_j^p`` times a
+*unit* statistic, and the sum over samples of a parameter statistic is a
+matrix product ``(A^{op})^T U`` (BLAS); no per-sample gradient is ever
+stored.  The unit statistics (quadratic and quartic forms of ``b`` and ``w``
+in the output family's moments, contractions with the sampled residuals) are
+computed by the numba kernels of this module.
+
+Output families (``family`` codes) and their effective residual
+``r = t(y) - E[t]`` (so that the score is ``r^T dh/dtheta``):
+
+* ``GAUSSIAN`` ``N(h, sigma^2 I)``: ``r = (y - h) / sigma^2``, ``I = I/sigma^2``;
+* ``INDEPENDENT`` (Bernoulli or Poisson outputs, independent): ``r = y - mean``,
+  ``I = diag(var)``, fourth central moments ``mu4``;
+* ``SOFTMAX`` (categorical): ``r = e_c - p``, ``I = diag(p) - p p^T``.
+"""
+
+import numpy as np
+from numba import njit
+
+GAUSSIAN = 0
+INDEPENDENT = 1
+SOFTMAX = 2
+
+FAMILY_CODES = {"gaussian": GAUSSIAN, "bernoulli": INDEPENDENT, "poisson": INDEPENDENT,
+                "softmax": SOFTMAX}
+
+
+# --------------------------------------------------------------------------
+# numba kernels: unit statistics
+# --------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def _quad(family, b, mean, var, inv_sigma2):
+    """``b^T I(h) b`` for one sample."""
+    C = b.shape[0]
+    if family == GAUSSIAN:
+        s = 0.0
+        for c in range(C):
+            s += b[c] * b[c]
+        return s * inv_sigma2
+    if family == INDEPENDENT:
+        s = 0.0
+        for c in range(C):
+            s += var[c] * b[c] * b[c]
+        return s
+    # softmax: sum p b^2 - (p.b)^2, written as sum p (b - bbar)^2 (no cancellation)
+    bbar = 0.0
+    for c in range(C):
+        bbar += mean[c] * b[c]
+    s = 0.0
+    for c in range(C):
+        d = b[c] - bbar
+        s += mean[c] * d * d
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _quartic_excess(family, b, mean, var, mu4, quad):
+    """``V_1 = E[(r^T b)^4] - (b^T I b)^2`` for one sample."""
+    C = b.shape[0]
+    if family == GAUSSIAN:
+        return 2.0 * quad * quad
+    if family == INDEPENDENT:
+        s = 0.0
+        for c in range(C):
+            b2 = b[c] * b[c]
+            s += b2 * b2 * (mu4[c] - 3.0 * var[c] * var[c])
+        return s + 2.0 * quad * quad
+    bbar = 0.0
+    for c in range(C):
+        bbar += mean[c] * b[c]
+    s = 0.0
+    for c in range(C):
+        d = b[c] - bbar
+        d2 = d * d
+        s += mean[c] * d2 * d2
+    out = s - quad * quad
+    return out if out > 0.0 else 0.0
+
+
+@njit(cache=True, nogil=True)
+def unit_statistics(family, B, Hs, R, mean, var, mu4, inv_sigma2, with_score, with_hessian,
+                    out):
+    """Per-sample, per-unit statistics of one layer.
+
+    Parameters
+    ----------
+    family : int
+        ``GAUSSIAN``, ``INDEPENDENT`` or ``SOFTMAX``.
+    B : ndarray of shape (n, C, K)
+        Jacobian columns ``b = dh/dz[k]``.
+    Hs : ndarray of shape (n, C, K)
+        Output Hessian diagonals ``w = d^2h/dz[k]^2`` (ignored unless
+        ``with_hessian``).
+    R : ndarray of shape (n, M, C)
+        Sampled effective residuals.
+    mean, var, mu4 : ndarray of shape (n, C)
+        Output moments (``mean`` holds ``p`` for the softmax family).
+    inv_sigma2 : float
+        ``1 / sigma^2`` for the Gaussian family.
+    with_score, with_hessian : bool
+    out : ndarray of shape (9, n, K)
+        Written: ``G = b^T I b``, ``S1 = sum_m (r_m^T b)^2``,
+        ``E1 = sum_m ((r_m^T b)^2 - G)^2``, ``V1`` (closed form),
+        ``NB = |b|^2``, ``S2 = sum_m (G - r_m^T w)``, ``E2 = sum_m (r_m^T w)^2``,
+        ``V2 = w^T I w``, ``NH = |w|^2``.
+    """
+    n, C, K = B.shape
+    M = R.shape[1]
+    b = np.empty(C)
+    w = np.empty(C)
+    for i in range(n):
+        for k in range(K):
+            for c in range(C):
+                b[c] = B[i, c, k]
+            G = _quad(family, b, mean[i], var[i], inv_sigma2)
+            out[0, i, k] = G
+            nb = 0.0
+            for c in range(C):
+                nb += b[c] * b[c]
+            out[4, i, k] = nb
+            out[3, i, k] = _quartic_excess(family, b, mean[i], var[i], mu4[i], G)
+            if with_score:
+                s1 = 0.0
+                e1 = 0.0
+                for m in range(M):
+                    g = 0.0
+                    for c in range(C):
+                        g += R[i, m, c] * b[c]
+                    g2 = g * g
+                    s1 += g2
+                    e1 += (g2 - G) * (g2 - G)
+                out[1, i, k] = s1
+                out[2, i, k] = e1
+            if with_hessian:
+                nh = 0.0
+                for c in range(C):
+                    w[c] = Hs[i, c, k]
+                    nh += w[c] * w[c]
+                out[8, i, k] = nh
+                out[7, i, k] = _quad(family, w, mean[i], var[i], inv_sigma2)
+                s2 = 0.0
+                e2 = 0.0
+                for m in range(M):
+                    t = 0.0
+                    for c in range(C):
+                        t += R[i, m, c] * w[c]
+                    s2 += G - t
+                    e2 += t * t
+                out[5, i, k] = s2
+                out[6, i, k] = e2
+            else:
+                out[5, i, k] = M * G
+                out[6, i, k] = 0.0
+                out[7, i, k] = 0.0
+                out[8, i, k] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def squared_score_units(G, out):
+    """``out[i, k] = sum_m G[i, m, k]^2``: the sum of squares of the sampled scores.
+
+    Parameters
+    ----------
+    G : ndarray of shape (n, M, K)
+        Backpropagated residuals (per-sample score factors).
+    out : ndarray of shape (n, K)
+    """
+    n, M, K = G.shape
+    for i in range(n):
+        for k in range(K):
+            out[i, k] = 0.0
+        for m in range(M):
+            for k in range(K):
+                g = G[i, m, k]
+                out[i, k] += g * g
+
+
+@njit(cache=True, nogil=True)
+def activation_derivatives(Z, code):
+    """``phi(Z)``, ``phi'(Z)``, ``phi''(Z)`` elementwise.
+
+    ``code``: 0 identity, 1 logistic, 2 tanh, 3 relu.
+    """
+    n, K = Z.shape
+    A = np.empty((n, K))
+    D1 = np.empty((n, K))
+    D2 = np.empty((n, K))
+    for i in range(n):
+        for k in range(K):
+            z = Z[i, k]
+            if code == 0:
+                A[i, k] = z
+                D1[i, k] = 1.0
+                D2[i, k] = 0.0
+            elif code == 1:
+                if z >= 0:
+                    s = 1.0 / (1.0 + np.exp(-z))
+                else:
+                    e = np.exp(z)
+                    s = e / (1.0 + e)
+                A[i, k] = s
+                D1[i, k] = s * (1.0 - s)
+                D2[i, k] = s * (1.0 - s) * (1.0 - 2.0 * s)
+            elif code == 2:
+                t = np.tanh(z)
+                A[i, k] = t
+                D1[i, k] = 1.0 - t * t
+                D2[i, k] = -2.0 * t * (1.0 - t * t)
+            else:
+                if z > 0:
+                    A[i, k] = z
+                    D1[i, k] = 1.0
+                else:
+                    A[i, k] = 0.0
+                    D1[i, k] = 0.0
+                D2[i, k] = 0.0
+    return A, D1, D2
+
+
+ACTIVATION_CODES = {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3}
+
+
+# --------------------------------------------------------------------------
+# Dense passes (BLAS through NumPy)
+# --------------------------------------------------------------------------
+
+
+def output_moments(family, H, inv_sigma2):
+    """Means, variances and fourth central moments of ``t(y)`` given ``h``.
+
+    Parameters
+    ----------
+    family : str
+        "gaussian", "bernoulli", "poisson" or "softmax".
+    H : ndarray of shape (n, C)
+    inv_sigma2 : float
+
+    Returns
+    -------
+    mean, var, mu4 : ndarray of shape (n, C)
+        For "softmax", ``mean`` holds the probabilities and ``var``/``mu4``
+        are the marginal Bernoulli moments (unused by the kernels).
+    """
+    if family == "gaussian":
+        mean = H
+        var = np.full_like(H, inv_sigma2)
+        mu4 = 3.0 * var * var
+    elif family == "bernoulli":
+        mean = np.empty_like(H)
+        pos = H >= 0
+        mean[pos] = 1.0 / (1.0 + np.exp(-H[pos]))
+        e = np.exp(H[~pos])
+        mean[~pos] = e / (1.0 + e)
+        var = mean * (1.0 - mean)
+        mu4 = var * (1.0 - 3.0 * var)
+    elif family == "poisson":
+        mean = np.exp(H)
+        var = mean.copy()
+        mu4 = mean * (1.0 + 3.0 * mean)
+    else:
+        shifted = H - H.max(axis=1, keepdims=True)
+        e = np.exp(shifted)
+        mean = e / e.sum(axis=1, keepdims=True)
+        var = mean * (1.0 - mean)
+        mu4 = var * (1.0 - 3.0 * var)
+    return mean, var, mu4
+
+
+def sample_residuals(family, mean, inv_sigma2, n_draws, rng):
+    """Effective residuals ``r = t(y) - E[t]`` for labels drawn from the model.
+
+    Returns
+    -------
+    R : ndarray of shape (n, n_draws, C)
+    """
+    n, C = mean.shape
+    if family == "gaussian":
+        return rng.standard_normal((n, n_draws, C)) * np.sqrt(inv_sigma2)
+    if family == "bernoulli":
+        u = rng.random_sample((n, n_draws, C))
+        return (u < mean[:, None, :]).astype(np.float64) - mean[:, None, :]
+    if family == "poisson":
+        lam = np.broadcast_to(mean[:, None, :], (n, n_draws, C))
+        return rng.poisson(lam).astype(np.float64) - lam
+    # softmax: inverse-CDF sampling of one class per draw
+    cdf = np.cumsum(mean, axis=1)
+    cdf[:, -1] = 1.0
+    u = rng.random_sample((n, n_draws))
+    labels = (u[:, :, None] > cdf[:, None, :]).sum(axis=2)
+    R = -np.broadcast_to(mean[:, None, :], (n, n_draws, C)).copy()
+    np.put_along_axis(R, labels[:, :, None], 1.0 + np.take_along_axis(
+        R, labels[:, :, None], axis=2), axis=2)
+    return R
+
+
+def eigen_constants(family, mean, var, mu4, inv_sigma2):
+    """Per-sample ``lambda_min/max`` of ``I(h)`` and of the 4th-moment matrix ``K``.
+
+    ``K`` is the ``C^2 x C^2`` matrix ``E[(r r^T) (x) (r r^T)]`` flattened, so
+    that ``E[(r^T v)^4] = (v (x) v)^T K (v (x) v)``.
+
+    Returns
+    -------
+    lam_i_min, lam_i_max, lam_k_min, lam_k_max : ndarray of shape (n,)
+    """
+    n, C = mean.shape
+    if family == "gaussian":
+        li = np.full(n, inv_sigma2)
+        if C == 1:
+            lk = np.full(n, 3.0 * inv_sigma2**2)
+            return li, li, lk, lk
+        return li, li, np.zeros(n), np.full(n, (C + 2.0) * inv_sigma2**2)
+    if family in ("bernoulli", "poisson"):
+        li_min = var.min(axis=1)
+        li_max = var.max(axis=1)
+        if C == 1:
+            return li_min, li_max, mu4[:, 0].copy(), mu4[:, 0].copy()
+        # K on span{e_a (x) e_a}: diag(mu4 - var^2) + var var^T; on
+        # span{e_a (x) e_b, e_b (x) e_a}: eigenvalues 2 var_a var_b and 0.
+        Mdiag = var[:, :, None] * var[:, None, :]
+        idx = np.arange(C)
+        Mdiag[:, idx, idx] = mu4
+        lam = np.linalg.eigvalsh(Mdiag)[:, -1]
+        srt = np.sort(var, axis=1)
+        lam = np.maximum(lam, 2.0 * srt[:, -1] * srt[:, -2])
+        return li_min, li_max, np.zeros(n), lam
+    # softmax
+    p = mean
+    cov = -p[:, :, None] * p[:, None, :]
+    idx = np.arange(C)
+    cov[:, idx, idx] += p
+    li_max = np.linalg.eigvalsh(cov)[:, -1]
+    # K = sum_c p_c (r_c (x) r_c)(r_c (x) r_c)^T with r_c = e_c - p: its nonzero
+    # eigenvalues are those of the C x C Gram sqrt(p_c p_d) (r_c^T r_d)^2.
+    p2 = (p * p).sum(axis=1)
+    dots = -p[:, :, None] - p[:, None, :] + p2[:, None, None]
+    dots[:, idx, idx] += 1.0
+    gram = np.sqrt(p[:, :, None] * p[:, None, :]) * dots**2
+    lk_max = np.linalg.eigvalsh(gram)[:, -1]
+    return np.zeros(n), li_max, np.zeros(n), lk_max
+
+
+def forward(coefs, intercepts, activation, X):
+    """Forward pass keeping activations and activation derivatives.
+
+    Returns
+    -------
+    acts : list of ndarray
+        ``a_0 = X, a_1, ..., a_{L-1}``.
+    d1, d2 : list of ndarray
+        ``phi'(z_m)`` and ``phi''(z_m)`` for ``m = 1..L-1`` (index ``m-1``).
+    H : ndarray of shape (n, C)
+        Output natural parameters.
+    """
+    code = ACTIVATION_CODES[activation]
+    acts = [X]
+    d1 = []
+    d2 = []
+    L = len(coefs)
+    for layer in range(L):
+        Z = acts[-1] @ coefs[layer]
+        Z += intercepts[layer]
+        if layer == L - 1:
+            return acts, d1, d2, Z
+        a, p1, p2 = activation_derivatives(Z, code)
+        acts.append(a)
+        d1.append(p1)
+        d2.append(p2)
+
+
+def backward_directions(coefs, d1, directions):
+    """Backpropagate ``s = r^T h`` for several directions ``r`` at once.
+
+    Parameters
+    ----------
+    directions : ndarray of shape (n, P, C)
+
+    Returns
+    -------
+    deltas : list of ndarray
+        ``deltas[m]`` of shape (n, P, n_m) is ``ds/dz_m`` for ``m = 1..L``
+        (index ``m``; ``deltas[0]`` is None).
+    pre : list of ndarray
+        ``pre[m] = ds/da_m`` (before multiplying by ``phi'``), ``m = 1..L-1``.
+    """
+    L = len(coefs)
+    n, P, _ = directions.shape
+    deltas = [None] * (L + 1)
+    pre = [None] * (L + 1)
+    deltas[L] = directions
+    for m in range(L - 1, 0, -1):
+        W = coefs[m]
+        g = (deltas[m + 1].reshape(n * P, -1) @ W.T).reshape(n, P, W.shape[0])
+        pre[m] = g
+        deltas[m] = g * d1[m - 1][:, None, :]
+    return deltas, pre
+
+
+def hessian_units(coefs, d1, d2, pre):
+    """Exact ``d^2 s / dz_m[k]^2`` for every hidden unit and direction.
+
+    Second-order backpropagation of the scalar ``s = r^T h``: with
+    ``Q_m = d^2 s / dz_m dz_m^T``,
+    ``Q_m = diag(phi''(z_m) * ds/da_m) + diag(phi'_m) W_m Q_{m+1} W_m^T diag(phi'_m)``
+    and ``Q_L = 0``.  ``Q_{L-1}`` is diagonal; full matrices are formed only
+    for ``2 <= m <= L-2`` (networks with three or more hidden layers).
+
+    Returns
+    -------
+    hs : list of ndarray
+        ``hs[m]`` of shape (n, P, n_m) for ``m = 1..L-1``; None elsewhere.
+    """
+    L = len(coefs)
+    hs = [None] * (L + 1)
+    d_next = None  # diagonal part of Q_{m+1}
+    p_next = None  # full part of Q_{m+1} (None when zero)
+    for m in range(L - 1, 0, -1):
+        D = d2[m - 1][:, None, :] * pre[m]
+        if m == L - 1:
+            hs[m] = D
+            p_full = None
+        else:
+            W = coefs[m]
+            n, P, _ = D.shape
+            s = (d_next.reshape(n * P, -1) @ (W * W).T).reshape(n, P, W.shape[0])
+            if p_next is not None:
+                WP = np.matmul(W, p_next)  # (n, P, n_m, n_{m+1})
+                s += np.einsum("npik,ik->npi", WP, W)
+            phi1 = d1[m - 1][:, None, :]
+            hs[m] = D + phi1 * phi1 * s
+            if m > 1:
+                Q = np.matmul(W * d_next[:, :, None, :], W.T)
+                if p_next is not None:
+                    Q += np.matmul(WP, W.T)
+                p_full = phi1[..., :, None] * Q * phi1[..., None, :]
+            else:
+                p_full = None
+        d_next = D
+        p_next = p_full
+    return hs
