@@ -35,8 +35,11 @@ for k, res in results.items():
           f"fits that hit max_iter: {res.n_hit_max_iter}")
 
 # %%
-# The Voronoi loss decays like :math:`n^{-1/2}` in both cases; the dashed
-# line has slope -1/2.
+# Left: the Voronoi loss decays like :math:`n^{-1/2}` in both cases (the
+# dashed line has slope -1/2).  Right: per-parameter errors in the
+# over-fitted cell (the cell with two fitted atoms) decay more slowly than
+# :math:`n^{-1/2}`; this is what the exponents :math:`\bar r` in the loss
+# compensate for.
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), layout="constrained")
 for k, res in results.items():
     n = res.sample_sizes
@@ -47,10 +50,6 @@ axes[0].set_xlabel("n")
 axes[0].set_ylabel("mean Voronoi loss $D_1$")
 axes[0].legend()
 
-# %%
-# Per-parameter errors in the over-fitted cell (the cell with two fitted
-# atoms) decay more slowly than :math:`n^{-1/2}`: this is what the exponents
-# :math:`\bar r` in the loss compensate for.
 res = results[4]
 for key in ("means_overfit", "intercept_overfit", "coef_overfit", "covariances_overfit"):
     slope = res.slopes[key][0]
