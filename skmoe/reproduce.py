@@ -22,27 +22,14 @@ from time import perf_counter
 import numpy as np
 
 from .experiments import convergence_rates
+from .experiments._convergence_rates import _COMPONENT_KEYS
 
 QUICK_GRID = {"sample_sizes": [300, 1000, 3000, 10000], "n_repetitions": 10}
 FULL_GRID = {
     "sample_sizes": np.unique(np.geomspace(300, 100_000, 8).astype(int)).tolist(),
     "n_repetitions": 20,
 }
-_REPORTED = (
-    "D1",
-    "D2",
-    "weights",
-    "means",
-    "covariances",
-    "coef",
-    "intercept",
-    "noise_covariances",
-    "means_overfit",
-    "covariances_overfit",
-    "coef_overfit",
-    "intercept_overfit",
-    "noise_covariances_overfit",
-)
+_REPORTED = ("D1", "D2", *_COMPONENT_KEYS)
 
 
 def _plot(results, path):

@@ -279,6 +279,27 @@ def _accumulate_moments(U, w, n_rows, s1, s2, wu):
     return s0
 
 
+@njit(cache=True, fastmath=_FASTMATH)
+def _chunk_log_probs(
+    Zt, n_rows, log_weights, means, gate_prec_chol, gate_log_det, y_centers, coef,
+    noise_prec_chol, noise_log_det, U, E, t, log_prob,
+):
+    """``log_prob[k, r] = log pi_k + log N(x_r | .) [+ log N(y_r | .)]`` for a chunk.
+
+    The expert term is included when ``coef`` has outputs; ``U`` is left
+    holding the centred chunk of the last component.
+    """
+    n_features = means.shape[1]
+    for k in range(means.shape[0]):
+        _center_chunk(Zt, n_rows, k, means, y_centers, U)
+        _component_log_density(
+            U, n_rows, k, n_features, gate_prec_chol, gate_log_det,
+            coef, noise_prec_chol, noise_log_det, E, t, log_prob[k],
+        )
+        for r in range(n_rows):
+            log_prob[k, r] += log_weights[k]
+
+
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _em_blocks(
     block_start,
@@ -322,14 +343,10 @@ def _em_blocks(
             stop = min(stop_b, start + _CHUNK)
             n_rows = stop - start
             _load_chunk(X, Y, start, stop, Zt)
-            for k in range(n_components):
-                _center_chunk(Zt, n_rows, k, means, y_centers, U)
-                _component_log_density(
-                    U, n_rows, k, n_features, gate_prec_chol, gate_log_det,
-                    coef, noise_prec_chol, noise_log_det, E, t, log_prob[k],
-                )
-                for r in range(n_rows):
-                    log_prob[k, r] += log_weights[k]
+            _chunk_log_probs(
+                Zt, n_rows, log_weights, means, gate_prec_chol, gate_log_det, y_centers,
+                coef, noise_prec_chol, noise_log_det, U, E, t, log_prob,
+            )
             _normalize_log_prob(log_prob, n_rows, log_norm, work, bits)
             for r in range(n_rows):
                 block_ll[b] += log_norm[r]
@@ -380,19 +397,14 @@ def _log_density_blocks(
             stop = min(stop_b, start + _CHUNK)
             n_rows = stop - start
             _load_chunk(X, Y, start, stop, Zt)
-            for k in range(n_components):
-                _center_chunk(Zt, n_rows, k, means, y_centers, U)
-                _component_log_density(
-                    U, n_rows, k, n_features, gate_prec_chol, gate_log_det,
-                    no_coef, noise_prec_chol, noise_log_det, E, t, log_gate[k],
-                )
-                _component_log_density(
-                    U, n_rows, k, n_features, gate_prec_chol, gate_log_det,
-                    coef, noise_prec_chol, noise_log_det, E, t, log_prob[k],
-                )
-                for r in range(n_rows):
-                    log_gate[k, r] += log_weights[k]
-                    log_prob[k, r] += log_weights[k]
+            _chunk_log_probs(
+                Zt, n_rows, log_weights, means, gate_prec_chol, gate_log_det, y_centers,
+                no_coef, noise_prec_chol, noise_log_det, U, E, t, log_gate,
+            )
+            _chunk_log_probs(
+                Zt, n_rows, log_weights, means, gate_prec_chol, gate_log_det, y_centers,
+                coef, noise_prec_chol, noise_log_det, U, E, t, log_prob,
+            )
             _normalize_log_prob(log_prob, n_rows, log_norm, work, bits)
             for r in range(n_rows):
                 log_joint[start + r] = log_norm[r]
@@ -446,14 +458,11 @@ def _predictive_blocks(
             stop = min(stop_b, start + _CHUNK)
             n_rows = stop - start
             _load_chunk(X, no_y, start, stop, Zt)
+            _chunk_log_probs(
+                Zt, n_rows, log_weights, means, gate_prec_chol, gate_log_det, no_centers,
+                no_coef, no_prec, gate_log_det, U, E, t, gate,
+            )
             for k in range(n_components):
-                _center_chunk(Zt, n_rows, k, means, no_centers, U)
-                _component_log_density(
-                    U, n_rows, k, n_features, gate_prec_chol, gate_log_det,
-                    no_coef, no_prec, gate_log_det, E, t, gate[k],
-                )
-                for r in range(n_rows):
-                    gate[k, r] += log_weights[k]
                 for a in range(n_outputs):
                     expert = expert_mean[k, a]
                     for r in range(n_rows):
