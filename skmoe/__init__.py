@@ -5,7 +5,8 @@ generators live in :mod:`skmoe.datasets`.
 """
 
 from ._gaussian_gated import GaussianGatedMoERegressor
+from .amp import SequenceMultiIndexAMP
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["GaussianGatedMoERegressor", "__version__"]
+__all__ = ["GaussianGatedMoERegressor", "SequenceMultiIndexAMP", "__version__"]

@@ -18,6 +18,7 @@ from ._channels import (
     SquareChannel,
     SumSquareChannel,
 )
+from ._gamp import SequenceMultiIndexAMP
 from ._state_evolution import state_evolution, test_errors, weak_recovery_threshold
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "GenericChannel",
     "LinearChannel",
     "OuterProductChannel",
+    "SequenceMultiIndexAMP",
     "SquareChannel",
     "SumSquareChannel",
     "state_evolution",
