@@ -194,7 +194,8 @@ class SequenceMultiIndexAMP(BaseEstimator):
         converged = False
         n_iter = 0
         for n_iter in range(1, self.max_iter + 1):
-            V = 0.5 * (C + C.T)
+            # Floor the eigenvalues of V: near perfect recovery V -> 0.
+            V = _sym_inv_psd_clip(C, floor=1e-9)
             Vinv = np.linalg.inv(V)
             Omega = np.einsum("nld,dp->nlp", Xs, W) - G @ V
             mean, cov, _ = channel.posterior(y, Omega, V)
