@@ -6,7 +6,13 @@ generators live in :mod:`skmoe.datasets`.
 
 from ._fisher import DiagonalFisherEstimator
 from ._gaussian_gated import GaussianGatedMoERegressor
+from .amp import SequenceMultiIndexAMP
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["DiagonalFisherEstimator", "GaussianGatedMoERegressor", "__version__"]
+__all__ = [
+    "DiagonalFisherEstimator",
+    "GaussianGatedMoERegressor",
+    "SequenceMultiIndexAMP",
+    "__version__",
+]

@@ -32,6 +32,13 @@ def _warm_numba_kernels():
         model.predict(X, return_std=True)
         model.predict_gates(X)
         model.score_samples(X, y)
+
+    # Sequence multi-index AMP: the two-layer attention posterior kernel.
+    from skmoe.amp import DeepAttentionChannel
+
+    channel = DeepAttentionChannel(n_grid=8)
+    Z = rng.standard_normal((3, 2, 2))
+    channel.posterior(channel.output(Z), 0.5 * Z, np.eye(2))
     _warm_fisher_kernels()
 
 

@@ -7,6 +7,7 @@ import pytest
 numpydoc_validate = pytest.importorskip("numpydoc.validate")
 
 import skmoe
+import skmoe.amp
 import skmoe.datasets
 
 # Checks we do not enforce: summary layout details, See Also everywhere,
@@ -15,7 +16,7 @@ IGNORED = {"GL01", "GL02", "SA01", "EX01", "ES01", "RT02", "PR02", "SS05", "GL08
 
 
 def _public_objects():
-    for module in (skmoe, skmoe.datasets):
+    for module in (skmoe, skmoe.amp, skmoe.datasets):
         for name in module.__all__:
             obj = getattr(module, name)
             if not (inspect.isclass(obj) or inspect.isfunction(obj)):

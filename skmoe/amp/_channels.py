@@ -1,0 +1,1006 @@
+"""Output channels of sequence multi-index models.
+
+A channel describes ``P_out(y | Z)`` for ``Z`` of shape ``(n_tokens,
+n_directions)`` and provides the one computation GAMP and state evolution
+need: the posterior moments of ``Z`` under
+
+.. math::
+
+    P(Z \\mid y, \\Omega, V) \\propto P_{\\rm out}(y \\mid Z)
+    \\prod_{l=1}^{L} \\mathcal N(z_l; \\omega_l, V),
+
+where ``z_l`` (a row of ``Z``) is the ``l``-th token and ``V`` is a ``p x p``
+covariance shared by every token and every sample.  All channels implement
+
+* ``sample(Z, random_state)``: draw ``y`` given ``Z`` of shape (n, L, p);
+* ``output(Z)``: the noiseless output ``g(Z)`` (the conditional mean of ``y``),
+  used for test errors;
+* ``posterior(y, omega, V)``: ``(mean, cov, log_partition)``, with ``mean`` of
+  shape (n, L, p), the full posterior covariance ``cov`` of shape
+  (n, L, p, L, p) and ``log Z_out`` of shape (n,) up to an additive function
+  of ``y`` alone (which cancels from every comparison made at fixed ``y``
+  distribution);
+* ``check_y(y, n_samples)``: validate targets, raising ``ValueError``.
+
+Posterior covariances are analytic (discrete sign posteriors, von
+Mises-Fisher moments, Gaussian conjugacy) or computed from the same
+log-sum-exp-weighted quadrature nodes as the mean; no finite differences are
+used anywhere.
+"""
+
+import itertools
+from numbers import Integral, Real
+
+import numpy as np
+from scipy import special
+
+from .._kernels import _attention as _attention_kernels
+from .._kernels._threading import run_blocks
+
+__all__ = [
+    "AbsChannel",
+    "SquareChannel",
+    "OuterProductChannel",
+    "SumSquareChannel",
+    "LinearChannel",
+    "DeepAttentionChannel",
+    "GenericChannel",
+]
+
+
+def _check_int(value, name, minimum=1):
+    if not isinstance(value, Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def _check_real(value, name, minimum=0.0, strict=False):
+    if not isinstance(value, Real) or isinstance(value, bool) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}.")
+    if value < minimum or (strict and value == minimum):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum}, got {value!r}.")
+    return float(value)
+
+
+class BaseChannel:
+    """Common interface and helpers of the sequence multi-index channels.
+
+    Subclasses set ``n_tokens`` (L), ``n_directions`` (p) and
+    ``y_trailing_shape`` (the shape of one target) and implement
+    :meth:`output`, :meth:`posterior` and, for noisy channels, :meth:`sample`.
+    """
+
+    #: True when ``g`` is even in every column of ``Z``, so that
+    #: ``E[Z | y] = 0`` and ``q = 0`` is a fixed point of state evolution.
+    even = True
+
+    def sample(self, Z, random_state=None):
+        """Draw targets ``y ~ P_out(. | Z)``.
+
+        Parameters
+        ----------
+        Z : ndarray of shape (n_samples, n_tokens, n_directions)
+            Pre-activations ``X W / sqrt(d)``.
+        random_state : int, RandomState instance or None, default=None
+            Used by noisy channels only.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples, *y_trailing_shape)
+            Targets.
+        """
+        return self.output(self._check_Z(Z))
+
+    def _check_Z(self, Z):
+        Z = np.asarray(Z, dtype=np.float64)
+        expected = (self.n_tokens, self.n_directions)
+        if Z.ndim != 3 or Z.shape[1:] != expected:
+            raise ValueError(
+                f"{type(self).__name__} expects Z of shape (n_samples, {expected[0]}, "
+                f"{expected[1]}) (n_tokens, n_directions), got {Z.shape}."
+            )
+        return Z
+
+    def check_y(self, y, n_samples=None):
+        """Validate targets for this channel.
+
+        Parameters
+        ----------
+        y : array-like
+            Targets, of shape (n_samples, *y_trailing_shape).
+        n_samples : int, default=None
+            Expected number of samples.
+
+        Returns
+        -------
+        y : ndarray of float64
+            The validated targets.
+
+        Raises
+        ------
+        ValueError
+            If the shape or the values are incompatible with the channel.
+        """
+        y = np.asarray(y, dtype=np.float64)
+        shape = tuple(self.y_trailing_shape)
+        if y.ndim == 1 and shape == (1,):
+            y = y[:, None]
+        if y.ndim != 1 + len(shape) or y.shape[1:] != shape:
+            raise ValueError(
+                f"{type(self).__name__} (n_tokens={self.n_tokens}, n_directions="
+                f"{self.n_directions}) expects y of shape (n_samples, "
+                f"{', '.join(map(str, shape))}), got {y.shape}."
+            )
+        if n_samples is not None and y.shape[0] != n_samples:
+            raise ValueError(
+                f"y has {y.shape[0]} samples but X has {n_samples}; they must match."
+            )
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y contains NaN or infinity.")
+        self._check_y_values(y)
+        return y
+
+    def _check_y_values(self, y):
+        """Hook for value constraints (support of the channel)."""
+
+    def __repr__(self):
+        params = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
+        return f"{type(self).__name__}({params})"
+
+    def _params(self):
+        return {"n_tokens": self.n_tokens, "n_directions": self.n_directions}
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self._params() == other._params()
+
+    def __hash__(self):
+        return hash((type(self).__name__, tuple(sorted(self._params().items()))))
+
+
+def _check_posterior_args(channel, y, omega, V):
+    omega = np.asarray(omega, dtype=np.float64)
+    L, p = channel.n_tokens, channel.n_directions
+    if omega.ndim != 3 or omega.shape[1:] != (L, p):
+        raise ValueError(f"omega must have shape (n_samples, {L}, {p}), got {omega.shape}.")
+    V = np.asarray(V, dtype=np.float64).reshape(p, p)
+    V = 0.5 * (V + V.T)
+    return np.asarray(y, dtype=np.float64), omega, V
+
+
+def _inv_logdet(V):
+    """Inverse and log-determinant of a symmetric positive definite matrix."""
+    w, U = np.linalg.eigh(V)
+    if w[0] <= 0:
+        raise ValueError(f"V must be positive definite; smallest eigenvalue {w[0]:.3g}.")
+    return (U / w) @ U.T, float(np.sum(np.log(w)))
+
+
+# --------------------------------------------------------------------------
+# Element-wise sign-symmetric channels: y = |z| and y = z^2
+# --------------------------------------------------------------------------
+
+
+class _SignChannel(BaseChannel):
+    """Channels with ``y_{lk} = h(|z_{lk}|)``: the posterior is over signs.
+
+    For each token the posterior is supported on the ``2**p`` points
+    ``s * r`` (``s`` in {-1, 1}^p, ``r = |z|`` recovered from ``y``); tokens
+    are independent given ``(y, omega)``, so cross-token covariances vanish.
+    """
+
+    def __init__(self, n_tokens=1, n_directions=1):
+        self.n_tokens = _check_int(n_tokens, "n_tokens")
+        self.n_directions = _check_int(n_directions, "n_directions")
+        if self.n_directions > 10:
+            raise ValueError("element-wise sign channels enumerate 2**n_directions signs; "
+                             "n_directions must be <= 10.")
+        self.y_trailing_shape = (self.n_tokens, self.n_directions)
+
+    def _check_y_values(self, y):
+        if np.any(y < 0):
+            raise ValueError(f"{type(self).__name__} outputs are non-negative; y has "
+                             "negative entries.")
+
+    def posterior(self, y, omega, V):
+        """Posterior moments of ``Z`` given ``(y, omega, V)``.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_samples, n_tokens, n_directions)
+            Targets.
+        omega : ndarray of shape (n_samples, n_tokens, n_directions)
+            Means of the Gaussian prior on the token rows.
+        V : ndarray of shape (n_directions, n_directions)
+            Covariance of every token row.
+
+        Returns
+        -------
+        mean : ndarray of shape (n_samples, n_tokens, n_directions)
+            Posterior mean.
+        cov : ndarray of shape (n_samples, n_tokens, n_directions, n_tokens, n_directions)
+            Posterior covariance.
+        log_partition : ndarray of shape (n_samples,)
+            ``log Z_out`` up to a function of ``y`` only.
+        """
+        y, omega, V = _check_posterior_args(self, y, omega, V)
+        n, L, p = omega.shape
+        Vinv, logdet = _inv_logdet(V)
+        r = self._magnitude(y)  # (n, L, p)
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=p)))  # (S, p)
+        Z = signs[None, None] * r[:, :, None, :]  # (n, L, S, p)
+        diff = Z - omega[:, :, None, :]
+        logw = -0.5 * np.einsum("nlsi,ij,nlsj->nls", diff, Vinv, diff)
+        mx = logw.max(axis=2, keepdims=True)
+        w = np.exp(logw - mx)
+        norm = w.sum(axis=2, keepdims=True)
+        w /= norm
+        mean = np.einsum("nls,nlsi->nli", w, Z)
+        second = np.einsum("nls,nlsi,nlsj->nlij", w, Z, Z)
+        block = second - mean[..., :, None] * mean[..., None, :]
+        cov = np.zeros((n, L, p, L, p))
+        idx = np.arange(L)
+        cov[:, idx, :, idx, :] = block.transpose(1, 0, 2, 3)
+        log_partition = np.sum(mx[..., 0] + np.log(norm[..., 0]), axis=1) - 0.5 * L * (
+            logdet + p * np.log(2 * np.pi)
+        )
+        return mean, cov, log_partition
+
+
+class AbsChannel(_SignChannel):
+    """Phase retrieval ``y = |Z|`` (element-wise).
+
+    Parameters
+    ----------
+    n_tokens : int, default=1
+        Number of tokens ``L``.
+    n_directions : int, default=1
+        Number of directions ``p`` (columns of ``W``).
+
+    Notes
+    -----
+    With ``L = p = 1`` this is real phase retrieval, whose weak-recovery
+    threshold is ``alpha_c = 1/2``; in general it is ``1/(2L)`` per
+    direction, like :class:`SquareChannel`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe.amp import AbsChannel
+    >>> AbsChannel().output(np.array([[[-1.5]]]))
+    array([[[1.5]]])
+    """
+
+    def output(self, Z):
+        """Noiseless output ``|Z|``.
+
+        Parameters
+        ----------
+        Z : ndarray of shape (n_samples, n_tokens, n_directions)
+            Pre-activations.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples, n_tokens, n_directions)
+            ``|Z|``.
+        """
+        return np.abs(self._check_Z(Z))
+
+    def _magnitude(self, y):
+        return y
+
+
+class SquareChannel(_SignChannel):
+    """Element-wise square ``y = Z**2`` (``y = (z_l^2)_l`` for ``p = 1``).
+
+    Parameters
+    ----------
+    n_tokens : int, default=1
+        Number of tokens ``L``.
+    n_directions : int, default=1
+        Number of directions ``p``.
+
+    Notes
+    -----
+    The weak-recovery threshold for ``p = 1`` is ``alpha_c = 1/(2L)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe.amp import SquareChannel
+    >>> SquareChannel(n_tokens=2).output(np.array([[[2.0], [-1.0]]]))[0, :, 0]
+    array([4., 1.])
+    """
+
+    def output(self, Z):
+        """Noiseless output ``Z**2``.
+
+        Parameters
+        ----------
+        Z : ndarray of shape (n_samples, n_tokens, n_directions)
+            Pre-activations.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples, n_tokens, n_directions)
+            ``Z**2``.
+        """
+        return self._check_Z(Z) ** 2
+
+    def _magnitude(self, y):
+        return np.sqrt(y)
+
+
+# --------------------------------------------------------------------------
+# y = z z^T and y = sum_l z_l^2 (p = 1)
+# --------------------------------------------------------------------------
+
+
+class OuterProductChannel(BaseChannel):
+    """Sign-revealing outer product ``y = z z^T`` for one direction.
+
+    ``z`` in R^L is the single column of ``Z``; ``y`` determines ``z`` up to a
+    global sign, so the posterior is supported on two points.
+
+    Parameters
+    ----------
+    n_tokens : int, default=2
+        Number of tokens ``L``.
+
+    Notes
+    -----
+    The weak-recovery threshold is ``alpha_c = 1/(L(L+1))``, which saturates
+    the Jensen lower bound of even channels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe.amp import OuterProductChannel
+    >>> OuterProductChannel(n_tokens=2).output(np.array([[[1.0], [-2.0]]]))[0]
+    array([[ 1., -2.],
+           [-2.,  4.]])
+    """
+
+    def __init__(self, n_tokens=2):
+        self.n_tokens = _check_int(n_tokens, "n_tokens")
+        self.n_directions = 1
+        self.y_trailing_shape = (self.n_tokens, self.n_tokens)
+
+    def _params(self):
+        return {"n_tokens": self.n_tokens}
+
+    def output(self, Z):
+        """Noiseless output ``z z^T``.
+
+        Parameters
+        ----------
+        Z : ndarray of shape (n_samples, n_tokens, 1)
+            Pre-activations.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples, n_tokens, n_tokens)
+            Outer products.
+        """
+        z = self._check_Z(Z)[:, :, 0]
+        return z[:, :, None] * z[:, None, :]
+
+    def _check_y_values(self, y):
+        if np.any(np.einsum("nll->nl", y) < 0) or not np.allclose(
+            y, y.transpose(0, 2, 1), atol=1e-8
+        ):
+            raise ValueError("OuterProductChannel targets must be symmetric with a "
+                             "non-negative diagonal (y = z z^T).")
+
+    def posterior(self, y, omega, V):
+        """Posterior moments of ``Z`` given ``(y, omega, V)``.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_samples, n_tokens, n_tokens)
+            Targets.
+        omega : ndarray of shape (n_samples, n_tokens, 1)
+            Prior means.
+        V : ndarray of shape (1, 1)
+            Prior variance of every token.
+
+        Returns
+        -------
+        mean : ndarray of shape (n_samples, n_tokens, 1)
+            Posterior mean.
+        cov : ndarray of shape (n_samples, n_tokens, 1, n_tokens, 1)
+            Posterior covariance.
+        log_partition : ndarray of shape (n_samples,)
+            ``log Z_out`` up to a function of ``y`` only.
+        """
+        y, omega, V = _check_posterior_args(self, y, omega, V)
+        v = V[0, 0]
+        n, L = y.shape[:2]
+        diag = np.clip(np.einsum("nll->nl", y), 0, None)
+        r = np.sqrt(diag)
+        ref = np.argmax(diag, axis=1)
+        sign = np.sign(y[np.arange(n), ref, :])
+        sign[sign == 0] = 1.0
+        z0 = sign * r  # (n, L), one of the two solutions
+        w = omega[:, :, 0]
+        h = np.sum(z0 * w, axis=1) / v
+        t = np.tanh(h)
+        mean = t[:, None] * z0
+        cov = (1 - t**2)[:, None, None] * z0[:, :, None] * z0[:, None, :]
+        log_partition = (
+            -0.5 * (np.sum(r**2, axis=1) + np.sum(w**2, axis=1)) / v
+            + np.logaddexp(h, -h)
+            - 0.5 * L * np.log(v)
+        )
+        return mean[:, :, None], cov[:, :, None, :, None], log_partition
+
+
+class SumSquareChannel(BaseChannel):
+    """Sum of squares over tokens ``y = sum_l z_l^2`` for one direction.
+
+    Given ``y`` the vector ``z`` lies on the sphere of radius ``sqrt(y)``; the
+    posterior is a von Mises-Fisher distribution, whose mean and covariance
+    are expressed with Bessel-function ratios.
+
+    Parameters
+    ----------
+    n_tokens : int, default=2
+        Number of tokens ``L``.
+
+    Notes
+    -----
+    The weak-recovery threshold is ``alpha_c = 1/2`` for every ``L``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe.amp import SumSquareChannel
+    >>> SumSquareChannel(n_tokens=2).output(np.array([[[1.0], [2.0]]]))
+    array([[5.]])
+    """
+
+    def __init__(self, n_tokens=2):
+        self.n_tokens = _check_int(n_tokens, "n_tokens")
+        self.n_directions = 1
+        self.y_trailing_shape = (1,)
+
+    def _params(self):
+        return {"n_tokens": self.n_tokens}
+
+    def output(self, Z):
+        """Noiseless output ``sum_l z_l^2``.
+
+        Parameters
+        ----------
+        Z : ndarray of shape (n_samples, n_tokens, 1)
+            Pre-activations.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples, 1)
+            Sums of squares.
+        """
+        return np.sum(self._check_Z(Z) ** 2, axis=1)
+
+    def _check_y_values(self, y):
+        if np.any(y < 0):
+            raise ValueError("SumSquareChannel outputs are non-negative; y has negative "
+                             "entries.")
+
+    def posterior(self, y, omega, V):
+        """Posterior moments of ``Z`` given ``(y, omega, V)`` (von Mises-Fisher).
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_samples, 1)
+            Targets.
+        omega : ndarray of shape (n_samples, n_tokens, 1)
+            Prior means.
+        V : ndarray of shape (1, 1)
+            Prior variance of every token.
+
+        Returns
+        -------
+        mean : ndarray of shape (n_samples, n_tokens, 1)
+            Posterior mean.
+        cov : ndarray of shape (n_samples, n_tokens, 1, n_tokens, 1)
+            Posterior covariance.
+        log_partition : ndarray of shape (n_samples,)
+            ``log Z_out`` up to a function of ``y`` only.
+        """
+        y, omega, V = _check_posterior_args(self, y, omega, V)
+        v = V[0, 0]
+        L = self.n_tokens
+        r = np.sqrt(np.clip(y.reshape(-1), 0, None))
+        w = omega[:, :, 0]
+        norm_w = np.sqrt(np.sum(w**2, axis=1))
+        kappa = r * norm_w / v
+        nu = 0.5 * L - 1.0
+        small = kappa < 1e-8
+        ks = np.where(small, 1.0, kappa)
+        # A(k) = I_{L/2}(k) / I_{L/2-1}(k); A(k)/k -> 1/L as k -> 0.
+        A = special.ive(nu + 1, ks) / special.ive(nu, ks)
+        A_over_k = np.where(small, 1.0 / L, A / ks)
+        A = np.where(small, kappa / L, A)
+        mu = np.where(norm_w[:, None] > 0, w / np.where(norm_w > 0, norm_w, 1.0)[:, None], 0.0)
+        mean = (r * A)[:, None] * mu
+        second = (r**2)[:, None, None] * (
+            A_over_k[:, None, None] * np.eye(L)
+            + (1 - L * A_over_k)[:, None, None] * mu[:, :, None] * mu[:, None, :]
+        )
+        cov = second - mean[:, :, None] * mean[:, None, :]
+        # log of int_{S^{L-1}} exp(k mu.u) du, up to constants: k^{-nu} I_nu(k).
+        kc = np.maximum(kappa, 1e-30)
+        log_bessel = np.where(
+            small,
+            -nu * np.log(2.0) - special.gammaln(nu + 1),
+            np.log(special.ive(nu, kc)) + kc - nu * np.log(kc),
+        )
+        log_partition = -0.5 * (r**2 + norm_w**2) / v + log_bessel - 0.5 * L * np.log(v)
+        return mean[:, :, None], cov[:, :, None, :, None], log_partition
+
+
+# --------------------------------------------------------------------------
+# Linear-Gaussian channel
+# --------------------------------------------------------------------------
+
+
+class LinearChannel(BaseChannel):
+    """Linear-Gaussian channel ``y = Z + noise_std * eps``.
+
+    Parameters
+    ----------
+    n_tokens : int, default=1
+        Number of tokens ``L``.
+    n_directions : int, default=1
+        Number of directions ``p``.
+    noise_std : float, default=0.1
+        Standard deviation of the Gaussian noise (must be positive).
+
+    Notes
+    -----
+    The channel is not even (``E[Z | y] != 0``), so there is no
+    weak-recovery threshold: any ``alpha > 0`` gives a positive overlap.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe.amp import LinearChannel
+    >>> LinearChannel(noise_std=0.5).output(np.array([[[1.0]]]))
+    array([[[1.]]])
+    """
+
+    even = False
+
+    def __init__(self, n_tokens=1, n_directions=1, noise_std=0.1):
+        self.n_tokens = _check_int(n_tokens, "n_tokens")
+        self.n_directions = _check_int(n_directions, "n_directions")
+        self.noise_std = _check_real(noise_std, "noise_std", strict=True)
+        self.y_trailing_shape = (self.n_tokens, self.n_directions)
+
+    def _params(self):
+        return {**super()._params(), "noise_std": self.noise_std}
+
+    def sample(self, Z, random_state=None):
+        """Draw ``y = Z + noise_std * eps``.
+
+        Parameters
+        ----------
+        Z : ndarray of shape (n_samples, n_tokens, n_directions)
+            Pre-activations.
+        random_state : int, RandomState instance or None, default=None
+            Seed of the noise.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples, n_tokens, n_directions)
+            Noisy targets.
+        """
+        from sklearn.utils import check_random_state
+
+        Z = self._check_Z(Z)
+        rng = check_random_state(random_state)
+        return Z + self.noise_std * rng.standard_normal(Z.shape)
+
+    def output(self, Z):
+        """Noiseless output ``Z``.
+
+        Parameters
+        ----------
+        Z : ndarray of shape (n_samples, n_tokens, n_directions)
+            Pre-activations.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples, n_tokens, n_directions)
+            ``Z`` itself.
+        """
+        return self._check_Z(Z).copy()
+
+    def posterior(self, y, omega, V):
+        """Gaussian posterior of ``Z`` given ``(y, omega, V)``.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_samples, n_tokens, n_directions)
+            Targets.
+        omega : ndarray of shape (n_samples, n_tokens, n_directions)
+            Prior means.
+        V : ndarray of shape (n_directions, n_directions)
+            Prior covariance of every token.
+
+        Returns
+        -------
+        mean : ndarray of shape (n_samples, n_tokens, n_directions)
+            Posterior mean.
+        cov : ndarray of shape (n_samples, n_tokens, n_directions, n_tokens, n_directions)
+            Posterior covariance.
+        log_partition : ndarray of shape (n_samples,)
+            ``log N(y; omega, V + noise_std**2 I)`` summed over tokens.
+        """
+        y, omega, V = _check_posterior_args(self, y, omega, V)
+        n, L, p = omega.shape
+        s2 = self.noise_std**2
+        Vinv, _ = _inv_logdet(V)
+        post, _ = _inv_logdet(Vinv + np.eye(p) / s2)
+        mean = (omega @ Vinv + y / s2) @ post
+        cov = np.zeros((n, L, p, L, p))
+        idx = np.arange(L)
+        cov[:, idx, :, idx, :] = post
+        total = V + s2 * np.eye(p)
+        tinv, tlogdet = _inv_logdet(total)
+        diff = y - omega
+        log_partition = -0.5 * np.einsum("nli,ij,nlj->n", diff, tinv, diff) - 0.5 * L * (
+            tlogdet + p * np.log(2 * np.pi)
+        )
+        return mean, cov, log_partition
+
+
+# --------------------------------------------------------------------------
+# Deep tied low-rank attention
+# --------------------------------------------------------------------------
+
+
+def _softmax_rows(S):
+    S = S - S.max(axis=-1, keepdims=True)
+    E = np.exp(S)
+    return E / E.sum(axis=-1, keepdims=True)
+
+
+class DeepAttentionChannel(BaseChannel):
+    """Deep tied low-rank self-attention as a sequence multi-index channel.
+
+    Layer ``k`` has a tied query/key ``q_k`` (one column of ``W``), identity
+    values and skip strength ``c``.  With ``z_k = X q_k / sqrt(d)`` (a column
+    of ``Z``) and ``A(z) = softmax_row(z z^T) + c I``::
+
+        u_1 = z_1,   u_k = A(u_{k-1}) ... applied as in the network,
+        y = softmax_row(u_K u_K^T)                     (an L x L matrix)
+
+    i.e. for two layers ``y = softmax(u u^T)`` with ``u = A(z_1) z_2``.
+
+    Parameters
+    ----------
+    n_layers : int, default=2
+        Number of attention layers ``K`` (= ``n_directions``).
+    skip : float, default=1.0
+        Skip-connection strength ``c``.
+    n_tokens : int, default=2
+        Sequence length ``L``.
+    n_grid : int, default=64
+        Grid points per axis of the tensor quadrature over the free
+        variables (``z_1`` in R^2 for two layers); the cost of a posterior
+        evaluation is ``2 * n_grid**2`` per sample.  The accuracy/speed
+        trade-off of GAMP and state evolution.
+    box : float, default=6.0
+        Half-width of the quadrature box, in prior standard deviations of
+        ``z_1`` around its prior mean.
+
+    Notes
+    -----
+    Sampling and :meth:`output` work for any ``n_layers`` and ``n_tokens``.
+    The posterior (needed by GAMP and state evolution) is implemented for
+    ``n_tokens=2`` and ``n_layers`` in {1, 2}: the last softmax is inverted in
+    closed form (``u = +-(a, -b)/sqrt(a+b)`` with ``a = log(y_00/y_01)``,
+    ``b = log(y_11/y_10)``), and for two layers ``z_2 = A(z_1)^{-1} u`` with
+    Jacobian ``1/|det A(z_1)|``, the integral over ``z_1`` running on a
+    uniform tensor grid with log-sum-exp weights.  The posterior covariance
+    is the weighted second moment at the same nodes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe.amp import DeepAttentionChannel
+    >>> y = DeepAttentionChannel().output(np.zeros((1, 2, 2)))
+    >>> y[0]
+    array([[0.5, 0.5],
+           [0.5, 0.5]])
+    """
+
+    def __init__(self, n_layers=2, skip=1.0, n_tokens=2, *, n_grid=64, box=6.0):
+        self.n_layers = _check_int(n_layers, "n_layers")
+        self.skip = _check_real(skip, "skip")
+        self.n_tokens = _check_int(n_tokens, "n_tokens", minimum=2)
+        self.n_grid = _check_int(n_grid, "n_grid", minimum=4)
+        self.box = _check_real(box, "box", strict=True)
+        self.n_directions = self.n_layers
+        self.y_trailing_shape = (self.n_tokens, self.n_tokens)
+
+    def _params(self):
+        return {
+            "n_layers": self.n_layers,
+            "skip": self.skip,
+            "n_tokens": self.n_tokens,
+            "n_grid": self.n_grid,
+            "box": self.box,
+        }
+
+    def output(self, Z):
+        """Network output ``y = g(Z)``, an ``L x L`` attention matrix.
+
+        Parameters
+        ----------
+        Z : ndarray of shape (n_samples, n_tokens, n_layers)
+            Column ``k`` is ``X q_k / sqrt(d)``.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples, n_tokens, n_tokens)
+            Row-stochastic attention matrices.
+        """
+        Z = self._check_Z(Z)
+        L = self.n_tokens
+        eye = np.eye(L)
+        # B is the accumulated token-mixing matrix (h_{k-1} = B X).
+        B = np.broadcast_to(eye, (Z.shape[0], L, L))
+        for k in range(self.n_layers):
+            u = np.einsum("nij,nj->ni", B, Z[:, :, k])
+            S = _softmax_rows(u[:, :, None] * u[:, None, :])
+            if k == self.n_layers - 1:
+                return S
+            B = (S + self.skip * eye) @ B
+
+    def _check_y_values(self, y):
+        if np.any(y <= 0) or not np.allclose(y.sum(axis=2), 1.0, atol=1e-6):
+            raise ValueError("DeepAttentionChannel targets must be row-stochastic "
+                             "matrices with positive entries (softmax outputs).")
+
+    def invert_last_softmax(self, y):
+        """Recover ``u`` (up to sign) from ``y = softmax(u u^T)``, ``L = 2``.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_samples, 2, 2)
+            Targets.
+
+        Returns
+        -------
+        u : ndarray of shape (n_samples, 2)
+            One of the two solutions ``+-u``.
+        """
+        if self.n_tokens != 2:
+            raise NotImplementedError("the closed-form inversion needs n_tokens=2.")
+        a = np.log(y[:, 0, 0]) - np.log(y[:, 0, 1])
+        b = np.log(y[:, 1, 1]) - np.log(y[:, 1, 0])
+        s = np.sqrt(np.clip(a + b, 1e-300, None))
+        return np.column_stack([a / s, -b / s])
+
+    def posterior(self, y, omega, V):
+        """Posterior moments of ``Z`` given ``(y, omega, V)``.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_samples, 2, 2)
+            Targets.
+        omega : ndarray of shape (n_samples, 2, n_layers)
+            Prior means of the token rows.
+        V : ndarray of shape (n_layers, n_layers)
+            Prior covariance of every token row.
+
+        Returns
+        -------
+        mean : ndarray of shape (n_samples, 2, n_layers)
+            Posterior mean.
+        cov : ndarray of shape (n_samples, 2, n_layers, 2, n_layers)
+            Posterior covariance.
+        log_partition : ndarray of shape (n_samples,)
+            ``log Z_out`` up to a function of ``y`` only.
+        """
+        if self.n_tokens != 2 or self.n_layers > 2:
+            raise NotImplementedError(
+                "DeepAttentionChannel.posterior is implemented for n_tokens=2 and "
+                f"n_layers in (1, 2); got n_tokens={self.n_tokens}, "
+                f"n_layers={self.n_layers}."
+            )
+        y, omega, V = _check_posterior_args(self, y, omega, V)
+        n = omega.shape[0]
+        u = self.invert_last_softmax(y)
+        Vinv, logdet = _inv_logdet(V)
+        if self.n_layers == 1:
+            # Two points +-u; |u|^2 identical, weights exp(+-u.omega / v).
+            v = V[0, 0]
+            w = omega[:, :, 0]
+            h = np.sum(u * w, axis=1) / v
+            t = np.tanh(h)
+            mean = t[:, None] * u
+            cov = (1 - t**2)[:, None, None] * u[:, :, None] * u[:, None, :]
+            logZ = (-0.5 * (np.sum(u**2, 1) + np.sum(w**2, 1)) / v + np.logaddexp(h, -h)
+                    - 0.5 * 2 * np.log(v))
+            return mean[:, :, None], cov[:, :, None, :, None], logZ
+        grid = np.linspace(-self.box, self.box, self.n_grid)
+        mean = np.empty((n, 4))
+        second = np.empty((n, 4, 4))
+        logZ = np.empty(n)
+        omega_c = np.ascontiguousarray(omega.reshape(n, 4))
+        u = np.ascontiguousarray(u)
+        block = 16
+        n_blocks = -(-n // block)
+        run_blocks(
+            _attention_kernels.attention2_posterior_blocks,
+            n_blocks,
+            block,
+            u,
+            omega_c,
+            np.ascontiguousarray(Vinv),
+            grid,
+            float(self.skip),
+            float(np.sqrt(V[0, 0])),
+            mean,
+            second,
+            logZ,
+        )
+        cov = second - mean[:, :, None] * mean[:, None, :]
+        step = grid[1] - grid[0]
+        logZ += 2 * np.log(step * np.sqrt(V[0, 0])) - logdet - 2 * np.log(2 * np.pi)
+        return mean.reshape(n, 2, 2), cov.reshape(n, 2, 2, 2, 2), logZ
+
+
+# --------------------------------------------------------------------------
+# Generic noisy channel by Gauss-Hermite quadrature
+# --------------------------------------------------------------------------
+
+
+class GenericChannel(BaseChannel):
+    """Noisy channel ``y = func(Z) + noise_std * eps`` integrated by Gauss-Hermite.
+
+    The posterior is computed on the tensor Gauss-Hermite grid of
+    ``n_nodes ** (n_tokens * n_directions)`` points mapped through the prior
+    ``N(omega_l, V)`` of each token, with log-sum-exp weights; keep
+    ``n_tokens * n_directions`` small (at most 4 or 5).
+
+    Parameters
+    ----------
+    func : callable
+        Maps ``Z`` of shape (m, n_tokens, n_directions) to outputs of shape
+        (m, *y_trailing_shape); must be vectorised over the first axis.
+    y_trailing_shape : tuple of int
+        Shape of one output.
+    n_tokens : int, default=1
+        Number of tokens ``L``.
+    n_directions : int, default=1
+        Number of directions ``p``.
+    noise_std : float, default=0.1
+        Standard deviation of the Gaussian output noise (must be positive).
+    n_nodes : int, default=12
+        Gauss-Hermite nodes per dimension.
+    even : bool, default=False
+        Whether ``func`` is even in every column of ``Z``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe.amp import GenericChannel
+    >>> ch = GenericChannel(lambda Z: np.tanh(Z[:, :, 0]), (1,), noise_std=0.1)
+    >>> ch.output(np.zeros((1, 1, 1)))
+    array([[0.]])
+    """
+
+    def __init__(self, func, y_trailing_shape, n_tokens=1, n_directions=1, noise_std=0.1,
+                 n_nodes=12, even=False):
+        if not callable(func):
+            raise ValueError("func must be callable.")
+        self.func = func
+        self.y_trailing_shape = tuple(int(s) for s in y_trailing_shape)
+        self.n_tokens = _check_int(n_tokens, "n_tokens")
+        self.n_directions = _check_int(n_directions, "n_directions")
+        self.noise_std = _check_real(noise_std, "noise_std", strict=True)
+        self.n_nodes = _check_int(n_nodes, "n_nodes", minimum=2)
+        self.even = bool(even)
+        if self.n_nodes ** (self.n_tokens * self.n_directions) > 2_000_000:
+            raise ValueError("n_nodes ** (n_tokens * n_directions) exceeds 2e6 nodes.")
+
+    def _params(self):
+        return {**super()._params(), "func": self.func, "noise_std": self.noise_std,
+                "n_nodes": self.n_nodes}
+
+    def output(self, Z):
+        """Noiseless output ``func(Z)``.
+
+        Parameters
+        ----------
+        Z : ndarray of shape (n_samples, n_tokens, n_directions)
+            Pre-activations.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples, *y_trailing_shape)
+            Outputs.
+        """
+        Z = self._check_Z(Z)
+        return np.asarray(self.func(Z), dtype=np.float64).reshape((Z.shape[0],)
+                                                                   + self.y_trailing_shape)
+
+    def sample(self, Z, random_state=None):
+        """Draw ``y = func(Z) + noise_std * eps``.
+
+        Parameters
+        ----------
+        Z : ndarray of shape (n_samples, n_tokens, n_directions)
+            Pre-activations.
+        random_state : int, RandomState instance or None, default=None
+            Seed of the noise.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples, *y_trailing_shape)
+            Noisy targets.
+        """
+        from sklearn.utils import check_random_state
+
+        out = self.output(Z)
+        return out + self.noise_std * check_random_state(random_state).standard_normal(
+            out.shape)
+
+    def posterior(self, y, omega, V):
+        """Posterior moments by tensor Gauss-Hermite quadrature.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_samples, *y_trailing_shape)
+            Targets.
+        omega : ndarray of shape (n_samples, n_tokens, n_directions)
+            Prior means.
+        V : ndarray of shape (n_directions, n_directions)
+            Prior covariance of every token.
+
+        Returns
+        -------
+        mean : ndarray of shape (n_samples, n_tokens, n_directions)
+            Posterior mean.
+        cov : ndarray of shape (n_samples, n_tokens, n_directions, n_tokens, n_directions)
+            Posterior covariance.
+        log_partition : ndarray of shape (n_samples,)
+            ``log Z_out`` (exact up to quadrature error).
+        """
+        y, omega, V = _check_posterior_args(self, y, omega, V)
+        n, L, p = omega.shape
+        x, wts = special.roots_hermitenorm(self.n_nodes)
+        logw1 = np.log(wts / np.sqrt(2 * np.pi))
+        D = L * p
+        nodes = np.array(list(itertools.product(x, repeat=D))).reshape(-1, L, p)
+        logw = np.array([sum(c) for c in itertools.product(logw1, repeat=D)])
+        chol = np.linalg.cholesky(V)
+        K = nodes.shape[0]
+        mean = np.empty((n, L, p))
+        cov = np.empty((n, L, p, L, p))
+        logZ = np.empty(n)
+        s2 = self.noise_std**2
+        chunk = max(1, 200_000 // K)
+        for start in range(0, n, chunk):
+            sl = slice(start, min(n, start + chunk))
+            Zs = omega[sl, None] + np.einsum("kli,ji->klj", nodes, chol)[None]  # (m,K,L,p)
+            m = Zs.shape[0]
+            out = self.output(Zs.reshape(m * K, L, p)).reshape((m, K, -1))
+            resid = out - y[sl].reshape(m, 1, -1)
+            lw = logw[None] - 0.5 * np.sum(resid**2, axis=2) / s2
+            mx = lw.max(axis=1, keepdims=True)
+            wgt = np.exp(lw - mx)
+            tot = wgt.sum(axis=1, keepdims=True)
+            wgt /= tot
+            flat = Zs.reshape(m, K, D)
+            mu = np.einsum("mk,mki->mi", wgt, flat)
+            sec = np.einsum("mk,mki,mkj->mij", wgt, flat, flat)
+            mean[sl] = mu.reshape(m, L, p)
+            cov[sl] = (sec - mu[:, :, None] * mu[:, None, :]).reshape(m, L, p, L, p)
+            logZ[sl] = (mx[:, 0] + np.log(tot[:, 0])
+                        - 0.5 * resid.shape[2] * np.log(2 * np.pi * s2))
+        return mean, cov, logZ

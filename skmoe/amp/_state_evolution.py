@@ -1,0 +1,380 @@
+"""State evolution and weak-recovery thresholds of Bayes-optimal GAMP.
+
+Notation (Gaussian prior ``rho = I``): ``q`` is the ``p x p`` overlap, and
+with ``xi, eta`` i.i.d. standard normal of shape (L, p),
+
+.. math::
+
+    \\Omega = \\xi q^{1/2},\\quad Z = \\Omega + \\eta (I - q)^{1/2},\\quad
+    y \\sim P_{\\rm out}(\\cdot \\mid Z),\\quad V = I - q,
+
+    \\hat q = \\alpha\\, \\mathbb E \\sum_l g_{{\\rm out},l} g_{{\\rm out},l}^\\top,
+    \\qquad q = \\hat q (I + \\hat q)^{-1}.
+
+The expectation over ``(xi, eta, y)`` is a Monte Carlo average over fixed
+draws (common random numbers across iterations, so that the iteration is a
+deterministic map).
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.utils import Bunch, check_random_state
+
+__all__ = ["state_evolution", "weak_recovery_threshold", "test_errors"]
+
+_EPS = 1e-6
+
+
+def _sym_sqrt(M):
+    w, U = np.linalg.eigh(0.5 * (M + M.T))
+    return (U * np.sqrt(np.clip(w, 0, None))) @ U.T
+
+
+def _clip_overlap(q):
+    """Symmetrise and clip eigenvalues of ``q`` to ``[0, 1 - 1e-6]``."""
+    w, U = np.linalg.eigh(0.5 * (q + q.T))
+    return (U * np.clip(w, 0.0, 1.0 - _EPS)) @ U.T
+
+
+def _as_overlap(q, p, name="q"):
+    q = np.asarray(q, dtype=np.float64)
+    if q.ndim == 0:
+        q = q * np.eye(p)
+    elif q.ndim == 1:
+        q = np.diag(q)
+    if q.shape != (p, p):
+        raise ValueError(f"{name} must be a scalar, a length-{p} vector or a {p}x{p} matrix, "
+                         f"got shape {q.shape}.")
+    return q
+
+
+def _draw(channel, q, xi, eta, noise_seed):
+    """Omega, Z, y and V = I - q for the standard normal draws ``xi, eta``."""
+    p = channel.n_directions
+    Omega = xi @ _sym_sqrt(q)
+    V = np.eye(p) - q
+    Z = Omega + eta @ _sym_sqrt(V)
+    y = channel.sample(Z, random_state=noise_seed)
+    return Omega, Z, y, V
+
+
+def _q_hat(channel, alpha, q, xi, eta, noise_seed):
+    Omega, Z, y, V = _draw(channel, q, xi, eta, noise_seed)
+    mean, _, logZ = channel.posterior(y, Omega, V)
+    g = np.linalg.solve(V, (mean - Omega).transpose(0, 2, 1)).transpose(0, 2, 1)
+    qh = alpha * np.einsum("nli,nlj->ij", g, g) / xi.shape[0]
+    return 0.5 * (qh + qh.T), float(np.mean(logZ))
+
+
+def test_errors(channel, q, *, n_samples=20000, n_inner=32, random_state=0):
+    """Plug-in and Bayes-optimal test errors at overlap ``q``.
+
+    Parameters
+    ----------
+    channel : channel object
+        A channel from :mod:`skmoe.amp`.
+    q : float, array-like of shape (p,) or (p, p)
+        Overlap matrix (``rho = I``).
+    n_samples : int, default=20000
+        Monte Carlo samples of ``(Omega, Z)``.
+    n_inner : int, default=32
+        Inner draws ``Z' | Omega`` for the Bayes-optimal predictor (the
+        estimate of ``||E[g | Omega]||^2`` is the unbiased U-statistic).
+    random_state : int, RandomState instance or None, default=0
+        Seed of the Monte Carlo draws.
+
+    Returns
+    -------
+    result : Bunch
+        ``plugin``: ``E||g(Z) - g(Omega)||_F^2``; ``bayes``:
+        ``E||g(Z) - E[g(Z') | Omega]||_F^2``; ``plugin_std`` and
+        ``bayes_std``: Monte Carlo standard errors.
+
+    Examples
+    --------
+    >>> from skmoe.amp import DeepAttentionChannel, test_errors
+    >>> res = test_errors(DeepAttentionChannel(), 0.0, n_samples=2000)
+    >>> round(res.plugin, 1)
+    0.4
+    """
+    rng = check_random_state(random_state)
+    L, p = channel.n_tokens, channel.n_directions
+    q = _clip_overlap(_as_overlap(q, p))
+    sq, sv = _sym_sqrt(q), _sym_sqrt(np.eye(p) - q)
+    Omega = rng.standard_normal((n_samples, L, p)) @ sq
+    Z = Omega + rng.standard_normal((n_samples, L, p)) @ sv
+    gz = channel.output(Z).reshape(n_samples, -1)
+    go = channel.output(Omega).reshape(n_samples, -1)
+    plug = np.sum((gz - go) ** 2, axis=1)
+    inner = np.empty((n_inner, n_samples, gz.shape[1]))
+    for k in range(n_inner):
+        Zk = Omega + rng.standard_normal((n_samples, L, p)) @ sv
+        inner[k] = channel.output(Zk).reshape(n_samples, -1)
+    s = inner.sum(axis=0)
+    u_stat = (np.sum(s**2, axis=1) - np.sum(inner**2, axis=(0, 2))) / (n_inner * (n_inner - 1))
+    bayes = np.sum(gz**2, axis=1) - u_stat
+    sqrt_n = np.sqrt(n_samples)
+    return Bunch(plugin=float(plug.mean()), plugin_std=float(plug.std() / sqrt_n),
+                 bayes=float(bayes.mean()), bayes_std=float(bayes.std() / sqrt_n))
+
+
+test_errors.__test__ = False  # not a pytest test
+
+
+def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8,
+                    max_iter=100, tol=1e-4, n_samples=20000, compute_test_errors=True,
+                    n_inner=32, random_state=0):
+    """Iterate the state evolution of Bayes-optimal GAMP at sample ratio ``alpha``.
+
+    Parameters
+    ----------
+    channel : channel object
+        A channel from :mod:`skmoe.amp` (anything with ``n_tokens``,
+        ``n_directions``, ``sample``, ``output`` and ``posterior``).
+    alpha : float
+        Sample ratio ``n / d``.
+    q_init : float, array-like of shape (p,) or (p, p), default=0.05
+        Initial overlap (``q = 0`` is a fixed point of even channels).
+    directions : array-like of int, default=None
+        If given, the overlap is kept zero outside the block
+        ``directions x directions`` (used for staircase thresholds:
+        "which layers are learned if the others are not").
+    damping : float, default=0.8
+        ``q <- damping * q_new + (1 - damping) * q_old``.
+    max_iter : int, default=100
+        Maximum number of iterations.
+    tol : float, default=1e-4
+        Stop when the largest absolute change of ``q`` is below ``tol``.
+    n_samples : int, default=20000
+        Monte Carlo samples of ``(xi, eta)`` (fixed across iterations).
+    compute_test_errors : bool, default=True
+        Also compute the plug-in and Bayes-optimal test errors at the fixed
+        point (see :func:`test_errors`).
+    n_inner : int, default=32
+        Inner draws for the Bayes-optimal test error.
+    random_state : int, RandomState instance or None, default=0
+        Seed of the Monte Carlo draws.
+
+    Returns
+    -------
+    result : Bunch
+        ``q`` (p, p) fixed point; ``q_hat``; ``history`` (n_iter + 1, p, p)
+        overlaps; ``n_iter``; ``converged``; ``weight_mse`` ``Tr(I - q)/p``;
+        ``free_entropy`` (Gaussian-prior replica potential, up to
+        ``alpha`` times a constant that does not depend on ``q``); and, if
+        requested, ``test_error`` (plug-in), ``bayes_test_error`` and their
+        Monte Carlo standard errors.
+
+    Examples
+    --------
+    >>> from skmoe.amp import AbsChannel, state_evolution
+    >>> res = state_evolution(AbsChannel(), 2.0, n_samples=5000,
+    ...                       compute_test_errors=False)
+    >>> bool(res.q[0, 0] > 0.5)
+    True
+    """
+    if not isinstance(alpha, Real) or not alpha > 0:
+        raise ValueError(f"alpha must be a positive real number, got {alpha!r}.")
+    if not isinstance(max_iter, Integral) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}.")
+    if not 0 < damping <= 1:
+        raise ValueError(f"damping must be in (0, 1], got {damping!r}.")
+    L, p = channel.n_tokens, channel.n_directions
+    mask = np.ones((p, p))
+    if directions is not None:
+        d = np.zeros(p)
+        d[np.asarray(directions, dtype=int)] = 1.0
+        mask = np.outer(d, d)
+    rng = check_random_state(random_state)
+    xi = rng.standard_normal((n_samples, L, p))
+    eta = rng.standard_normal((n_samples, L, p))
+    noise_seed = int(rng.randint(np.iinfo(np.int32).max))
+    q = _clip_overlap(_as_overlap(q_init, p, "q_init") * mask)
+    history = [q.copy()]
+    converged = False
+    qh = np.zeros((p, p))
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        qh, _ = _q_hat(channel, alpha, q, xi, eta, noise_seed)
+        qh = qh * mask
+        q_new = qh @ np.linalg.inv(np.eye(p) + qh)
+        q_new = _clip_overlap(damping * q_new + (1 - damping) * q) * mask
+        delta = np.max(np.abs(q_new - q))
+        q = q_new
+        history.append(q.copy())
+        if delta < tol:
+            converged = True
+            break
+    qh, mean_logZ = _q_hat(channel, alpha, q, xi, eta, noise_seed)
+    qh = qh * mask
+    free_entropy = (-0.5 * np.trace(q @ qh) + 0.5 * (np.trace(qh) - np.linalg.slogdet(
+        np.eye(p) + qh)[1]) + alpha * mean_logZ)
+    result = Bunch(q=q, q_hat=qh, history=np.array(history), n_iter=n_iter,
+                   converged=converged, weight_mse=float(np.trace(np.eye(p) - q) / p),
+                   free_entropy=float(free_entropy))
+    if compute_test_errors:
+        err = test_errors(channel, q, n_samples=n_samples, n_inner=n_inner,
+                          random_state=rng.randint(np.iinfo(np.int32).max))
+        result.update(test_error=err.plugin, test_error_std=err.plugin_std,
+                      bayes_test_error=err.bayes, bayes_test_error_std=err.bayes_std)
+    return result
+
+
+# --------------------------------------------------------------------------
+# Linear stability
+# --------------------------------------------------------------------------
+
+
+def _gauss_hermite_Z(L, p, n_nodes):
+    from itertools import product
+
+    from scipy.special import roots_hermitenorm
+
+    x, w = roots_hermitenorm(n_nodes)
+    w = w / np.sqrt(2 * np.pi)
+    D = L * p
+    Z = np.array(list(product(x, repeat=D))).reshape(-1, L, p)
+    W = np.prod(np.array(list(product(w, repeat=D))), axis=1)
+    return Z, W
+
+
+def _stability_terms(channel, Omega, Z, V, dirs, noise_seed):
+    """Per-sample ``sum_{l,l'} G_{ll'} (x) G_{ll'}`` restricted to ``dirs``."""
+    y = channel.sample(Z, random_state=noise_seed)
+    mean, cov, _ = channel.posterior(y, Omega, V)
+    second = cov + mean[:, :, :, None, None] * mean[:, None, None, :, :]
+    G = second[:, :, dirs][:, :, :, :, dirs]  # (n, L, r, L, r)
+    r = len(dirs)
+    G = G - np.einsum("lm,ij->limj", np.eye(channel.n_tokens), np.eye(r))[None]
+    # vec(G M G^T)_{(i,k)} = sum_{j,h} G_ij G_kh M_jh, summed over (l, l').
+    K = np.einsum("nlimj,nlkmh->nikjh", G, G)
+    return K.reshape(G.shape[0], r * r, r * r)
+
+
+def _top_eigen(K, r):
+    """Top eigenpair of the operator ``K`` restricted to symmetric r x r matrices."""
+    T = np.zeros((r * r, r * r))
+    for i in range(r):
+        for j in range(r):
+            T[i * r + j, j * r + i] = 1.0
+    P = 0.5 * (np.eye(r * r) + T)
+    S = P @ (0.5 * (K + K.T)) @ P
+    w, U = np.linalg.eigh(S)
+    vec = U[:, -1].reshape(r, r)
+    if np.trace(vec) < 0:
+        vec = -vec
+    return float(w[-1]), vec
+
+
+def weak_recovery_threshold(channel, *, directions=None, learned_overlap=None,
+                            method="auto", n_samples=100000, n_batches=10, n_nodes=30,
+                            random_state=0):
+    """Weak-recovery threshold ``alpha_c = 1 / lambda_max(F)`` by linear stability.
+
+    Around an uninformative block of directions, state evolution linearises
+    to ``q^{t+1} = alpha F(q^t)`` with
+
+    .. math::
+
+        F(M) = \\sum_{l,l'} \\mathbb E_y[G_{ll'} M G_{ll'}^\\top],\\qquad
+        G_{ll'} = \\mathbb E[z_l z_{l'}^\\top \\mid y, \\Omega] - \\delta_{ll'} I,
+
+    acting on symmetric matrices supported on ``directions``.
+
+    Parameters
+    ----------
+    channel : channel object
+        An even channel from :mod:`skmoe.amp`.
+    directions : array-like of int, default=None
+        The block of directions whose threshold is computed (default: all).
+    learned_overlap : array-like of shape (p, p), default=None
+        Overlap of already-learned directions (zero on ``directions``): the
+        expectation is then conditioned on ``Omega = xi q^{1/2}`` with
+        ``V = I - q`` (the staircase: the threshold of the remaining block
+        at this ``q``, to be compared with the ``alpha`` that produced it).
+        Default: ``q = 0``.
+    method : {"auto", "quadrature", "mc"}, default="auto"
+        Expectation over ``y``: tensor Gauss-Hermite over ``Z`` (exact for
+        polynomial integrands; noiseless channels, ``q = 0`` and
+        ``n_tokens * n_directions <= 4``) or Monte Carlo.  "auto" picks
+        quadrature whenever it applies, except for
+        :class:`DeepAttentionChannel` (whose posterior is itself a
+        quadrature, so Monte Carlo is cheaper).
+    n_samples : int, default=100000
+        Monte Carlo samples (method "mc").
+    n_batches : int, default=10
+        Independent batches used for the Monte Carlo standard error.
+    n_nodes : int, default=30
+        Gauss-Hermite nodes per dimension (method "quadrature"); the error
+        is estimated against ``n_nodes + 8`` nodes.
+    random_state : int, RandomState instance or None, default=0
+        Seed of the Monte Carlo draws.
+
+    Returns
+    -------
+    result : Bunch
+        ``threshold`` (``inf`` if the top eigenvalue is 0; ``0`` for channels
+        that are not even, where ``E[Z | y] != 0`` and any ``alpha > 0``
+        gives a positive overlap), ``threshold_std`` (numerical
+        uncertainty), ``eigenvalue``, ``eigenvector`` (r x r, the unstable
+        direction of ``q``), ``operator`` (r^2 x r^2) and ``method``.
+
+    Examples
+    --------
+    >>> from skmoe.amp import AbsChannel, weak_recovery_threshold
+    >>> round(weak_recovery_threshold(AbsChannel()).threshold, 3)
+    0.5
+    """
+    from ._channels import DeepAttentionChannel
+
+    L, p = channel.n_tokens, channel.n_directions
+    dirs = np.arange(p) if directions is None else np.asarray(directions, dtype=int)
+    r = len(dirs)
+    if not getattr(channel, "even", True):
+        return Bunch(threshold=0.0, threshold_std=0.0, eigenvalue=np.inf, eigenvector=None,
+                     operator=None, method="not even: E[Z|y] != 0, no threshold")
+    q = np.zeros((p, p)) if learned_overlap is None else _clip_overlap(
+        _as_overlap(learned_overlap, p, "learned_overlap"))
+    if np.any(np.abs(q[dirs]) > 0):
+        raise ValueError("learned_overlap must vanish on the rows/columns of `directions`.")
+    noisy = hasattr(channel, "noise_std")
+    if method == "auto":
+        method = ("quadrature" if (learned_overlap is None and not noisy and L * p <= 4
+                                   and not isinstance(channel, DeepAttentionChannel))
+                  else "mc")
+    if method == "quadrature":
+        if learned_overlap is not None or noisy or L * p > 5:
+            raise ValueError("quadrature needs a noiseless channel, q = 0 and "
+                             "n_tokens * n_directions <= 5.")
+        V = np.eye(p)
+        lam = []
+        for nn in (n_nodes, n_nodes + 8):
+            Z, W = _gauss_hermite_Z(L, p, nn)
+            terms = _stability_terms(channel, np.zeros_like(Z), Z, V, dirs, None)
+            K = np.einsum("n,nab->ab", W, terms)
+            lam.append(_top_eigen(K, r) + (K,))
+        eig, vec, K = lam[0]
+        thr = 1.0 / eig
+        thr_std = abs(thr - 1.0 / lam[1][0])
+        return Bunch(threshold=thr, threshold_std=thr_std, eigenvalue=eig, eigenvector=vec,
+                     operator=K, method="quadrature")
+    if method != "mc":
+        raise ValueError(f"method must be 'auto', 'quadrature' or 'mc', got {method!r}.")
+    rng = check_random_state(random_state)
+    sq, V = _sym_sqrt(q), np.eye(p) - q
+    sv = _sym_sqrt(V)
+    per_batch = -(-n_samples // n_batches)
+    Ks = []
+    for _ in range(n_batches):
+        Omega = rng.standard_normal((per_batch, L, p)) @ sq
+        Z = Omega + rng.standard_normal((per_batch, L, p)) @ sv
+        terms = _stability_terms(channel, Omega, Z, V, dirs,
+                                 int(rng.randint(np.iinfo(np.int32).max)))
+        Ks.append(terms.mean(axis=0))
+    K = np.mean(Ks, axis=0)
+    eig, vec = _top_eigen(K, r)
+    batch = np.array([1.0 / max(_top_eigen(Kb, r)[0], 1e-300) for Kb in Ks])
+    thr = 1.0 / eig if eig > 0 else np.inf
+    return Bunch(threshold=thr, threshold_std=float(batch.std(ddof=1) / np.sqrt(n_batches)),
+                 eigenvalue=eig, eigenvector=vec, operator=K, method="mc")

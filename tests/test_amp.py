@@ -1,0 +1,287 @@
+"""Tests of skmoe.amp: channels, state evolution, thresholds and GAMP."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from skmoe import SequenceMultiIndexAMP
+from skmoe.amp import (
+    AbsChannel,
+    DeepAttentionChannel,
+    GenericChannel,
+    LinearChannel,
+    OuterProductChannel,
+    SquareChannel,
+    SumSquareChannel,
+    state_evolution,
+    test_errors,
+    weak_recovery_threshold,
+)
+from skmoe.amp._state_evolution import _sym_sqrt
+from skmoe.datasets import make_sequence_multi_index
+
+# --------------------------------------------------------------------------
+# Analytic thresholds (linear stability, quadrature and Monte Carlo)
+# --------------------------------------------------------------------------
+
+ANALYTIC = [
+    (AbsChannel(), 1 / 2),
+    (OuterProductChannel(n_tokens=2), 1 / 6),
+    (OuterProductChannel(n_tokens=3), 1 / 12),
+    (SquareChannel(n_tokens=2), 1 / 4),
+    (SquareChannel(n_tokens=3), 1 / 6),
+    (SumSquareChannel(n_tokens=2), 1 / 2),
+    (SumSquareChannel(n_tokens=3), 1 / 2),
+]
+
+
+@pytest.mark.parametrize("channel, expected", ANALYTIC, ids=lambda c: repr(c))
+def test_analytic_thresholds(channel, expected):
+    res = weak_recovery_threshold(channel)
+    assert res.method == "quadrature"
+    assert abs(res.threshold - expected) < 0.01
+    assert res.threshold_std < 1e-6
+    # Jensen lower bound for even channels, p = 1.
+    L = channel.n_tokens
+    assert res.threshold >= 1 / (L * (L + 1)) - 1e-9
+
+
+@pytest.mark.parametrize("channel, expected", ANALYTIC[:4], ids=lambda c: repr(c))
+def test_analytic_thresholds_monte_carlo(channel, expected):
+    res = weak_recovery_threshold(channel, method="mc", n_samples=100_000)
+    assert abs(res.threshold - expected) < 0.01
+    assert abs(res.threshold - expected) < 5 * res.threshold_std + 1e-3
+
+
+def test_linear_channel_has_no_threshold():
+    assert weak_recovery_threshold(LinearChannel()).threshold == 0.0
+
+
+# --------------------------------------------------------------------------
+# Channel posteriors
+# --------------------------------------------------------------------------
+
+
+def _nishimori(channel, q, n=20000, seed=0):
+    """E[m Z^T] = E[m m^T] and E[cov + m m^T] = E[Z Z^T] (summed over tokens)."""
+    rng = np.random.default_rng(seed)
+    L, p = channel.n_tokens, channel.n_directions
+    Omega = rng.standard_normal((n, L, p)) @ _sym_sqrt(q)
+    V = np.eye(p) - q
+    Z = Omega + rng.standard_normal((n, L, p)) @ _sym_sqrt(V)
+    y = channel.sample(Z, random_state=1)
+    m, c, _ = channel.posterior(y, Omega, V)
+    mz = np.einsum("nli,nlj->ij", m, Z) / n
+    mm = np.einsum("nli,nlj->ij", m, m) / n
+    second = np.einsum("nlilj->ij", c) / n + mm
+    zz = np.einsum("nli,nlj->ij", Z, Z) / n
+    return mz, mm, second, zz
+
+
+@pytest.mark.parametrize(
+    "channel",
+    [
+        AbsChannel(n_tokens=2, n_directions=2),
+        SquareChannel(n_tokens=2),
+        OuterProductChannel(n_tokens=3),
+        SumSquareChannel(n_tokens=3),
+        LinearChannel(n_tokens=2, n_directions=2, noise_std=0.5),
+        DeepAttentionChannel(n_grid=40),
+        DeepAttentionChannel(n_layers=1),
+        GenericChannel(lambda Z: np.tanh(Z[:, :, 0]), (1,), noise_std=0.3, n_nodes=20),
+    ],
+    ids=repr,
+)
+def test_posterior_nishimori(channel):
+    p = channel.n_directions
+    q = 0.3 * np.eye(p) + (0.1 * (np.ones((p, p)) - np.eye(p)) if p > 1 else 0)
+    n = 4000 if isinstance(channel, DeepAttentionChannel) else 20000
+    mz, mm, second, zz = _nishimori(channel, q, n=n)
+    scale = channel.n_tokens
+    assert np.allclose(mz, mm, atol=0.06 * scale)
+    assert np.allclose(second, zz, atol=0.06 * scale)
+
+
+def test_attention_posterior_grid_convergence():
+    rng = np.random.default_rng(0)
+    ch = DeepAttentionChannel()
+    Z = rng.standard_normal((5, 2, 2))
+    y = ch.output(Z)
+    V = np.array([[1.0, 0.3], [0.3, 0.8]])
+    omega = 0.5 * rng.standard_normal((5, 2, 2))
+    m, c, lz = ch.posterior(y, omega, V)
+    m2, c2, lz2 = DeepAttentionChannel(n_grid=160, box=8.0).posterior(y, omega, V)
+    assert np.allclose(m, m2, atol=1e-6)
+    assert np.allclose(c, c2, atol=1e-6)
+    assert np.allclose(lz, lz2, atol=1e-6)
+
+
+def test_attention_inversion():
+    rng = np.random.default_rng(0)
+    ch = DeepAttentionChannel()
+    Z = rng.standard_normal((50, 2, 2))
+    z1, z2 = Z[:, :, 0], Z[:, :, 1]
+    E = np.exp(z1[:, :, None] * z1[:, None, :])
+    A = E / E.sum(2, keepdims=True) + np.eye(2)
+    u = np.einsum("nij,nj->ni", A, z2)
+    u_hat = ch.invert_last_softmax(ch.output(Z))
+    err = np.minimum(np.abs(u_hat - u).max(1), np.abs(u_hat + u).max(1))
+    assert err.max() < 1e-8
+
+
+# --------------------------------------------------------------------------
+# Two-layer attention
+# --------------------------------------------------------------------------
+
+
+def test_attention_zero_data_test_error():
+    res = test_errors(DeepAttentionChannel(), 0.0, n_samples=200_000, n_inner=4)
+    assert abs(res.plugin - 0.388) < 0.005
+    assert res.plugin_std < 0.002
+    # Layer nearest the output learned, layer 1 not: plateau 0.034-0.035.
+    plateau = test_errors(DeepAttentionChannel(), [0.0, 1.0], n_samples=100_000, n_inner=4)
+    assert abs(plateau.plugin - 0.0345) < 0.002
+
+
+def test_attention_thresholds_and_order():
+    ch = DeepAttentionChannel(n_grid=40)
+    res = weak_recovery_threshold(ch, n_samples=10_000)
+    # The unstable direction is the layer nearest the output (index 1).
+    assert abs(res.eigenvector[1, 1]) > 0.99
+    layer2 = weak_recovery_threshold(ch, directions=[1], n_samples=10_000)
+    layer1 = weak_recovery_threshold(ch, directions=[0], n_samples=10_000)
+    L = ch.n_tokens
+    jensen = 1 / (L * (L + 1))
+    assert layer2.threshold >= jensen
+    assert layer1.threshold > layer2.threshold + 5 * (layer1.threshold_std
+                                                      + layer2.threshold_std)
+    assert 0.17 < layer2.threshold < 0.21
+
+
+def test_attention_state_evolution_staircase():
+    ch = DeepAttentionChannel(n_grid=32)
+    se = state_evolution(ch, 1.2, n_samples=1500, max_iter=60, compute_test_errors=False)
+    h = se.history[:, [0, 1], [0, 1]]
+    # The last layer (index 1) crosses 0.5 before the first layer does.
+    t2 = np.argmax(h[:, 1] > 0.5)
+    t1 = np.argmax(h[:, 0] > 0.5) if np.any(h[:, 0] > 0.5) else len(h)
+    assert h[t2, 1] > 0.5
+    assert t2 < t1
+
+
+# --------------------------------------------------------------------------
+# State evolution
+# --------------------------------------------------------------------------
+
+
+def test_state_evolution_linear_channel_closed_form():
+    # Linear Gaussian, L = p = 1: q_hat = alpha / (noise^2 + 1 - q).
+    s2, alpha = 0.25, 1.5
+    se = state_evolution(LinearChannel(noise_std=0.5), alpha, n_samples=50_000, tol=1e-8,
+                         max_iter=500, compute_test_errors=False)
+    q = se.q[0, 0]
+    qh = alpha / (s2 + 1 - q)
+    assert abs(q - qh / (1 + qh)) < 0.01
+
+
+def test_state_evolution_below_threshold_stays_uninformed():
+    se = state_evolution(AbsChannel(), 0.4, n_samples=20_000, compute_test_errors=False,
+                         max_iter=300)
+    assert se.q[0, 0] < 0.02
+    se = state_evolution(AbsChannel(), 0.8, n_samples=20_000, compute_test_errors=False,
+                         max_iter=300)
+    assert se.q[0, 0] > 0.1
+
+
+# --------------------------------------------------------------------------
+# GAMP
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0])
+def test_gamp_tracks_state_evolution_linear(alpha):
+    ch = LinearChannel(n_tokens=2, noise_std=0.5)
+    d = 500
+    se = state_evolution(ch, alpha, n_samples=20_000, tol=1e-7, max_iter=300,
+                         compute_test_errors=False)
+    X, y, W = make_sequence_multi_index(int(alpha * d), d, ch, random_state=0)
+    amp = SequenceMultiIndexAMP(ch, random_state=1, tol=1e-10, max_iter=200).fit(X, y, W)
+    M, Q = amp.overlaps(W)
+    assert abs(M[0, 0] - se.q[0, 0]) < 0.04
+    assert abs(Q[0, 0] - se.q[0, 0]) < 0.04
+
+
+def test_gamp_attention_learns_last_layer_first():
+    ch = DeepAttentionChannel(n_grid=32)
+    d = 300
+    X, y, W = make_sequence_multi_index(int(1.2 * d), d, ch, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        amp = SequenceMultiIndexAMP(ch, random_state=1, max_iter=40).fit(X, y, W_star=W)
+    M = np.abs(amp.history_["M"][:, [0, 1], [0, 1]])
+    t2 = np.argmax(M[:, 1] > 0.5)
+    assert M[t2, 1] > 0.5
+    assert M[t2, 0] < 0.5
+    assert M[-1, 1] > 0.8
+
+
+def test_gamp_predict_shapes_and_determinism():
+    ch = SquareChannel(n_tokens=2)
+    X, y, W = make_sequence_multi_index(300, 100, ch, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        amp = SequenceMultiIndexAMP(ch, random_state=0, max_iter=20).fit(X, y)
+    assert amp.coef_.shape == (100, 1)
+    assert amp.posterior_covariance_.shape == (1, 1)
+    assert amp.history_["M"] is None
+    assert amp.predict(X).shape == y.shape
+    b1 = amp.predict(X, method="bayes")
+    assert np.array_equal(b1, amp.predict(X, method="bayes"))
+    assert amp.score(X, y) <= 0
+    amp2 = clone(amp)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        amp2.fit(X, y)
+    assert np.array_equal(amp.coef_, amp2.coef_)
+
+
+def test_gamp_bad_input():
+    ch = DeepAttentionChannel()
+    X, y, W = make_sequence_multi_index(20, 10, ch, random_state=0)
+    amp = SequenceMultiIndexAMP(ch, max_iter=1)
+    with pytest.raises(NotFittedError):
+        amp.predict(X)
+    with pytest.raises(ValueError, match="3-D"):
+        amp.fit(X.reshape(20, -1), y)
+    with pytest.raises(ValueError, match="tokens"):
+        amp.fit(np.concatenate([X, X[:, :1]], axis=1), y)
+    with pytest.raises(ValueError, match="expects y of shape"):
+        amp.fit(X, y[:, 0])
+    with pytest.raises(ValueError, match="samples"):
+        amp.fit(X, y[:10])
+    with pytest.raises(ValueError, match="row-stochastic"):
+        amp.fit(X, -y)
+    with pytest.raises(ValueError, match="n_directions"):
+        SequenceMultiIndexAMP(ch, n_directions=3).fit(X, y)
+    with pytest.raises(ValueError, match="non-negative"):
+        SequenceMultiIndexAMP(AbsChannel(n_tokens=2)).fit(X, -np.ones((20, 2, 1)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        amp.fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        amp.predict(X[:, :, :5])
+
+
+def test_make_sequence_multi_index():
+    ch = OuterProductChannel(n_tokens=3)
+    X, y, W = make_sequence_multi_index(7, 11, ch, random_state=0)
+    assert X.shape == (7, 3, 11) and y.shape == (7, 3, 3) and W.shape == (11, 1)
+    Z = np.einsum("nld,dp->nlp", X, W) / np.sqrt(11)
+    assert np.allclose(y, ch.output(Z))
+    X2, y2, W2 = make_sequence_multi_index(7, 11, ch, random_state=0)
+    assert np.array_equal(X, X2)
+    with pytest.raises(ValueError, match="n_directions"):
+        make_sequence_multi_index(7, 11, ch, n_directions=2)
