@@ -86,7 +86,7 @@ class BaseChannel:
 
         Returns
         -------
-        y : ndarray of shape (n_samples, *y_trailing_shape)
+        y : ndarray of shape ``(n_samples,) + y_trailing_shape``
             Targets.
         """
         return self.output(self._check_Z(Z))
@@ -107,7 +107,7 @@ class BaseChannel:
         Parameters
         ----------
         y : array-like
-            Targets, of shape (n_samples, *y_trailing_shape).
+            Targets, of shape ``(n_samples,) + y_trailing_shape``.
         n_samples : int, default=None
             Expected number of samples.
 
@@ -871,7 +871,7 @@ class GenericChannel(BaseChannel):
     ----------
     func : callable
         Maps ``Z`` of shape (m, n_tokens, n_directions) to outputs of shape
-        (m, *y_trailing_shape); must be vectorised over the first axis.
+        (m,) + y_trailing_shape; must be vectorised over the first axis.
     y_trailing_shape : tuple of int
         Shape of one output.
     n_tokens : int, default=1
@@ -922,7 +922,7 @@ class GenericChannel(BaseChannel):
 
         Returns
         -------
-        y : ndarray of shape (n_samples, *y_trailing_shape)
+        y : ndarray of shape ``(n_samples,) + y_trailing_shape``
             Outputs.
         """
         Z = self._check_Z(Z)
@@ -941,7 +941,7 @@ class GenericChannel(BaseChannel):
 
         Returns
         -------
-        y : ndarray of shape (n_samples, *y_trailing_shape)
+        y : ndarray of shape ``(n_samples,) + y_trailing_shape``
             Noisy targets.
         """
         from sklearn.utils import check_random_state
@@ -955,7 +955,7 @@ class GenericChannel(BaseChannel):
 
         Parameters
         ----------
-        y : ndarray of shape (n_samples, *y_trailing_shape)
+        y : ndarray of shape ``(n_samples,) + y_trailing_shape``
             Targets.
         omega : ndarray of shape (n_samples, n_tokens, n_directions)
             Prior means.

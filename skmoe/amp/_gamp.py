@@ -68,8 +68,8 @@ class SequenceMultiIndexAMP(BaseEstimator):
     converged_ : bool
         Whether ``tol`` was reached.
     history_ : dict
-        ``"Q"``: (n_iter_ + 1, p, p) self-overlaps ``W^T W / d``; ``"delta"``:
-        mean squared change per iteration; ``"M"``: (n_iter_ + 1, p, p)
+        ``"Q"``: (`n_iter_` + 1, p, p) self-overlaps ``W^T W / d``; ``"delta"``:
+        mean squared change per iteration; ``"M"``: (`n_iter_` + 1, p, p)
         overlaps ``W^T W* / d`` with the ground truth passed to ``fit`` (or
         None).
     n_features_in_ : int
@@ -159,7 +159,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_tokens, n_features)
             Input sequences.
-        y : array-like of shape (n_samples, *channel.y_trailing_shape)
+        y : array-like of shape (n_samples,) + channel.y_trailing_shape
             Targets.
         W_star : array-like of shape (n_features, n_directions), default=None
             Ground truth, only used to record overlaps in ``history_["M"]``.
@@ -285,7 +285,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
 
         Returns
         -------
-        y_pred : ndarray of shape (n_samples, *channel.y_trailing_shape)
+        y_pred : ndarray of shape (n_samples,) + channel.y_trailing_shape
             Predictions.
         """
         check_is_fitted(self)
@@ -310,7 +310,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_tokens, n_features)
             Input sequences.
-        y : array-like of shape (n_samples, *channel.y_trailing_shape)
+        y : array-like of shape (n_samples,) + channel.y_trailing_shape
             Targets.
         method : {"plugin", "bayes"}, default="plugin"
             Predictor, see :meth:`predict`.

@@ -42,7 +42,7 @@ def make_sequence_multi_index(n_samples, n_features, channel, *, n_directions=No
     -------
     X : ndarray of shape (n_samples, n_tokens, n_features)
         Input sequences.
-    y : ndarray of shape (n_samples, *channel.y_trailing_shape)
+    y : ndarray of shape (n_samples,) + channel.y_trailing_shape
         Targets.
     W_star : ndarray of shape (n_features, n_directions)
         Ground-truth weights.
