@@ -2,9 +2,8 @@
 
 import inspect
 
+import numpydoc.validate as numpydoc_validate
 import pytest
-
-numpydoc_validate = pytest.importorskip("numpydoc.validate")
 
 import skmoe
 import skmoe.amp

@@ -4,8 +4,6 @@ import csv
 
 import pytest
 
-pytest.importorskip("matplotlib")
-
 from skmoe.reproduce import ggmoe_rates, main
 
 

@@ -127,22 +127,27 @@ def _component_log_density(
     E,
     t,
     out,
+    gate_out,
 ):
     """Log of ``N(x | mu_k, Sigma_k) N(y | A_k x + b_k, S_k)`` for centred ``U``.
 
     ``U`` holds ``x - mu_k`` in its first ``n_features`` rows and
     ``y - y_center_k`` in the next ``n_outputs`` rows (none for a gate-only
     evaluation).  ``E`` receives the expert residuals ``y - A_k x - b_k``.
+    If ``gate_out`` is not empty it also receives ``log N(x | mu_k, Sigma_k)``
+    alone, so that ``log p(x)`` costs no second gate evaluation.
     """
     n_outputs = coef.shape[1]
     const = gate_log_det[k] - 0.5 * n_features * _LOG_2PI
-    if n_outputs > 0:
-        const += noise_log_det[k] - 0.5 * n_outputs * _LOG_2PI
     for r in range(n_rows):
         out[r] = const
     _half_sq_mahalanobis(U, 0, n_features, n_rows, gate_prec_chol, k, t, out)
+    if gate_out.shape[0] > 0:
+        for r in range(n_rows):
+            gate_out[r] = out[r]
     if n_outputs == 0:
         return
+    const = noise_log_det[k] - 0.5 * n_outputs * _LOG_2PI
     for a in range(n_outputs):
         residual = E[a]
         for r in range(n_rows):
@@ -150,6 +155,8 @@ def _component_log_density(
         _add_linear_combination(U, 0, coef[k, a], n_features, n_rows, t)
         for r in range(n_rows):
             residual[r] = U[n_features + a, r] - t[r]
+    for r in range(n_rows):
+        out[r] += const
     _half_sq_mahalanobis(E, 0, n_outputs, n_rows, noise_prec_chol, k, t, out)
 
 
@@ -279,25 +286,51 @@ def _accumulate_moments(U, w, n_rows, s1, s2, wu):
     return s0
 
 
+@njit(cache=True)
+def _chunk_buffers(dim, n_outputs, n_components):
+    """Per-thread scratch arrays for one chunk of rows.
+
+    Returns ``(Zt, U, E, t, log_prob, log_norm, work, bits)``: the transposed
+    chunk and its centred copy (``dim`` rows), the expert residuals
+    (``n_outputs`` rows), one row of scratch, the per-component
+    log-probabilities, and the buffers of :func:`_normalize_log_prob`.
+    """
+    return (
+        np.empty((dim, _CHUNK)),
+        np.empty((dim, _CHUNK)),
+        np.empty((n_outputs, _CHUNK)),
+        np.empty(_CHUNK),
+        np.empty((n_components, _CHUNK)),
+        np.empty(_CHUNK),
+        np.empty(_CHUNK),
+        np.empty(_CHUNK, dtype=np.int64),
+    )
+
+
 @njit(cache=True, fastmath=_FASTMATH)
 def _chunk_log_probs(
     Zt, n_rows, log_weights, means, gate_prec_chol, gate_log_det, y_centers, coef,
-    noise_prec_chol, noise_log_det, U, E, t, log_prob,
+    noise_prec_chol, noise_log_det, U, E, t, log_prob, log_gate,
 ):
     """``log_prob[k, r] = log pi_k + log N(x_r | .) [+ log N(y_r | .)]`` for a chunk.
 
-    The expert term is included when ``coef`` has outputs; ``U`` is left
-    holding the centred chunk of the last component.
+    The expert term is included when ``coef`` has outputs.  If ``log_gate``
+    has columns it receives the gate-only ``log pi_k + log N(x_r | .)``.
+    ``U`` is left holding the centred chunk of the last component.
     """
     n_features = means.shape[1]
+    with_gate = log_gate.shape[1] > 0
     for k in range(means.shape[0]):
         _center_chunk(Zt, n_rows, k, means, y_centers, U)
         _component_log_density(
             U, n_rows, k, n_features, gate_prec_chol, gate_log_det,
-            coef, noise_prec_chol, noise_log_det, E, t, log_prob[k],
+            coef, noise_prec_chol, noise_log_det, E, t, log_prob[k], log_gate[k],
         )
         for r in range(n_rows):
             log_prob[k, r] += log_weights[k]
+        if with_gate:
+            for r in range(n_rows):
+                log_gate[k, r] += log_weights[k]
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -329,14 +362,8 @@ def _em_blocks(
     n_components = means.shape[0]
     dim = n_features + n_outputs
     with_moments = block_s1.shape[2] > 0
-    Zt = np.empty((dim, _CHUNK))
-    U = np.empty((dim, _CHUNK))
-    E = np.empty((n_outputs, _CHUNK))
-    t = np.empty(_CHUNK)
-    log_prob = np.empty((n_components, _CHUNK))
-    log_norm = np.empty(_CHUNK)
-    work = np.empty(_CHUNK)
-    bits = np.empty(_CHUNK, dtype=np.int64)
+    Zt, U, E, t, log_prob, log_norm, work, bits = _chunk_buffers(dim, n_outputs, n_components)
+    no_gate = np.empty((n_components, 0))
     for b in range(block_start, block_stop):
         stop_b = min(n_samples, (b + 1) * block_size)
         for start in range(b * block_size, stop_b, _CHUNK):
@@ -345,7 +372,7 @@ def _em_blocks(
             _load_chunk(X, Y, start, stop, Zt)
             _chunk_log_probs(
                 Zt, n_rows, log_weights, means, gate_prec_chol, gate_log_det, y_centers,
-                coef, noise_prec_chol, noise_log_det, U, E, t, log_prob,
+                coef, noise_prec_chol, noise_log_det, U, E, t, log_prob, no_gate,
             )
             _normalize_log_prob(log_prob, n_rows, log_norm, work, bits)
             for r in range(n_rows):
@@ -381,16 +408,8 @@ def _log_density_blocks(
     n_outputs = Y.shape[1]
     n_components = means.shape[0]
     dim = n_features + n_outputs
-    no_coef = np.empty((n_components, 0, n_features))
-    Zt = np.empty((dim, _CHUNK))
-    U = np.empty((dim, _CHUNK))
-    E = np.empty((n_outputs, _CHUNK))
-    t = np.empty(_CHUNK)
-    log_prob = np.empty((n_components, _CHUNK))
+    Zt, U, E, t, log_prob, log_norm, work, bits = _chunk_buffers(dim, n_outputs, n_components)
     log_gate = np.empty((n_components, _CHUNK))
-    log_norm = np.empty(_CHUNK)
-    work = np.empty(_CHUNK)
-    bits = np.empty(_CHUNK, dtype=np.int64)
     for b in range(block_start, block_stop):
         stop_b = min(n_samples, (b + 1) * block_size)
         for start in range(b * block_size, stop_b, _CHUNK):
@@ -399,11 +418,7 @@ def _log_density_blocks(
             _load_chunk(X, Y, start, stop, Zt)
             _chunk_log_probs(
                 Zt, n_rows, log_weights, means, gate_prec_chol, gate_log_det, y_centers,
-                no_coef, noise_prec_chol, noise_log_det, U, E, t, log_gate,
-            )
-            _chunk_log_probs(
-                Zt, n_rows, log_weights, means, gate_prec_chol, gate_log_det, y_centers,
-                coef, noise_prec_chol, noise_log_det, U, E, t, log_prob,
+                coef, noise_prec_chol, noise_log_det, U, E, t, log_prob, log_gate,
             )
             _normalize_log_prob(log_prob, n_rows, log_norm, work, bits)
             for r in range(n_rows):
@@ -442,14 +457,8 @@ def _predictive_blocks(
     no_centers = np.empty((n_components, 0))
     no_coef = np.empty((n_components, 0, n_features))
     no_prec = np.empty((n_components, 0, 0))
-    Zt = np.empty((n_features, _CHUNK))
-    U = np.empty((n_features, _CHUNK))
-    E = np.empty((0, _CHUNK))
-    t = np.empty(_CHUNK)
-    gate = np.empty((n_components, _CHUNK))
-    log_norm = np.empty(_CHUNK)
-    work = np.empty(_CHUNK)
-    bits = np.empty(_CHUNK, dtype=np.int64)
+    no_gate = np.empty((n_components, 0))
+    Zt, U, E, t, gate, log_norm, work, bits = _chunk_buffers(n_features, 0, n_components)
     expert_mean = np.empty((n_components, n_outputs, _CHUNK))
     acc = np.empty(_CHUNK)
     for b in range(block_start, block_stop):
@@ -460,7 +469,7 @@ def _predictive_blocks(
             _load_chunk(X, no_y, start, stop, Zt)
             _chunk_log_probs(
                 Zt, n_rows, log_weights, means, gate_prec_chol, gate_log_det, no_centers,
-                no_coef, no_prec, gate_log_det, U, E, t, gate,
+                no_coef, no_prec, gate_log_det, U, E, t, gate, no_gate,
             )
             for k in range(n_components):
                 for a in range(n_outputs):
