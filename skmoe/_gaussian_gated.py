@@ -215,15 +215,28 @@ def compute_precision_cholesky(covariances, covariance_type):
     return 1.0 / np.sqrt(covariances)
 
 
-def _full_precision_cholesky(precisions_cholesky, covariance_type, n_components, n_features):
-    """Expand any covariance type to ``(n_components, n_features, n_features)``."""
+def to_full_matrices(values, covariance_type, n_components, n_features):
+    """Expand gate covariances (or their precision factors) to full matrices.
+
+    Parameters
+    ----------
+    values : ndarray
+        Covariances or precision Cholesky factors shaped for
+        ``covariance_type`` (see :func:`_covariance_shape`).
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    n_components, n_features : int
+
+    Returns
+    -------
+    matrices : ndarray of shape (n_components, n_features, n_features)
+        Diagonal types become diagonal matrices, "tied" is repeated (a
+        read-only broadcast view).
+    """
     if covariance_type == "full":
-        return precisions_cholesky
+        return values
     if covariance_type == "tied":
-        return np.broadcast_to(precisions_cholesky, (n_components, n_features, n_features))
-    diag = np.broadcast_to(
-        np.reshape(precisions_cholesky, (n_components, -1)), (n_components, n_features)
-    )
+        return np.broadcast_to(values, (n_components, n_features, n_features))
+    diag = np.broadcast_to(np.reshape(values, (n_components, -1)), (n_components, n_features))
     full = np.zeros((n_components, n_features, n_features))
     idx = np.arange(n_features)
     full[:, idx, idx] = diag
@@ -250,7 +263,7 @@ def _kernel_params(params):
     coef = np.ascontiguousarray(params["coef"], dtype=np.float64)
     intercept = np.asarray(params["intercept"], dtype=np.float64)
     gate_prec_chol = np.ascontiguousarray(
-        _full_precision_cholesky(
+        to_full_matrices(
             np.asarray(params["precisions_cholesky"], dtype=np.float64),
             params["covariance_type"],
             n_components,
@@ -418,23 +431,17 @@ def sample_moe(params, n_samples, random_state, covariance_type="full"):
     means = params["means"]
     n_components, n_features = means.shape
     counts = random_state.multinomial(n_samples, params["weights"])
-    covariances = params["covariances"]
+    covariances = to_full_matrices(
+        params["covariances"], covariance_type, n_components, n_features
+    )
     n_outputs = params["intercept"].shape[1]
     X = np.empty((n_samples, n_features))
     Y = np.empty((n_samples, n_outputs))
     start = 0
     for k, count in enumerate(counts):
         stop = start + count
-        if covariance_type == "full":
-            cov = covariances[k]
-        elif covariance_type == "tied":
-            cov = covariances
-        elif covariance_type == "diag":
-            cov = np.diag(covariances[k])
-        else:
-            cov = covariances[k] * np.eye(n_features)
         x = means[k] + random_state.standard_normal((count, n_features)) @ linalg.cholesky(
-            cov, lower=True
+            covariances[k], lower=True
         ).T
         noise_chol = linalg.cholesky(params["noise_covariances"][k], lower=True)
         X[start:stop] = x

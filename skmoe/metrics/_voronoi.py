@@ -11,7 +11,9 @@ converge, so that the loss itself is ``O(sqrt(log n / n))``.
 import numpy as np
 from sklearn.utils._param_validation import StrOptions, validate_params
 
-from .._gaussian_gated import GaussianGatedMoERegressor, check_moe_params
+from sklearn.utils.validation import check_is_fitted
+
+from .._gaussian_gated import GaussianGatedMoERegressor, check_moe_params, to_full_matrices
 
 #: rbar(m) for cells of m fitted atoms (Ho & Nguyen 2016, Proposition 2.1):
 #: singletons are measured linearly, 2 atoms with exponent 4, 3 with 6.
@@ -24,20 +26,15 @@ def _as_full_params(estimator_or_params):
     """Parameter dict with full gate covariances, from an estimator or a dict."""
     if isinstance(estimator_or_params, GaussianGatedMoERegressor):
         model = estimator_or_params
-        if not hasattr(model, "means_"):
-            raise ValueError("The GaussianGatedMoERegressor is not fitted yet.")
-        K, d = model.means_.shape
-        cov = np.asarray(model.covariances_, dtype=np.float64)
-        full = {
-            "full": lambda: cov,
-            "tied": lambda: np.broadcast_to(cov, (K, d, d)).copy(),
-            "diag": lambda: np.stack([np.diag(c) for c in cov]),
-            "spherical": lambda: cov[:, None, None] * np.eye(d),
-        }[model.covariance_type]()
+        check_is_fitted(model)
         params = {
             "weights": model.weights_,
             "means": model.means_,
-            "covariances": full,
+            "covariances": to_full_matrices(
+                np.asarray(model.covariances_, dtype=np.float64),
+                model.covariance_type,
+                *model.means_.shape,
+            ),
             "coef": model.coef_,
             "intercept": model.intercept_,
             "noise_covariances": model.noise_covariances_,
