@@ -285,3 +285,45 @@ def test_make_sequence_multi_index():
     assert np.array_equal(X, X2)
     with pytest.raises(ValueError, match="n_directions"):
         make_sequence_multi_index(7, 11, ch, n_directions=2)
+
+
+# --------------------------------------------------------------- review fixes
+
+
+def test_tensor_gauss_hermite_moments_and_order():
+    import itertools
+
+    from numpy.testing import assert_allclose
+
+    from skmoe.amp._channels import tensor_gauss_hermite
+
+    nodes, log_w = tensor_gauss_hermite(2, 6)
+    w = np.exp(log_w)
+    assert_allclose(w.sum(), 1.0, rtol=1e-12)
+    # Exact for polynomials of degree < 12: E z^2 = 1, E z^4 = 3, E z1^2 z2^2 = 1.
+    assert_allclose(w @ nodes[:, 0] ** 2, 1.0, rtol=1e-12)
+    assert_allclose(w @ nodes[:, 1] ** 4, 3.0, rtol=1e-12)
+    assert_allclose(w @ (nodes[:, 0] ** 2 * nodes[:, 1] ** 2), 1.0, rtol=1e-12)
+    x = np.unique(nodes[:, 0])
+    assert_allclose(nodes, np.array(list(itertools.product(x, repeat=2))))
+    assert not nodes.flags.writeable  # cached: must not be modified by callers
+
+
+def test_generic_channel_equality_sees_shape_and_parity():
+    f = lambda Z: Z[:, 0, :]  # noqa: E731
+    assert GenericChannel(f, (1,)) == GenericChannel(f, (1,))
+    assert GenericChannel(f, (1,)) != GenericChannel(f, (2,))
+    assert GenericChannel(f, (1,), even=True) != GenericChannel(f, (1,), even=False)
+
+
+@pytest.mark.parametrize("channel", [DeepAttentionChannel(n_tokens=3),
+                                     DeepAttentionChannel(n_layers=3)])
+def test_unsupported_attention_posterior_fails_early(channel):
+    assert not channel.supports_posterior
+    X, y, _ = make_sequence_multi_index(20, 10, channel, random_state=0)  # sampling works
+    with pytest.raises(ValueError, match="no posterior implementation"):
+        SequenceMultiIndexAMP(channel).fit(X, y)
+    with pytest.raises(ValueError, match="no posterior implementation"):
+        state_evolution(channel, 1.0)
+    with pytest.raises(ValueError, match="no posterior implementation"):
+        weak_recovery_threshold(channel)

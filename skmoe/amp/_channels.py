@@ -28,6 +28,7 @@ log-sum-exp-weighted quadrature nodes as the mean; no finite differences are
 used anywhere.
 """
 
+import functools
 import itertools
 from numbers import Integral, Real
 
@@ -73,6 +74,28 @@ class BaseChannel:
     #: True when ``g`` is even in every column of ``Z``, so that
     #: ``E[Z | y] = 0`` and ``q = 0`` is a fixed point of state evolution.
     even = True
+
+    #: True when :meth:`posterior` itself integrates numerically over a grid,
+    #: so that an outer quadrature over ``Z`` would multiply the cost (the
+    #: weak-recovery threshold then uses Monte Carlo).
+    posterior_is_quadrature = False
+
+    @property
+    def supports_posterior(self):
+        """Whether :meth:`posterior` is implemented for these parameters."""
+        return True
+
+    def check_posterior_support(self):
+        """Raise ``ValueError`` unless :meth:`posterior` is available.
+
+        GAMP, state evolution and the threshold finder call this first, so an
+        unsupported configuration fails before any data are validated or
+        Monte Carlo samples drawn.
+        """
+        if not self.supports_posterior:
+            raise ValueError(
+                f"{self!r} has no posterior implementation: {self._posterior_limits}"
+            )
 
     def sample(self, Z, random_state=None):
         """Draw targets ``y ~ P_out(. | Z)``.
@@ -155,6 +178,33 @@ class BaseChannel:
 
     def __hash__(self):
         return hash((type(self).__name__, tuple(sorted(self._params().items()))))
+
+
+@functools.lru_cache(maxsize=16)
+def tensor_gauss_hermite(dim, n_nodes):
+    """Tensor Gauss-Hermite rule for ``E f(Z)``, ``Z ~ N(0, I_dim)``.
+
+    Parameters
+    ----------
+    dim : int
+    n_nodes : int
+        Nodes per axis.
+
+    Returns
+    -------
+    nodes : ndarray of shape (n_nodes**dim, dim)
+        In ``itertools.product`` order; read-only (the result is cached).
+    log_weights : ndarray of shape (n_nodes**dim,)
+        Log-weights, summing (in probability) to one.
+    """
+    x, w = special.roots_hermitenorm(n_nodes)
+    axes = np.meshgrid(*([x] * dim), indexing="ij")
+    nodes = np.stack(axes, axis=-1).reshape(-1, dim)
+    log_w1 = np.log(w / np.sqrt(2 * np.pi))
+    log_weights = sum(np.meshgrid(*([log_w1] * dim), indexing="ij")).ravel()
+    nodes.flags.writeable = False
+    log_weights.flags.writeable = False
+    return nodes, log_weights
 
 
 def _check_posterior_args(channel, y, omega, V):
@@ -716,6 +766,17 @@ class DeepAttentionChannel(BaseChannel):
            [0.5, 0.5]])
     """
 
+    posterior_is_quadrature = True
+    _posterior_limits = (
+        "the posterior needs n_tokens=2 (closed-form inversion of the last "
+        "softmax) and n_layers in (1, 2); sampling and output work for any size."
+    )
+
+    @property
+    def supports_posterior(self):
+        """Whether :meth:`posterior` is implemented (``n_tokens=2``, ``n_layers <= 2``)."""
+        return self.n_tokens == 2 and self.n_layers <= 2
+
     def __init__(self, n_layers=2, skip=1.0, n_tokens=2, *, n_grid=64, box=6.0):
         self.n_layers = _check_int(n_layers, "n_layers")
         self.skip = _check_real(skip, "skip")
@@ -778,7 +839,7 @@ class DeepAttentionChannel(BaseChannel):
             One of the two solutions ``+-u``.
         """
         if self.n_tokens != 2:
-            raise NotImplementedError("the closed-form inversion needs n_tokens=2.")
+            raise ValueError(f"{self!r}: the closed-form inversion needs n_tokens=2.")
         a = np.log(y[:, 0, 0]) - np.log(y[:, 0, 1])
         b = np.log(y[:, 1, 1]) - np.log(y[:, 1, 0])
         s = np.sqrt(np.clip(a + b, 1e-300, None))
@@ -805,12 +866,7 @@ class DeepAttentionChannel(BaseChannel):
         log_partition : ndarray of shape (n_samples,)
             ``log Z_out`` up to a function of ``y`` only.
         """
-        if self.n_tokens != 2 or self.n_layers > 2:
-            raise NotImplementedError(
-                "DeepAttentionChannel.posterior is implemented for n_tokens=2 and "
-                f"n_layers in (1, 2); got n_tokens={self.n_tokens}, "
-                f"n_layers={self.n_layers}."
-            )
+        self.check_posterior_support()
         y, omega, V = _check_posterior_args(self, y, omega, V)
         n = omega.shape[0]
         u = self.invert_last_softmax(y)
@@ -909,8 +965,9 @@ class GenericChannel(BaseChannel):
             raise ValueError("n_nodes ** (n_tokens * n_directions) exceeds 2e6 nodes.")
 
     def _params(self):
-        return {**super()._params(), "func": self.func, "noise_std": self.noise_std,
-                "n_nodes": self.n_nodes}
+        return {**super()._params(), "func": self.func,
+                "y_trailing_shape": self.y_trailing_shape, "noise_std": self.noise_std,
+                "n_nodes": self.n_nodes, "even": self.even}
 
     def output(self, Z):
         """Noiseless output ``func(Z)``.
@@ -973,13 +1030,11 @@ class GenericChannel(BaseChannel):
         """
         y, omega, V = _check_posterior_args(self, y, omega, V)
         n, L, p = omega.shape
-        x, wts = special.roots_hermitenorm(self.n_nodes)
-        logw1 = np.log(wts / np.sqrt(2 * np.pi))
         D = L * p
-        nodes = np.array(list(itertools.product(x, repeat=D))).reshape(-1, L, p)
-        logw = np.array([sum(c) for c in itertools.product(logw1, repeat=D)])
-        chol = np.linalg.cholesky(V)
+        nodes, logw = tensor_gauss_hermite(D, self.n_nodes)
         K = nodes.shape[0]
+        # Node offsets Z - omega = chol(V) applied per token: fixed for the call.
+        offsets = nodes.reshape(K, L, p) @ np.linalg.cholesky(V).T
         mean = np.empty((n, L, p))
         cov = np.empty((n, L, p, L, p))
         logZ = np.empty(n)
@@ -987,7 +1042,7 @@ class GenericChannel(BaseChannel):
         chunk = max(1, 200_000 // K)
         for start in range(0, n, chunk):
             sl = slice(start, min(n, start + chunk))
-            Zs = omega[sl, None] + np.einsum("kli,ji->klj", nodes, chol)[None]  # (m,K,L,p)
+            Zs = omega[sl, None] + offsets[None]  # (m, K, L, p)
             m = Zs.shape[0]
             out = self.output(Zs.reshape(m * K, L, p)).reshape((m, K, -1))
             resid = out - y[sl].reshape(m, 1, -1)

@@ -10,6 +10,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from ._state_evolution import _sym_sqrt
+
 __all__ = ["SequenceMultiIndexAMP"]
 
 
@@ -170,6 +172,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
             Fitted estimator.
         """
         channel = self.channel
+        channel.check_posterior_support()
         p = channel.n_directions
         if self.n_directions is not None and self.n_directions != p:
             raise ValueError(f"n_directions={self.n_directions} does not match the channel "
@@ -182,7 +185,9 @@ class SequenceMultiIndexAMP(BaseEstimator):
             if W_star.shape != (d, p):
                 raise ValueError(f"W_star must have shape ({d}, {p}), got {W_star.shape}.")
         rng = check_random_state(self.random_state)
-        Xs = X / np.sqrt(d)
+        # (n L, d) view: the two products per iteration are plain BLAS matmuls.
+        X_rows = X.reshape(n * L, d)
+        sqrt_d = np.sqrt(d)
         eye = np.eye(p)
         W = self.init_scale * rng.standard_normal((d, p))
         C = (1.0 - self.init_scale**2) * eye
@@ -197,7 +202,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
             # Floor the eigenvalues of V: near perfect recovery V -> 0.
             V = _sym_inv_psd_clip(C, floor=1e-9)
             Vinv = np.linalg.inv(V)
-            Omega = np.einsum("nld,dp->nlp", Xs, W) - G @ V
+            Omega = (X_rows @ W).reshape(n, L, p) / sqrt_d - G @ V
             mean, cov, _ = channel.posterior(y, Omega, V)
             G_new = (mean - Omega) @ Vinv
             diag_cov = np.einsum("nlilj->ij", cov)  # sum over samples and tokens
@@ -208,7 +213,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
             else:
                 G = damp * G_new + (1 - damp) * G
                 A = damp * A_new + (1 - damp) * A
-            B = np.einsum("nld,nlp->dp", Xs, G) + W @ A
+            B = X_rows.T @ G.reshape(n * L, p) / sqrt_d + W @ A
             C = np.linalg.inv(A + eye)
             W_old = W
             W = B @ C
@@ -290,13 +295,13 @@ class SequenceMultiIndexAMP(BaseEstimator):
         """
         check_is_fitted(self)
         X = self._check_X(X, reset=False)
-        Omega = np.einsum("nld,dp->nlp", X, self.coef_) / np.sqrt(X.shape[2])
+        n, L, d = X.shape
+        Omega = (X.reshape(n * L, d) @ self.coef_).reshape(n, L, -1) / np.sqrt(d)
         if method == "plugin":
             return self.channel.output(Omega)
         if method != "bayes":
             raise ValueError(f"method must be 'plugin' or 'bayes', got {method!r}.")
-        w, U = np.linalg.eigh(self.posterior_covariance_)
-        root = (U * np.sqrt(np.clip(w, 0, None))) @ U.T
+        root = _sym_sqrt(self.posterior_covariance_)
         rng = np.random.RandomState(0)
         out = 0.0
         for _ in range(n_draws):
@@ -320,6 +325,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
         score : float
             Negative mean (over samples) squared Frobenius error.
         """
+        # Validate y before predicting: "bayes" costs n_draws forward passes.
+        y = self.channel.check_y(y, n_samples=np.shape(X)[0])
         y_pred = self.predict(X, method=method)
-        y = self.channel.check_y(y, n_samples=y_pred.shape[0])
         return -float(np.mean(np.sum((y - y_pred).reshape(len(y), -1) ** 2, axis=1)))

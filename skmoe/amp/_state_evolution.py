@@ -21,6 +21,8 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
 
+from ._channels import tensor_gauss_hermite
+
 __all__ = ["state_evolution", "weak_recovery_threshold", "test_errors"]
 
 _EPS = 1e-6
@@ -174,6 +176,7 @@ def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8
     >>> bool(res.q[0, 0] > 0.5)
     True
     """
+    channel.check_posterior_support()
     if not isinstance(alpha, Real) or not alpha > 0:
         raise ValueError(f"alpha must be a positive real number, got {alpha!r}.")
     if not isinstance(max_iter, Integral) or max_iter < 1:
@@ -227,16 +230,9 @@ def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8
 
 
 def _gauss_hermite_Z(L, p, n_nodes):
-    from itertools import product
-
-    from scipy.special import roots_hermitenorm
-
-    x, w = roots_hermitenorm(n_nodes)
-    w = w / np.sqrt(2 * np.pi)
-    D = L * p
-    Z = np.array(list(product(x, repeat=D))).reshape(-1, L, p)
-    W = np.prod(np.array(list(product(w, repeat=D))), axis=1)
-    return Z, W
+    """Tensor Gauss-Hermite nodes ``Z`` of shape (K, L, p) and weights (K,)."""
+    nodes, log_weights = tensor_gauss_hermite(L * p, n_nodes)
+    return nodes.reshape(-1, L, p), np.exp(log_weights)
 
 
 def _stability_terms(channel, Omega, Z, V, dirs, noise_seed):
@@ -298,9 +294,9 @@ def weak_recovery_threshold(channel, *, directions=None, learned_overlap=None,
         Expectation over ``y``: tensor Gauss-Hermite over ``Z`` (exact for
         polynomial integrands; noiseless channels, ``q = 0`` and
         ``n_tokens * n_directions <= 4``) or Monte Carlo.  "auto" picks
-        quadrature whenever it applies, except for
-        :class:`DeepAttentionChannel` (whose posterior is itself a
-        quadrature, so Monte Carlo is cheaper).
+        quadrature whenever it applies, except for channels whose posterior is
+        itself a quadrature (``posterior_is_quadrature``, e.g.
+        :class:`DeepAttentionChannel`), where Monte Carlo is cheaper.
     n_samples : int, default=100000
         Monte Carlo samples (method "mc").
     n_batches : int, default=10
@@ -326,8 +322,7 @@ def weak_recovery_threshold(channel, *, directions=None, learned_overlap=None,
     >>> round(weak_recovery_threshold(AbsChannel()).threshold, 3)
     0.5
     """
-    from ._channels import DeepAttentionChannel
-
+    channel.check_posterior_support()
     L, p = channel.n_tokens, channel.n_directions
     dirs = np.arange(p) if directions is None else np.asarray(directions, dtype=int)
     r = len(dirs)
@@ -341,7 +336,7 @@ def weak_recovery_threshold(channel, *, directions=None, learned_overlap=None,
     noisy = hasattr(channel, "noise_std")
     if method == "auto":
         method = ("quadrature" if (learned_overlap is None and not noisy and L * p <= 4
-                                   and not isinstance(channel, DeepAttentionChannel))
+                                   and not getattr(channel, "posterior_is_quadrature", False))
                   else "mc")
     if method == "quadrature":
         if learned_overlap is not None or noisy or L * p > 5:
