@@ -47,7 +47,10 @@ class _Network:
 
     Attributes: ``coefs`` (list of (n_l, n_{l+1}) float64 arrays),
     ``intercepts``, ``activation``, ``family``, ``kind`` ("mlp" or "linear"),
-    plus ``coef_shape``/``intercept_shape`` for linear models.
+    plus ``coef_shape``/``intercept_shape`` for linear models;
+    ``intercept_shape`` is None when the model has no intercept
+    (``fit_intercept=False``: its ``intercept_`` is a constant 0, not a
+    parameter, so no Fisher entries are reported for it).
     """
 
     def __init__(self, coefs, intercepts, activation, family, kind, n_features,
@@ -111,7 +114,7 @@ def _extract_network(model):
         intercept = np.broadcast_to(np.asarray(model.intercept_, dtype=np.float64),
                                     (coef.shape[0],))
         return _Network([coef.T], [intercept], "identity", family, "linear", coef.shape[1],
-                        np.shape(model.coef_), np.shape(model.intercept_))
+                        np.shape(model.coef_), _intercept_shape(model))
     if isinstance(model, (LinearRegression, Ridge, PoissonRegressor)):
         check_is_fitted(model, "coef_")
         coef = np.asarray(model.coef_, dtype=np.float64)
@@ -120,11 +123,16 @@ def _extract_network(model):
                                     (coef2.shape[0],))
         family = "poisson" if isinstance(model, PoissonRegressor) else "gaussian"
         return _Network([coef2.T], [intercept], "identity", family, "linear",
-                        coef2.shape[1], np.shape(model.coef_), np.shape(model.intercept_))
+                        coef2.shape[1], np.shape(model.coef_), _intercept_shape(model))
     raise TypeError(
         f"DiagonalFisherEstimator does not support {type(model).__name__}; "
         f"supported models: {_SUPPORTED}."
     )
+
+
+def _intercept_shape(model):
+    """Shape of a linear model's ``intercept_``, or None if it is not fitted."""
+    return np.shape(model.intercept_) if getattr(model, "fit_intercept", True) else None
 
 
 def _block_size(net, batch_size, n_samples):
@@ -448,8 +456,7 @@ class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
                 f"DiagonalFisherEstimator needs a fitted estimator; supported: {_SUPPORTED}."
             )
         net = _extract_network(self.estimator)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
-        X = np.ascontiguousarray(X, dtype=np.float64)
+        X = validate_data(self, X, dtype=np.float64, order="C")
         net = self._network(X, y, net)
         if X.shape[1] != net.n_features:
             raise ValueError(
@@ -514,7 +521,7 @@ class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
     @staticmethod
     def _names(net):
         if net.kind == "linear":
-            return ["coef_", "intercept_"]
+            return ["coef_"] + (["intercept_"] if net.intercept_shape is not None else [])
         L = len(net.coefs)
         return [f"coefs_[{i}]" for i in range(L)] + [f"intercepts_[{i}]" for i in range(L)]
 
@@ -523,7 +530,8 @@ class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
         """Map per-layer ``(weights, bias)`` pairs to the model's parameter layout."""
         if net.kind == "linear":
             weights, bias = per_layer[0]
-            shape = net.intercept_shape
-            bias = bias.reshape(shape) if bias.size == int(np.prod(shape)) else bias
-            return [weights.T.reshape(net.coef_shape).copy(), bias.copy()]
+            coef = weights.T.reshape(net.coef_shape).copy()
+            if net.intercept_shape is None:
+                return [coef]
+            return [coef, bias.reshape(net.intercept_shape).copy()]
         return [w for w, _ in per_layer] + [b for _, b in per_layer]

@@ -428,14 +428,16 @@ def test_score_fast_path_matches_estimator():
 
 def test_deterministic_and_frozen_clone():
     model, X, _ = _mlp("softmax", "tanh", (4,))
+    before = [c.copy() for c in model.coefs_ + model.intercepts_]
     est = DiagonalFisherEstimator(FrozenEstimator(model), random_state=0)
     a = clone(est).fit(X)
     b = clone(est).fit(X)
     for key in ("score", "hessian"):
         for u, v in zip(a.estimates_[key], b.estimates_[key]):
             assert_array_equal(u, v)
-    # the wrapped model is not modified
-    assert_array_equal(model.coefs_[0], _params(model)[0])
+    # the wrapped model is not modified (snapshot taken before fitting)
+    for old, new in zip(before, model.coefs_ + model.intercepts_):
+        assert_array_equal(old, new)
 
 
 # --------------------------------------------------------------------------
@@ -459,9 +461,9 @@ def test_bad_inputs():
     X_nan[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         DiagonalFisherEstimator(model).fit(X_nan)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="method"):
         DiagonalFisherEstimator(model, method="bogus").fit(X)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="n_label_samples"):
         DiagonalFisherEstimator(model, n_label_samples=0).fit(X)
     reg, Xr, _ = _mlp("gaussian", "tanh", (4,))
     with pytest.raises(ValueError, match="needs the targets"):
@@ -481,3 +483,16 @@ def test_sampled_direction_hessian_path_matches():
         for (w1, b1), (w2, b2) in zip(full[key], fast[key]):
             assert_allclose(w1, w2, rtol=1e-10, atol=1e-14)
             assert_allclose(b1, b2, rtol=1e-10, atol=1e-14)
+
+
+def test_no_intercept_means_no_intercept_entries():
+    """fit_intercept=False: only coef_ is a parameter; its diagonal is E[x_j^2] / sigma^2."""
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((200, 3)) + 1.0
+    Y = X @ rng.standard_normal((3, 2)) + 0.1 * rng.standard_normal((200, 2))
+    model = Ridge(alpha=1e-3, fit_intercept=False).fit(X, Y)
+    est = DiagonalFisherEstimator(model, noise_variance=2.0, random_state=0).fit(X)
+    assert est.parameter_names_ == ["coef_"]
+    assert len(est.fisher_exact_) == 1
+    expected = np.broadcast_to(np.mean(X**2, axis=0) / 2.0, model.coef_.shape)
+    assert_allclose(est.fisher_exact_[0], expected, rtol=1e-12)
