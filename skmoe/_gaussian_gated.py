@@ -935,8 +935,9 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
                 return theta2, n_iter, lower_bounds, False
 
             v0 = _params_to_vector(theta0)
-            r = _params_to_vector(theta1) - v0
-            v = _params_to_vector(theta2) - 2 * _params_to_vector(theta1) + v0
+            v1 = _params_to_vector(theta1)
+            r = v1 - v0
+            v = _params_to_vector(theta2) - 2 * v1 + v0
             norm_v = np.linalg.norm(v)
             alpha = np.linalg.norm(r) / norm_v if norm_v > 0 else 1.0
             alpha = min(max(alpha, 1.0), step_max)
@@ -1207,9 +1208,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
 
     def _print_verbose_msg_init_beg(self, n_init):
         self._init_prev_time = perf_counter()
-        if self.verbose == 1:
-            print(f"Initialization {n_init}")
-        elif self.verbose >= 2:
+        if self.verbose:
             print(f"Initialization {n_init}")
 
     def _print_verbose_msg_iter_end(self, n_iter, diff_ll):
