@@ -69,27 +69,41 @@ def _quad(family, b, mean, var, inv_sigma2):
 
 
 @njit(cache=True, nogil=True)
-def _quartic_excess(family, b, mean, var, mu4, quad):
-    """``V_1 = E[(r^T b)^4] - (b^T I b)^2`` for one sample."""
+def _quad_quartic_norm(family, b, mean, var, mu4, inv_sigma2):
+    """``(G, V_1, |b|^2)`` for one sample in one pass over the outputs.
+
+    ``G = b^T I b`` (as :func:`_quad`), ``V_1 = E[(r^T b)^4] - G^2`` (the
+    closed-form variance of the squared score) and ``|b|^2``.
+    """
     C = b.shape[0]
+    nb = 0.0
     if family == GAUSSIAN:
-        return 2.0 * quad * quad
+        for c in range(C):
+            nb += b[c] * b[c]
+        G = nb * inv_sigma2
+        return G, 2.0 * G * G, nb
     if family == INDEPENDENT:
-        s = 0.0
+        G = 0.0
+        excess = 0.0
         for c in range(C):
             b2 = b[c] * b[c]
-            s += b2 * b2 * (mu4[c] - 3.0 * var[c] * var[c])
-        return s + 2.0 * quad * quad
+            nb += b2
+            G += var[c] * b2
+            excess += b2 * b2 * (mu4[c] - 3.0 * var[c] * var[c])
+        return G, excess + 2.0 * G * G, nb
+    # softmax: centred at bbar = p.b, so no cancellation in either moment
     bbar = 0.0
     for c in range(C):
         bbar += mean[c] * b[c]
-    s = 0.0
+        nb += b[c] * b[c]
+    G = 0.0
+    fourth = 0.0
     for c in range(C):
-        d = b[c] - bbar
-        d2 = d * d
-        s += mean[c] * d2 * d2
-    out = s - quad * quad
-    return out if out > 0.0 else 0.0
+        d2 = (b[c] - bbar) ** 2
+        G += mean[c] * d2
+        fourth += mean[c] * d2 * d2
+    V1 = fourth - G * G
+    return G, (V1 if V1 > 0.0 else 0.0), nb
 
 
 @njit(cache=True, nogil=True)
@@ -127,13 +141,10 @@ def unit_statistics(family, B, Hs, R, mean, var, mu4, inv_sigma2, with_score, wi
         for k in range(K):
             for c in range(C):
                 b[c] = B[i, c, k]
-            G = _quad(family, b, mean[i], var[i], inv_sigma2)
+            G, V1, nb = _quad_quartic_norm(family, b, mean[i], var[i], mu4[i], inv_sigma2)
             out[0, i, k] = G
-            nb = 0.0
-            for c in range(C):
-                nb += b[c] * b[c]
+            out[3, i, k] = V1
             out[4, i, k] = nb
-            out[3, i, k] = _quartic_excess(family, b, mean[i], var[i], mu4[i], G)
             if with_score:
                 s1 = 0.0
                 e1 = 0.0
