@@ -22,6 +22,15 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from . import _gaussian_gated_xp
+from ._array_api import (
+    array_api_namespace,
+    check_same_namespace,
+    device,
+    from_numpy,
+    supported_float_dtypes,
+    to_numpy,
+)
 from ._kernels import _gaussian_gated as _kernels
 
 _COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -285,6 +294,30 @@ def _kernel_params(params):
         noise_prec_chol,
         np.log(np.diagonal(noise_prec_chol, axis1=1, axis2=2)).sum(axis=1),
     )
+
+
+def _data_passes(X):
+    """Module with the passes over the data: numba kernels for NumPy ``X``.
+
+    Other arrays reach here only under ``array_api_dispatch=True`` (otherwise
+    ``validate_data`` converts them to NumPy) and use
+    :mod:`skmoe._gaussian_gated_xp`, whose functions take the same arguments.
+    """
+    return _kernels if isinstance(X, np.ndarray) else _gaussian_gated_xp
+
+
+def _target_matrix(X, y):
+    """A fresh ``(n_samples, n_outputs)`` copy of ``y`` in the namespace and dtype of ``X``."""
+    xp = array_api_namespace(X)
+    if xp is None:
+        # C-contiguous: the kernels then see one array layout.
+        return np.array(y, dtype=X.dtype, order="C").reshape(X.shape[0], -1)
+    return xp.reshape(xp.asarray(y, dtype=X.dtype, device=device(X), copy=True), (X.shape[0], -1))
+
+
+def _in_input_dtype(values, X):
+    """``values`` in the dtype of ``X`` (numba kernels return float64)."""
+    return values.astype(X.dtype, copy=False) if isinstance(values, np.ndarray) else values
 
 
 def _moments_from_responsibilities(Z, resp):
@@ -742,6 +775,9 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        # Every option is supported: initialisation and M-steps run on the
+        # host, the passes over the data in the input's namespace.
+        tags.array_api_support = True
         return tags
 
     # ----------------------------------------------------------------- fit
@@ -770,12 +806,11 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
             reset=do_init,
             multi_output=True,
             y_numeric=True,
-            dtype=[np.float64, np.float32],
+            dtype=supported_float_dtypes(array_api_namespace(X)),
             order="C",
             ensure_min_samples=2,
         )
-        # A fresh C-contiguous copy: the kernels then see one array layout.
-        Y = np.array(y, dtype=X.dtype, order="C").reshape(X.shape[0], -1)
+        Y = _target_matrix(X, y)
         n_samples = X.shape[0]
         if n_samples < self.n_components:
             raise ValueError(
@@ -790,7 +825,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
         user_params = None
         if isinstance(self.init_params, dict) and do_init:
             user_params = check_moe_params(
-                self.init_params,
+                {key: to_numpy(value) for key, value in self.init_params.items()},
                 covariance_type=self.covariance_type,
                 n_features=X.shape[1],
                 n_outputs=Y.shape[1],
@@ -833,7 +868,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
                 "degenerate data.",
                 ConvergenceWarning,
             )
-        self._set_parameters(params, X.dtype)
+        self._set_parameters(params, X)
         self.n_outputs_ = Y.shape[1]
         self._y_ndim = np.ndim(y)
         self.converged_ = converged
@@ -843,8 +878,13 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
         return self
 
     def _initialize_parameters(self, X, Y, random_state):
-        """Responsibilities from ``init_params`` on ``[X, Y]``, then one M-step."""
-        Z = np.hstack([X, Y]).astype(np.float64, copy=False)
+        """Responsibilities from ``init_params`` on ``[X, Y]``, then one M-step.
+
+        Runs on the host in NumPy whatever the input's namespace (KMeans has
+        no array-API support), so that every ``init_params`` gives the same
+        start on every device.
+        """
+        Z = np.hstack([to_numpy(X), to_numpy(Y)]).astype(np.float64, copy=False)
         n_samples = Z.shape[0]
         resp = np.zeros((n_samples, self.n_components))
         if self.init_params == "kmeans":
@@ -873,7 +913,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
     def _em_step(self, X, Y, params):
         """One E+M pass: mean log-likelihood of ``params`` and the updated parameters."""
         kernel_args = _kernel_params(params)
-        log_likelihood, s0, s1, s2 = _kernels.em_pass(X, Y, *kernel_args, True)
+        log_likelihood, s0, s1, s2 = _data_passes(X).em_pass(X, Y, *kernel_args, True)
         lower_bound = log_likelihood / X.shape[0]
         if not np.isfinite(lower_bound):
             raise ValueError(
@@ -966,28 +1006,43 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
 
     @staticmethod
     def _mean_log_likelihood(X, Y, params):
-        log_likelihood = _kernels.em_pass(X, Y, *_kernel_params(params), False)[0]
+        log_likelihood = _data_passes(X).em_pass(X, Y, *_kernel_params(params), False)[0]
         return log_likelihood / X.shape[0]
 
     def _get_parameters(self):
-        params = {key: np.asarray(getattr(self, key + "_"), dtype=np.float64) for key in _PARAM_KEYS}
-        params["precisions_cholesky"] = np.asarray(self.precisions_cholesky_, dtype=np.float64)
+        """Fitted parameters as host NumPy float64 arrays."""
+        params = {
+            key: to_numpy(getattr(self, key + "_"), dtype=np.float64)
+            for key in (*_PARAM_KEYS, "precisions_cholesky")
+        }
         params["covariance_type"] = self.covariance_type
         return params
 
-    def _set_parameters(self, params, dtype):
+    def _set_parameters(self, params, X):
+        """Store ``params`` in the namespace, device and dtype of ``X``."""
+        xp = array_api_namespace(X)
         for key in (*_PARAM_KEYS, "precisions_cholesky"):
-            setattr(self, key + "_", np.asarray(params[key], dtype=dtype))
+            value = np.asarray(params[key], dtype=np.float64)
+            if xp is None:
+                value = value.astype(X.dtype)
+            else:
+                value = from_numpy(value, xp, device(X), dtype=X.dtype)
+            setattr(self, key + "_", value)
 
     def _fitted_kernel_params(self):
         check_is_fitted(self)
-        params = self._get_parameters()
-        params["covariance_type"] = self.covariance_type
-        return _kernel_params(params)
+        return _kernel_params(self._get_parameters())
+
+    def _validate_x(self, X, method):
+        check_same_namespace(X, self, attribute="means_", method=method)
+        return validate_data(
+            self, X, reset=False, dtype=supported_float_dtypes(array_api_namespace(X)), order="C"
+        )
 
     # ------------------------------------------------------------- inference
 
-    def _validate_xy(self, X, y):
+    def _validate_xy(self, X, y, method):
+        check_same_namespace(X, self, attribute="means_", method=method)
         X, y = validate_data(
             self,
             X,
@@ -995,10 +1050,10 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
             reset=False,
             multi_output=True,
             y_numeric=True,
-            dtype=[np.float64, np.float32],
+            dtype=supported_float_dtypes(array_api_namespace(X)),
             order="C",
         )
-        Y = np.array(y, dtype=X.dtype, order="C").reshape(X.shape[0], -1)
+        Y = _target_matrix(X, y)
         if Y.shape[1] != self.n_outputs_:
             raise ValueError(
                 f"y has {Y.shape[1]} outputs, but {type(self).__name__} was fitted "
@@ -1026,25 +1081,24 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
             Predictive standard deviation; only if ``return_std`` is True.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+        X = self._validate_x(X, "predict")
         log_weights, means, gate_prec_chol, gate_log_det = self._fitted_kernel_params()[:4]
-        mean, var = _kernels.predictive_moments(
+        params = self._get_parameters()
+        mean, var = _data_passes(X).predictive_moments(
             X,
             log_weights,
             means,
             gate_prec_chol,
             gate_log_det,
-            np.ascontiguousarray(self.coef_, dtype=np.float64),
-            np.ascontiguousarray(self.intercept_, dtype=np.float64),
-            np.ascontiguousarray(
-                np.diagonal(self.noise_covariances_, axis1=1, axis2=2), dtype=np.float64
-            ),
+            np.ascontiguousarray(params["coef"]),
+            np.ascontiguousarray(params["intercept"]),
+            np.ascontiguousarray(np.diagonal(params["noise_covariances"], axis1=1, axis2=2)),
         )
-        mean = mean.astype(X.dtype, copy=False)
+        mean = _in_input_dtype(mean, X)
         if self._y_ndim == 1:
             mean, var = mean[:, 0], var[:, 0]
         if return_std:
-            return mean, np.sqrt(var).astype(X.dtype, copy=False)
+            return mean, _in_input_dtype(var**0.5, X)
         return mean
 
     def predict_gates(self, X):
@@ -1061,17 +1115,21 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
             Rows sum to one.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
-        gates = _kernels.gate_probabilities(X, *self._fitted_kernel_params()[:4])
-        return gates.astype(X.dtype, copy=False)
+        X = self._validate_x(X, "predict_gates")
+        gates = _data_passes(X).gate_probabilities(X, *self._fitted_kernel_params()[:4])
+        return _in_input_dtype(gates, X)
 
-    def _log_densities(self, X, y):
-        """Per-sample ``log p(x, y)`` and ``log p(x)``; ``y=None`` gives ``log p(x)`` twice."""
+    def _log_densities(self, X, y, method):
+        """Validated ``X`` and per-sample ``log p(x, y)``, ``log p(x)``.
+
+        ``y=None`` gives ``log p(x)`` twice.  The densities are float64 on the
+        numba path (callers cast to ``X.dtype`` after taking differences).
+        """
         check_is_fitted(self)
         args = self._fitted_kernel_params()
         if y is None:
-            X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
-            Y = np.empty((X.shape[0], 0), dtype=X.dtype)
+            X = self._validate_x(X, method)
+            Y = _target_matrix(X, np.empty((X.shape[0], 0)))
             # Drop the experts: (log_weights, means, gate factors) plus empty
             # output-side arrays.
             n_components, n_features = self.means_.shape
@@ -1083,8 +1141,8 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
                 np.zeros(n_components),
             )
         else:
-            X, Y = self._validate_xy(X, y)
-        return _kernels.log_densities(X, Y, *args)
+            X, Y = self._validate_xy(X, y, method)
+        return (X, *_data_passes(X).log_densities(X, Y, *args))
 
     def score_samples(self, X, y=None):
         """Conditional log-density ``log p(y | x)`` of each sample.
@@ -1103,10 +1161,8 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
         log_density : ndarray of shape (n_samples,)
             ``log p(y_n | x_n)``, or ``log p(x_n)`` if ``y`` is None.
         """
-        log_joint, log_marginal_x = self._log_densities(X, y)
-        if y is None:
-            return log_marginal_x
-        return log_joint - log_marginal_x
+        X, log_joint, log_marginal_x = self._log_densities(X, y, "score_samples")
+        return _in_input_dtype(log_marginal_x if y is None else log_joint - log_marginal_x, X)
 
     def joint_log_likelihood(self, X, y):
         """Mean joint log-likelihood ``mean_n log p(x_n, y_n)``.
@@ -1126,7 +1182,11 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
         log_likelihood : float
             Mean joint log-likelihood per sample.
         """
-        return float(np.mean(self._log_densities(X, y)[0]))
+        log_joint = self._log_densities(X, y, "joint_log_likelihood")[1]
+        xp = array_api_namespace(log_joint)
+        if xp is None:
+            return float(np.mean(log_joint))
+        return float(to_numpy(xp.mean(xp.astype(log_joint, xp.float64))))
 
     def _n_parameters(self):
         return n_free_parameters(
@@ -1200,9 +1260,19 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
         X, Y, labels = sample_moe(
             params, n_samples, check_random_state(self.random_state), self.covariance_type
         )
+        if self._y_ndim == 1:
+            Y = Y[:, 0]
+        # "Everything follows X": samples live where the fitted parameters do.
+        xp = array_api_namespace(self.means_)
         dtype = self.means_.dtype
-        X, Y = X.astype(dtype, copy=False), Y.astype(dtype, copy=False)
-        return X, (Y[:, 0] if self._y_ndim == 1 else Y), labels
+        if xp is None:
+            return X.astype(dtype, copy=False), Y.astype(dtype, copy=False), labels
+        where = device(self.means_)
+        return (
+            from_numpy(X, xp, where, dtype=dtype),
+            from_numpy(Y, xp, where, dtype=dtype),
+            from_numpy(labels, xp, where),
+        )
 
     # -------------------------------------------------------------- verbose
 

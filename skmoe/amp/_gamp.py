@@ -10,6 +10,14 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from .._array_api import (
+    array_api_namespace,
+    check_same_namespace,
+    device,
+    from_numpy,
+    supported_float_dtypes,
+    to_numpy,
+)
 from ._state_evolution import _sym_sqrt
 
 __all__ = ["SequenceMultiIndexAMP"]
@@ -32,6 +40,14 @@ class SequenceMultiIndexAMP(BaseEstimator):
     channel posterior over all ``L`` tokens at once (the output denoiser),
     and the Gaussian-prior input denoiser.  Its fixed points are described
     by :func:`skmoe.amp.state_evolution`.
+
+    Under ``sklearn.set_config(array_api_dispatch=True)``, ``X`` may be a
+    CuPy, PyTorch or any array-API array: the two products with ``X`` per
+    iteration (the data-sized work) run in its namespace and on its device,
+    in its dtype, and ``coef_`` and ``posterior_covariance_`` live there too.
+    The channel posterior (the output denoiser) and the ``p x p`` algebra
+    run in NumPy float64 on the host, which costs moving two
+    ``(n_samples, L, p)`` arrays per iteration; ``history_`` stays on the host.
 
     Parameters
     ----------
@@ -129,8 +145,17 @@ class SequenceMultiIndexAMP(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _check_X(self, X, reset):
-        X = check_array(X, allow_nd=True, ensure_2d=False, dtype=[np.float64, np.float32])
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.array_api_support = True
+        return tags
+
+    def _check_X(self, X, reset, method="fit"):
+        """Validated 3-D ``X``: float64 NumPy, or its own float dtype in another namespace."""
+        if not reset:
+            check_same_namespace(X, self, attribute="coef_", method=method)
+        xp = array_api_namespace(X)
+        X = check_array(X, allow_nd=True, ensure_2d=False, dtype=supported_float_dtypes(xp))
         if X.ndim != 3:
             raise ValueError(
                 "SequenceMultiIndexAMP expects X of shape (n_samples, n_tokens, "
@@ -151,7 +176,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
                 f"X has {X.shape[2]} features (axis 2), but {type(self).__name__} is "
                 f"expecting {self.n_features_in_} features as input."
             )
-        return np.asarray(X, dtype=np.float64)
+        return np.asarray(X, dtype=np.float64) if xp is None else X
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, W_star=None):
@@ -179,21 +204,28 @@ class SequenceMultiIndexAMP(BaseEstimator):
                              f"({channel!r} has n_directions={p}).")
         X = self._check_X(X, reset=True)
         n, L, d = X.shape
-        y = channel.check_y(y, n_samples=n)
+        # Host/device moves: no-ops for NumPy X (xp is None).
+        xp, where = array_api_namespace(X), device(X)
+
+        def to_device(a):
+            return from_numpy(a, xp, where, dtype=X.dtype)
+
+        y = channel.check_y(to_numpy(y), n_samples=n)
         if W_star is not None:
-            W_star = np.asarray(W_star, dtype=np.float64)
+            W_star = to_numpy(W_star, dtype=np.float64)
             if W_star.shape != (d, p):
                 raise ValueError(f"W_star must have shape ({d}, {p}), got {W_star.shape}.")
         rng = check_random_state(self.random_state)
         # (n L, d) view: the two products per iteration are plain BLAS matmuls.
-        X_rows = X.reshape(n * L, d)
-        sqrt_d = np.sqrt(d)
+        X_rows = (np if xp is None else xp).reshape(X, (n * L, d))
+        sqrt_d = float(np.sqrt(d))
         eye = np.eye(p)
-        W = self.init_scale * rng.standard_normal((d, p))
+        W_host = self.init_scale * rng.standard_normal((d, p))
+        W = to_device(W_host)
         C = (1.0 - self.init_scale**2) * eye
         G = np.zeros((n, L, p))
-        Qs = [W.T @ W / d]
-        Ms = [None if W_star is None else W.T @ W_star / d]
+        Qs = [W_host.T @ W_host / d]
+        Ms = [None if W_star is None else W_host.T @ W_star / d]
         deltas = []
         damp = self.damping
         converged = False
@@ -202,7 +234,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
             # Floor the eigenvalues of V: near perfect recovery V -> 0.
             V = _sym_inv_psd_clip(C, floor=1e-9)
             Vinv = np.linalg.inv(V)
-            Omega = (X_rows @ W).reshape(n, L, p) / sqrt_d - G @ V
+            Omega = to_numpy(X_rows @ W, dtype=np.float64).reshape(n, L, p) / sqrt_d - G @ V
             mean, cov, _ = channel.posterior(y, Omega, V)
             G_new = (mean - Omega) @ Vinv
             diag_cov = np.einsum("nlilj->ij", cov)  # sum over samples and tokens
@@ -213,20 +245,21 @@ class SequenceMultiIndexAMP(BaseEstimator):
             else:
                 G = damp * G_new + (1 - damp) * G
                 A = damp * A_new + (1 - damp) * A
-            B = X_rows.T @ G.reshape(n * L, p) / sqrt_d + W @ A
+            B = X_rows.T @ to_device(G.reshape(n * L, p)) / sqrt_d + W @ to_device(A)
             C = np.linalg.inv(A + eye)
-            W_old = W
-            W = B @ C
-            delta = float(np.mean((W - W_old) ** 2))
+            W_old_host = W_host
+            W = B @ to_device(C)
+            W_host = to_numpy(W, dtype=np.float64)
+            delta = float(np.mean((W_host - W_old_host) ** 2))
             deltas.append(delta)
-            Qs.append(W.T @ W / d)
-            Ms.append(None if W_star is None else W.T @ W_star / d)
+            Qs.append(W_host.T @ W_host / d)
+            Ms.append(None if W_star is None else W_host.T @ W_star / d)
             if self.verbose:
                 msg = f"GAMP iter {n_iter}: delta={delta:.3e} diag(Q)={np.diag(Qs[-1])}"
                 if W_star is not None:
                     msg += f" diag(M)={np.diag(Ms[-1])}"
                 print(msg)
-            if not np.all(np.isfinite(W)):
+            if not np.all(np.isfinite(W_host)):
                 raise FloatingPointError(
                     "GAMP diverged (non-finite estimates); increase damping towards 0 "
                     "(e.g. damping=0.5) or check that y was generated by the channel."
@@ -241,7 +274,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
                 ConvergenceWarning,
             )
         self.coef_ = W
-        self.posterior_covariance_ = 0.5 * (C + C.T)
+        self.posterior_covariance_ = to_device(0.5 * (C + C.T))
         self.n_iter_ = n_iter
         self.converged_ = converged
         self.history_ = {
@@ -262,16 +295,17 @@ class SequenceMultiIndexAMP(BaseEstimator):
         Returns
         -------
         M : ndarray of shape (n_directions, n_directions)
-            Overlap with the ground truth.
+            Overlap with the ground truth (NumPy, on the host).
         Q : ndarray of shape (n_directions, n_directions)
-            Self-overlap.
+            Self-overlap (NumPy, on the host).
         """
         check_is_fitted(self)
-        W_star = np.asarray(W_star, dtype=np.float64)
-        if W_star.shape != self.coef_.shape:
-            raise ValueError(f"W_star must have shape {self.coef_.shape}, got {W_star.shape}.")
-        d = self.coef_.shape[0]
-        return self.coef_.T @ W_star / d, self.coef_.T @ self.coef_ / d
+        W_star = to_numpy(W_star, dtype=np.float64)
+        coef = to_numpy(self.coef_, dtype=np.float64)
+        if W_star.shape != coef.shape:
+            raise ValueError(f"W_star must have shape {coef.shape}, got {W_star.shape}.")
+        d = coef.shape[0]
+        return coef.T @ W_star / d, coef.T @ coef / d
 
     def predict(self, X, method="plugin", n_draws=64):
         """Predict the channel output.
@@ -291,22 +325,29 @@ class SequenceMultiIndexAMP(BaseEstimator):
         Returns
         -------
         y_pred : ndarray of shape (n_samples,) + channel.y_trailing_shape
-            Predictions.
+            Predictions, in the namespace and on the device of ``X``.
         """
         check_is_fitted(self)
-        X = self._check_X(X, reset=False)
-        n, L, d = X.shape
-        Omega = (X.reshape(n * L, d) @ self.coef_).reshape(n, L, -1) / np.sqrt(d)
-        if method == "plugin":
-            return self.channel.output(Omega)
-        if method != "bayes":
+        if method not in ("plugin", "bayes"):
             raise ValueError(f"method must be 'plugin' or 'bayes', got {method!r}.")
-        root = _sym_sqrt(self.posterior_covariance_)
-        rng = np.random.RandomState(0)
-        out = 0.0
-        for _ in range(n_draws):
-            out = out + self.channel.output(Omega + rng.standard_normal(Omega.shape) @ root)
-        return out / n_draws
+        X = self._check_X(X, reset=False, method="predict")
+        n, L, d = X.shape
+        xp = array_api_namespace(X)
+        # The product with X runs where X lives; the channel on the host.
+        products = (np if xp is None else xp).reshape(X, (n * L, d)) @ self.coef_
+        Omega = to_numpy(products, dtype=np.float64).reshape(n, L, -1) / np.sqrt(d)
+        if method == "plugin":
+            y_pred = self.channel.output(Omega)
+        else:
+            root = _sym_sqrt(to_numpy(self.posterior_covariance_, dtype=np.float64))
+            rng = np.random.RandomState(0)
+            y_pred = 0.0
+            for _ in range(n_draws):
+                y_pred = y_pred + self.channel.output(
+                    Omega + rng.standard_normal(Omega.shape) @ root
+                )
+            y_pred = y_pred / n_draws
+        return from_numpy(y_pred, xp, device(X), dtype=X.dtype)
 
     def score(self, X, y, method="plugin"):
         """Negative mean squared prediction error ``-mean ||y - y_pred||^2``.
@@ -326,6 +367,6 @@ class SequenceMultiIndexAMP(BaseEstimator):
             Negative mean (over samples) squared Frobenius error.
         """
         # Validate y before predicting: "bayes" costs n_draws forward passes.
-        y = self.channel.check_y(y, n_samples=np.shape(X)[0])
-        y_pred = self.predict(X, method=method)
+        y = self.channel.check_y(to_numpy(y), n_samples=np.shape(X)[0])
+        y_pred = to_numpy(self.predict(X, method=method), dtype=np.float64)
         return -float(np.mean(np.sum((y - y_pred).reshape(len(y), -1) ** 2, axis=1)))

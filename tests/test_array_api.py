@@ -1,0 +1,196 @@
+"""Array-API path: array-api-strict on CPU (both of its devices), CuPy where present.
+
+Mirrors scikit-learn's ``test_gaussian_mixture_array_api_compliance``: every
+fitted attribute and every output must live in the input's namespace and on
+its device, and agree with the NumPy/numba path.  The two paths share the
+initialisation and the M-step but not the passes over the data, so agreement
+is a check of the array-API passes against the numba kernels.
+``SCIPY_ARRAY_API=1`` is set in ``conftest.py`` so nothing skips silently.
+"""
+
+import numpy as np
+import pytest
+import sklearn
+from numpy.testing import assert_allclose
+
+from skmoe import GaussianGatedMoERegressor, SequenceMultiIndexAMP
+from skmoe._array_api import array_api_namespace, device, to_numpy
+from skmoe._gaussian_gated import _kernel_params, compute_precision_cholesky
+from skmoe._gaussian_gated_xp import em_pass as xp_em_pass
+from skmoe._kernels._gaussian_gated import em_pass as numba_em_pass
+from skmoe.amp import LinearChannel
+from skmoe.datasets import make_gaussian_gated_moe, make_sequence_multi_index
+
+xps = pytest.importorskip("array_api_strict")
+
+# Fixed iteration counts (tol=0) make both paths run the same number of steps.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+# float32 agreement: the numba path accumulates in float64, the array-API
+# path in the input dtype.
+RTOL = {"float64": 1e-7, "float32": 2e-3}
+ATOL = {"float64": 1e-9, "float32": 2e-3}
+
+FITTED_ARRAYS = (
+    "weights_",
+    "means_",
+    "covariances_",
+    "precisions_cholesky_",
+    "coef_",
+    "intercept_",
+    "noise_covariances_",
+)
+
+
+def _namespace_devices():
+    yield pytest.param(xps, xps.Device("CPU_DEVICE"), id="strict-cpu")
+    yield pytest.param(xps, xps.Device("device1"), id="strict-device1")
+    try:
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            yield pytest.param(cupy, cupy.cuda.Device(0), id="cupy")
+    except Exception:  # no CuPy, or no GPU: listed as skipped with the reason below
+        yield pytest.param(
+            None, None, id="cupy",
+            marks=pytest.mark.skip(reason="CuPy with a CUDA GPU is not available here"),
+        )
+
+
+def _assert_lives_with(array, reference):
+    assert array_api_namespace(array) is array_api_namespace(reference)
+    assert device(array) == device(reference)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_gaussian_gated_moe(n_samples=600, n_components=3, n_features=2, random_state=0)
+    return X, y
+
+
+@pytest.mark.parametrize("xp, where", list(_namespace_devices()))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("init_params", ["kmeans", "random_from_data"])
+def test_gaussian_gated_array_api_compliance(data, xp, where, dtype, covariance_type,
+                                             init_params):
+    X, y = (a.astype(dtype) for a in data)
+    params = dict(n_components=3, covariance_type=covariance_type, init_params=init_params,
+                  max_iter=15, tol=0.0, random_state=0)
+    reference = GaussianGatedMoERegressor(**params).fit(X, y)
+    X_xp, y_xp = xp.asarray(X, device=where), xp.asarray(y, device=where)
+    with sklearn.config_context(array_api_dispatch=True):
+        model = GaussianGatedMoERegressor(**params).fit(X_xp, y_xp)
+        for name in FITTED_ARRAYS:
+            attribute = getattr(model, name)
+            _assert_lives_with(attribute, X_xp)
+            assert attribute.dtype == X_xp.dtype
+            assert_allclose(to_numpy(attribute), getattr(reference, name),
+                            rtol=RTOL[dtype], atol=ATOL[dtype], err_msg=name)
+        assert model.n_iter_ == reference.n_iter_
+        assert_allclose(model.lower_bounds_, reference.lower_bounds_, rtol=RTOL[dtype])
+
+        mean, std = model.predict(X_xp, return_std=True)
+        outputs = {
+            "predict": (mean, reference.predict(X)),
+            "predict_std": (std, reference.predict(X, return_std=True)[1]),
+            "predict_gates": (model.predict_gates(X_xp), reference.predict_gates(X)),
+            "score_samples": (model.score_samples(X_xp, y_xp), reference.score_samples(X, y)),
+            "score_samples_x": (model.score_samples(X_xp), reference.score_samples(X)),
+        }
+        for name, (result, expected) in outputs.items():
+            _assert_lives_with(result, X_xp)
+            assert result.dtype == X_xp.dtype, name
+            assert_allclose(to_numpy(result), expected, rtol=RTOL[dtype], atol=ATOL[dtype],
+                            err_msg=name)
+        for name in ("score", "bic", "aic", "joint_log_likelihood"):
+            value = getattr(model, name)(X_xp, y_xp)
+            assert isinstance(value, float)
+            assert value == pytest.approx(getattr(reference, name)(X, y), rel=RTOL[dtype])
+        samples = model.sample(5)
+        for result in samples:
+            _assert_lives_with(result, X_xp)
+        assert samples[0].dtype == X_xp.dtype
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_array_api_em_pass_matches_numba_kernel(data, dtype):
+    """The array-API E-step and moments equal the fused numba kernel's."""
+    X, y = data
+    X, Y = X.astype(dtype), y.reshape(-1, 1).astype(dtype)
+    rng = np.random.RandomState(1)
+    covariances = np.stack([np.eye(2) * s for s in (0.5, 1.0, 2.0)])
+    params = {
+        "weights": np.array([0.2, 0.3, 0.5]),
+        "means": rng.standard_normal((3, 2)),
+        "covariances": covariances,
+        "coef": rng.standard_normal((3, 1, 2)),
+        "intercept": rng.standard_normal((3, 1)),
+        "noise_covariances": np.full((3, 1, 1), 0.7),
+        "precisions_cholesky": compute_precision_cholesky(covariances, "full"),
+        "covariance_type": "full",
+    }
+    args = _kernel_params(params)
+    expected = numba_em_pass(X, Y, *args, True)
+    with sklearn.config_context(array_api_dispatch=True):
+        where = xps.Device("device1")
+        result = xp_em_pass(xps.asarray(X, device=where), xps.asarray(Y, device=where),
+                            *args, True)
+    assert result[0] == pytest.approx(expected[0], rel=RTOL[dtype])
+    for got, want in zip(result[1:], expected[1:]):
+        assert_allclose(got, want, rtol=RTOL[dtype], atol=ATOL[dtype] * X.shape[0])
+
+
+def test_array_api_squarem_and_warm_start_match_numpy(data):
+    X, y = data
+    params = dict(n_components=3, acceleration="squarem", random_state=0, tol=1e-8)
+    reference = GaussianGatedMoERegressor(**params).fit(X, y)
+    where = xps.Device("device1")
+    X_xp, y_xp = xps.asarray(X, device=where), xps.asarray(y, device=where)
+    with sklearn.config_context(array_api_dispatch=True):
+        model = GaussianGatedMoERegressor(**params).fit(X_xp, y_xp)
+        assert model.n_iter_ == reference.n_iter_
+        assert_allclose(to_numpy(model.coef_), reference.coef_, rtol=1e-6, atol=1e-8)
+        # A warm-started fit continues from the device-resident solution.
+        model.set_params(warm_start=True, max_iter=1, acceleration=None)
+        model.fit(X_xp, y_xp)
+        assert model.lower_bounds_[0] == pytest.approx(reference.lower_bound_, rel=1e-10)
+        _assert_lives_with(model.means_, X_xp)
+
+
+def test_array_api_rejects_other_namespace_at_predict(data):
+    X, y = data
+    where = xps.Device("device1")
+    with sklearn.config_context(array_api_dispatch=True):
+        model = GaussianGatedMoERegressor(3, max_iter=5, tol=0, random_state=0)
+        model.fit(xps.asarray(X, device=where), xps.asarray(y, device=where))
+        with pytest.raises(ValueError, match="same namespace.*numpy or array-like"):
+            model.predict(X)
+        with pytest.raises(ValueError, match="GaussianGatedMoERegressor.score_samples"):
+            model.score_samples(xps.asarray(X), xps.asarray(y))
+        numpy_model = GaussianGatedMoERegressor(3, max_iter=5, tol=0, random_state=0).fit(X, y)
+        with pytest.raises(ValueError, match="predict_gates"):
+            numpy_model.predict_gates(xps.asarray(X, device=where))
+
+
+def test_gamp_array_api_matches_numpy():
+    channel = LinearChannel(n_tokens=2, n_directions=1, noise_std=0.3)
+    X, y, W_star = make_sequence_multi_index(300, 100, channel, random_state=0)
+    params = dict(max_iter=20, tol=0.0, random_state=0)
+    reference = SequenceMultiIndexAMP(channel, **params).fit(X, y)
+    where = xps.Device("device1")
+    X_xp = xps.asarray(X, device=where)
+    with sklearn.config_context(array_api_dispatch=True):
+        model = SequenceMultiIndexAMP(channel, **params).fit(X_xp, xps.asarray(y, device=where))
+        for name in ("coef_", "posterior_covariance_"):
+            _assert_lives_with(getattr(model, name), X_xp)
+            assert_allclose(to_numpy(getattr(model, name)), getattr(reference, name),
+                            rtol=1e-8, atol=1e-10)
+        for method in ("plugin", "bayes"):
+            y_pred = model.predict(X_xp, method=method)
+            _assert_lives_with(y_pred, X_xp)
+            assert_allclose(to_numpy(y_pred), reference.predict(X, method=method),
+                            rtol=1e-8, atol=1e-10)
+        assert model.score(X_xp, y) == pytest.approx(reference.score(X, y), rel=1e-10)
+        with pytest.raises(ValueError, match="same namespace"):
+            model.predict(X)
