@@ -595,7 +595,10 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
 
     Each EM iteration is one fused, parallel numba pass over the data
     (E-step and sufficient statistics); results do not depend on the number of
-    threads.
+    threads.  Under ``sklearn.set_config(array_api_dispatch=True)``, CuPy,
+    PyTorch or other array-API inputs are processed in their own namespace
+    and on their own device instead, and the fitted attributes live there
+    (see :ref:`array_api`).
 
     Read more in the :ref:`User Guide <ggmoe>`.
 

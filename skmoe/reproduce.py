@@ -10,7 +10,8 @@ ggmoe-rates
     ``ggmoe_rates_slopes.csv`` (every slope with its 95% interval, the number
     of fits that hit max_iter, and the run time) and prints the table.
     ``--quick`` uses n in {300, 1000, 3000, 10000} with 10 repetitions;
-    the default grid uses 8 sizes from 300 to 10^5 with 20 repetitions.
+    the default grid uses 8 sizes from 300 to 10^5 with 20 repetitions;
+    ``--sample-sizes N1 N2 ... [--n-repetitions R]`` runs any other grid.
 """
 
 import argparse
@@ -154,9 +155,20 @@ def main(argv=None):
                         help="joblib jobs over repetitions (default: 1)")
     parser.add_argument("--models", type=int, nargs="+", default=[1, 2, 3, 4])
     parser.add_argument("--n-components", type=int, nargs="+", default=[3, 4, 5])
+    parser.add_argument("--sample-sizes", type=int, nargs="+", default=None,
+                        help="custom grid of sample sizes (overrides --quick)")
+    parser.add_argument("--n-repetitions", type=int, default=None,
+                        help="repetitions per sample size for --sample-sizes")
     args = parser.parse_args(argv)
+    grid = None
+    if args.sample_sizes is not None:
+        default = QUICK_GRID if args.quick else FULL_GRID
+        grid = {"sample_sizes": args.sample_sizes,
+                "n_repetitions": args.n_repetitions or default["n_repetitions"]}
+    elif args.n_repetitions is not None:
+        parser.error("--n-repetitions needs --sample-sizes")
     ggmoe_rates(args.output_dir, quick=args.quick, models=args.models,
-                n_components=args.n_components, n_jobs=args.n_jobs)
+                n_components=args.n_components, n_jobs=args.n_jobs, grid=grid)
     return 0
 
 

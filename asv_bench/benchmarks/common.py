@@ -273,3 +273,30 @@ def peak_rss_increase(func):
     func()
     return float(max(0, _proc_status_kib("VmHWM") - before) * 1024)
 
+
+
+# --------------------------------------------------------------------------
+# Array-API / GPU problem (appended)
+# --------------------------------------------------------------------------
+
+#: One EM iteration at the issue's GPU scale: n=2e6 rows, d=16, K=16.
+GPU_EM_N_SAMPLES = 2_000_000
+GPU_EM_N_FEATURES = 16
+GPU_EM_N_COMPONENTS = 16
+
+
+class ArrayAPIDispatchFit:
+    """``estimator.fit`` under ``array_api_dispatch=True`` (for device arrays).
+
+    Exposes ``fit`` only, so that it can stand in for an estimator in
+    :func:`seconds_per_em_iteration`.
+    """
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+
+    def fit(self, *args):
+        import sklearn
+
+        with sklearn.config_context(array_api_dispatch=True):
+            return self.estimator.fit(*args)

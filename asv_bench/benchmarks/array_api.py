@@ -1,0 +1,104 @@
+"""GPU through the array API: one EM iteration at n=2e6, d=16, K=16.
+
+``GaussianGatedMoERegressor`` on CuPy arrays (``array_api_dispatch=True``,
+float32 and float64) against the numba CPU path and scikit-learn's
+``GaussianMixture('full')`` on ``[X, y]`` on the CPU, all from the same
+starting point (``common.em_starting_point``) and measured in one process,
+interleaved, as the marginal cost of one EM iteration
+(``common.seconds_per_em_iteration``).  The whole measurement runs once in
+``setup_cache``; the ``track_`` benchmarks report its ratios.
+
+Skipped (``NotImplementedError``) where CuPy or a CUDA GPU is missing.
+"""
+
+import numpy as np
+
+from .common import (
+    GPU_EM_N_COMPONENTS,
+    GPU_EM_N_FEATURES,
+    GPU_EM_N_SAMPLES,
+    EM_RANDOM_STATE,
+    ArrayAPIDispatchFit,
+    em_starting_point,
+    gaussian_gated_dataset,
+    seconds_per_em_iteration,
+    skmoe_em,
+    sklearn_gmm_em,
+    to_gaussian_mixture_init,
+    warm_up_skmoe,
+)
+
+
+def _cupy_or_skip():
+    try:
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            raise RuntimeError("no CUDA device")
+    except Exception as exc:
+        raise NotImplementedError(f"needs CuPy and a CUDA GPU ({exc})") from None
+    return cupy
+
+
+class GPUEMIteration:
+    """Seconds per EM iteration and GPU speed-ups (``track_*``)."""
+
+    timeout = 3600
+    rounds = 1
+    repeat = 1
+    number = 1
+
+    def setup_cache(self):
+        cupy = _cupy_or_skip()
+        warm_up_skmoe()
+        X, y = gaussian_gated_dataset(
+            GPU_EM_N_SAMPLES, GPU_EM_N_FEATURES, GPU_EM_N_COMPONENTS, EM_RANDOM_STATE
+        )
+        init = em_starting_point(X, y, GPU_EM_N_COMPONENTS, EM_RANDOM_STATE)
+        gmm_init = to_gaussian_mixture_init(init)
+        candidates = {
+            "numba_cpu": (lambda m: skmoe_em(init, m), (X, y)),
+            "sklearn_gmm_cpu": (
+                lambda m: sklearn_gmm_em(gmm_init, m), (np.column_stack([X, y]),)
+            ),
+        }
+        for dtype in ("float64", "float32"):
+            X_gpu = cupy.asarray(X.astype(dtype))
+            y_gpu = cupy.asarray(y.astype(dtype))
+            candidates[f"cupy_{dtype}"] = (
+                lambda m: ArrayAPIDispatchFit(skmoe_em(init, m)), (X_gpu, y_gpu)
+            )
+            # Compile CuPy's kernels for this dtype outside the timing.
+            ArrayAPIDispatchFit(skmoe_em(init, 1)).fit(X_gpu, y_gpu)
+        seconds = seconds_per_em_iteration(candidates, n_iter=3, repeat=2)
+        print({name: f"{value:.4f} s" for name, value in seconds.items()})
+        return seconds
+
+    def track_seconds_cupy_float32(self, seconds):
+        return seconds["cupy_float32"]
+
+    def track_seconds_cupy_float64(self, seconds):
+        return seconds["cupy_float64"]
+
+    def track_seconds_numba_cpu(self, seconds):
+        return seconds["numba_cpu"]
+
+    def track_seconds_sklearn_gmm_cpu(self, seconds):
+        return seconds["sklearn_gmm_cpu"]
+
+    def track_speedup_cupy_float64_vs_numba_cpu(self, seconds):
+        return seconds["numba_cpu"] / seconds["cupy_float64"]
+
+    def track_speedup_cupy_float64_vs_sklearn_cpu(self, seconds):
+        return seconds["sklearn_gmm_cpu"] / seconds["cupy_float64"]
+
+    def track_speedup_cupy_float32_vs_sklearn_cpu(self, seconds):
+        return seconds["sklearn_gmm_cpu"] / seconds["cupy_float32"]
+
+    track_seconds_cupy_float32.unit = "seconds"
+    track_seconds_cupy_float64.unit = "seconds"
+    track_seconds_numba_cpu.unit = "seconds"
+    track_seconds_sklearn_gmm_cpu.unit = "seconds"
+    track_speedup_cupy_float64_vs_numba_cpu.unit = "ratio"
+    track_speedup_cupy_float64_vs_sklearn_cpu.unit = "ratio"
+    track_speedup_cupy_float32_vs_sklearn_cpu.unit = "ratio"
