@@ -22,6 +22,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._array_api import array_api_namespace
 from ._kernels import _fisher as _k
 
 try:  # scikit-learn >= 1.6
@@ -456,6 +457,12 @@ class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
                 f"DiagonalFisherEstimator needs a fitted estimator; supported: {_SUPPORTED}."
             )
         net = _extract_network(self.estimator)
+        if array_api_namespace(X) is not None:
+            raise ValueError(
+                "DiagonalFisherEstimator has no array-API path: it analyses "
+                "scikit-learn models, whose parameters are NumPy arrays. Pass X as a "
+                "NumPy array (e.g. cupy.asnumpy(X)), or disable array_api_dispatch."
+            )
         X = validate_data(self, X, dtype=np.float64, order="C")
         net = self._network(X, y, net)
         if X.shape[1] != net.n_features:

@@ -194,3 +194,18 @@ def test_gamp_array_api_matches_numpy():
         assert model.score(X_xp, y) == pytest.approx(reference.score(X, y), rel=1e-10)
         with pytest.raises(ValueError, match="same namespace"):
             model.predict(X)
+
+
+def test_fisher_rejects_array_api_inputs_clearly():
+    from sklearn.linear_model import LogisticRegression
+
+    from skmoe import DiagonalFisherEstimator
+
+    X = np.random.RandomState(0).standard_normal((40, 3))
+    model = LogisticRegression().fit(X, X[:, 0] > 0)
+    with sklearn.config_context(array_api_dispatch=True):
+        with pytest.raises(ValueError, match="no array-API path"):
+            DiagonalFisherEstimator(model).fit(xps.asarray(X))
+        # NumPy inputs keep working under dispatch.
+        fisher = DiagonalFisherEstimator(model, random_state=0).fit(X)
+        assert isinstance(fisher.fisher_exact_[0], np.ndarray)
