@@ -18,15 +18,14 @@ from .._array_api import (
     supported_float_dtypes,
     to_numpy,
 )
-from ._state_evolution import _sym_sqrt
+from ._state_evolution import _sym_sqrt, spectral_map
 
 __all__ = ["SequenceMultiIndexAMP"]
 
 
-def _sym_inv_psd_clip(A, floor=0.0):
+def _sym_psd_clip(A, floor=0.0):
     """Symmetrise ``A`` and clip its eigenvalues below at ``floor``."""
-    w, U = np.linalg.eigh(0.5 * (A + A.T))
-    return (U * np.maximum(w, floor)) @ U.T
+    return spectral_map(A, lambda w: np.maximum(w, floor))
 
 
 class SequenceMultiIndexAMP(BaseEstimator):
@@ -232,14 +231,14 @@ class SequenceMultiIndexAMP(BaseEstimator):
         n_iter = 0
         for n_iter in range(1, self.max_iter + 1):
             # Floor the eigenvalues of V: near perfect recovery V -> 0.
-            V = _sym_inv_psd_clip(C, floor=1e-9)
+            V = _sym_psd_clip(C, floor=1e-9)
             Vinv = np.linalg.inv(V)
             Omega = to_numpy(X_rows @ W, dtype=np.float64).reshape(n, L, p) / sqrt_d - G @ V
             mean, cov, _ = channel.posterior(y, Omega, V)
             G_new = (mean - Omega) @ Vinv
             diag_cov = np.einsum("nlilj->ij", cov)  # sum over samples and tokens
             # A = -(1/d) sum_{mu,l} dg_ll,  dg_ll = V^-1 C_ll V^-1 - V^-1.
-            A_new = _sym_inv_psd_clip(-(Vinv @ diag_cov @ Vinv - n * L * Vinv) / d)
+            A_new = _sym_psd_clip(-(Vinv @ diag_cov @ Vinv - n * L * Vinv) / d)
             if n_iter == 1:
                 G, A = G_new, A_new
             else:

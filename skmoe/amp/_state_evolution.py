@@ -28,15 +28,34 @@ __all__ = ["state_evolution", "weak_recovery_threshold", "test_errors"]
 _EPS = 1e-6
 
 
-def _sym_sqrt(M):
+def spectral_map(M, func):
+    """``U func(w) U^T`` for the eigendecomposition ``U diag(w) U^T`` of ``(M + M^T) / 2``.
+
+    The one place where overlap and covariance matrices are symmetrised and
+    have their spectrum clipped or transformed.
+    """
     w, U = np.linalg.eigh(0.5 * (M + M.T))
-    return (U * np.sqrt(np.clip(w, 0, None))) @ U.T
+    return (U * func(w)) @ U.T
+
+
+def _sym_sqrt(M):
+    """Square root of the positive part of the symmetric matrix ``M``."""
+    return spectral_map(M, lambda w: np.sqrt(np.clip(w, 0.0, None)))
 
 
 def _clip_overlap(q):
     """Symmetrise and clip eigenvalues of ``q`` to ``[0, 1 - 1e-6]``."""
-    w, U = np.linalg.eigh(0.5 * (q + q.T))
-    return (U * np.clip(w, 0.0, 1.0 - _EPS)) @ U.T
+    return spectral_map(q, lambda w: np.clip(w, 0.0, 1.0 - _EPS))
+
+
+def _correlated_fields(q, xi, eta):
+    """``Omega = xi q^1/2`` and ``Z = Omega + eta (I - q)^1/2`` for standard normal ``xi, eta``.
+
+    ``(Omega, Z)`` then has the joint law of state evolution at overlap ``q``:
+    ``Omega ~ N(0, q)``, ``Z | Omega ~ N(Omega, I - q)`` per token.
+    """
+    Omega = xi @ _sym_sqrt(q)
+    return Omega, Omega + eta @ _sym_sqrt(np.eye(q.shape[0]) - q)
 
 
 def _as_overlap(q, p, name="q"):
@@ -53,12 +72,9 @@ def _as_overlap(q, p, name="q"):
 
 def _draw(channel, q, xi, eta, noise_seed):
     """Omega, Z, y and V = I - q for the standard normal draws ``xi, eta``."""
-    p = channel.n_directions
-    Omega = xi @ _sym_sqrt(q)
-    V = np.eye(p) - q
-    Z = Omega + eta @ _sym_sqrt(V)
+    Omega, Z = _correlated_fields(q, xi, eta)
     y = channel.sample(Z, random_state=noise_seed)
-    return Omega, Z, y, V
+    return Omega, Z, y, np.eye(channel.n_directions) - q
 
 
 def _q_hat(channel, alpha, q, xi, eta, noise_seed):
@@ -103,9 +119,9 @@ def test_errors(channel, q, *, n_samples=20000, n_inner=32, random_state=0):
     rng = check_random_state(random_state)
     L, p = channel.n_tokens, channel.n_directions
     q = _clip_overlap(_as_overlap(q, p))
-    sq, sv = _sym_sqrt(q), _sym_sqrt(np.eye(p) - q)
-    Omega = rng.standard_normal((n_samples, L, p)) @ sq
-    Z = Omega + rng.standard_normal((n_samples, L, p)) @ sv
+    shape = (n_samples, L, p)
+    Omega, Z = _correlated_fields(q, rng.standard_normal(shape), rng.standard_normal(shape))
+    sv = _sym_sqrt(np.eye(p) - q)
     gz = channel.output(Z).reshape(n_samples, -1)
     go = channel.output(Omega).reshape(n_samples, -1)
     plug = np.sum((gz - go) ** 2, axis=1)
@@ -357,13 +373,11 @@ def weak_recovery_threshold(channel, *, directions=None, learned_overlap=None,
     if method != "mc":
         raise ValueError(f"method must be 'auto', 'quadrature' or 'mc', got {method!r}.")
     rng = check_random_state(random_state)
-    sq, V = _sym_sqrt(q), np.eye(p) - q
-    sv = _sym_sqrt(V)
-    per_batch = -(-n_samples // n_batches)
+    V = np.eye(p) - q
+    shape = (-(-n_samples // n_batches), L, p)
     Ks = []
     for _ in range(n_batches):
-        Omega = rng.standard_normal((per_batch, L, p)) @ sq
-        Z = Omega + rng.standard_normal((per_batch, L, p)) @ sv
+        Omega, Z = _correlated_fields(q, rng.standard_normal(shape), rng.standard_normal(shape))
         terms = _stability_terms(channel, Omega, Z, V, dirs,
                                  int(rng.randint(np.iinfo(np.int32).max)))
         Ks.append(terms.mean(axis=0))
