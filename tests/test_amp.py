@@ -327,3 +327,23 @@ def test_unsupported_attention_posterior_fails_early(channel):
         state_evolution(channel, 1.0)
     with pytest.raises(ValueError, match="no posterior implementation"):
         weak_recovery_threshold(channel)
+
+
+@pytest.mark.parametrize(
+    "func, kwargs, match",
+    [
+        (state_evolution, {"alpha": 0.0}, "'alpha' parameter"),
+        (state_evolution, {"alpha": 1.0, "damping": 1.5}, "'damping' parameter"),
+        (state_evolution, {"alpha": 1.0, "max_iter": 0}, "'max_iter' parameter"),
+        (weak_recovery_threshold, {"method": "newton"}, "'method' parameter"),
+        (weak_recovery_threshold, {"n_batches": 1}, "'n_batches' parameter"),
+    ],
+)
+def test_study_functions_validate_parameters(func, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        func(AbsChannel(), **kwargs)
+
+
+def test_study_functions_reject_non_channels():
+    with pytest.raises(ValueError, match="'channel' parameter"):
+        state_evolution("abs", 1.0)

@@ -20,6 +20,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 
 from ._channels import tensor_gauss_hermite
 
@@ -85,6 +86,18 @@ def _q_hat(channel, alpha, q, xi, eta, noise_seed):
     return 0.5 * (qh + qh.T), float(np.mean(logZ))
 
 
+# A channel is anything with this interface (see skmoe.amp.BaseChannel).
+_CHANNEL = [HasMethods(["sample", "output", "posterior", "check_posterior_support"])]
+_OVERLAP = [Real, "array-like"]
+_SEED = ["random_state"]
+_COUNT = Interval(Integral, 1, None, closed="left")
+
+
+@validate_params(
+    {"channel": _CHANNEL, "q": _OVERLAP, "n_samples": [_COUNT],
+     "n_inner": [Interval(Integral, 2, None, closed="left")], "random_state": _SEED},
+    prefer_skip_nested_validation=True,
+)
 def test_errors(channel, q, *, n_samples=20000, n_inner=32, random_state=0):
     """Plug-in and Bayes-optimal test errors at overlap ``q``.
 
@@ -140,6 +153,15 @@ def test_errors(channel, q, *, n_samples=20000, n_inner=32, random_state=0):
 test_errors.__test__ = False  # not a pytest test
 
 
+@validate_params(
+    {"channel": _CHANNEL, "alpha": [Interval(Real, 0, None, closed="neither")],
+     "q_init": _OVERLAP, "directions": ["array-like", None],
+     "damping": [Interval(Real, 0, 1, closed="right")], "max_iter": [_COUNT],
+     "tol": [Interval(Real, 0, None, closed="left")], "n_samples": [_COUNT],
+     "compute_test_errors": ["boolean"], "n_inner": [Interval(Integral, 2, None, closed="left")],
+     "random_state": _SEED},
+    prefer_skip_nested_validation=True,
+)
 def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8,
                     max_iter=100, tol=1e-4, n_samples=20000, compute_test_errors=True,
                     n_inner=32, random_state=0):
@@ -193,12 +215,6 @@ def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8
     True
     """
     channel.check_posterior_support()
-    if not isinstance(alpha, Real) or not alpha > 0:
-        raise ValueError(f"alpha must be a positive real number, got {alpha!r}.")
-    if not isinstance(max_iter, Integral) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}.")
-    if not 0 < damping <= 1:
-        raise ValueError(f"damping must be in (0, 1], got {damping!r}.")
     L, p = channel.n_tokens, channel.n_directions
     mask = np.ones((p, p))
     if directions is not None:
@@ -279,6 +295,14 @@ def _top_eigen(K, r):
     return float(w[-1]), vec
 
 
+@validate_params(
+    {"channel": _CHANNEL, "directions": ["array-like", None],
+     "learned_overlap": _OVERLAP + [None],
+     "method": [StrOptions({"auto", "quadrature", "mc"})], "n_samples": [_COUNT],
+     "n_batches": [Interval(Integral, 2, None, closed="left")], "n_nodes": [_COUNT],
+     "random_state": _SEED},
+    prefer_skip_nested_validation=True,
+)
 def weak_recovery_threshold(channel, *, directions=None, learned_overlap=None,
                             method="auto", n_samples=100000, n_batches=10, n_nodes=30,
                             random_state=0):
@@ -370,8 +394,6 @@ def weak_recovery_threshold(channel, *, directions=None, learned_overlap=None,
         thr_std = abs(thr - 1.0 / lam[1][0])
         return Bunch(threshold=thr, threshold_std=thr_std, eigenvalue=eig, eigenvector=vec,
                      operator=K, method="quadrature")
-    if method != "mc":
-        raise ValueError(f"method must be 'auto', 'quadrature' or 'mc', got {method!r}.")
     rng = check_random_state(random_state)
     V = np.eye(p) - q
     shape = (-(-n_samples // n_batches), L, p)
