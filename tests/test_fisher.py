@@ -496,3 +496,21 @@ def test_no_intercept_means_no_intercept_entries():
     assert len(est.fisher_exact_) == 1
     expected = np.broadcast_to(np.mean(X**2, axis=0) / 2.0, model.coef_.shape)
     assert_allclose(est.fisher_exact_[0], expected, rtol=1e-12)
+
+
+def test_results_do_not_depend_on_thread_count(monkeypatch):
+    """Several row blocks of unit statistics, 1 vs 3 threads: bitwise identical."""
+    from skmoe._kernels import _threading
+
+    model, X, _ = _mlp("softmax", "tanh", (4, 3), n=300)
+    assert len(X) > 2 * _k._UNIT_BLOCK_ROWS
+    fits = []
+    for threads in (1, 3):
+        monkeypatch.setattr(_threading, "n_threads", lambda threads=threads: threads)
+        fits.append(DiagonalFisherEstimator(model, n_label_samples=2, random_state=0).fit(X))
+    for name in ("fisher_exact_", "variances_", "empirical_variances_", "estimates_"):
+        first, second = getattr(fits[0], name), getattr(fits[1], name)
+        if isinstance(first, dict):
+            first, second = sum(first.values(), []), sum(second.values(), [])
+        for a, b in zip(first, second):
+            assert_array_equal(a, b)

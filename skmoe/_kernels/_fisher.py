@@ -30,6 +30,8 @@ Output families (``family`` codes) and their effective residual
 import numpy as np
 from numba import njit
 
+from ._threading import run_blocks
+
 GAUSSIAN = 0
 INDEPENDENT = 1
 SOFTMAX = 2
@@ -106,13 +108,35 @@ def _quad_quartic_norm(family, b, mean, var, mu4, inv_sigma2):
     return G, (V1 if V1 > 0.0 else 0.0), nb
 
 
-@njit(cache=True, nogil=True)
+# Rows per block of unit_statistics: each row costs O(K C M), so small
+# blocks already amortise the thread hand-off.
+_UNIT_BLOCK_ROWS = 64
+
+
 def unit_statistics(family, B, Hs, R, mean, var, mu4, inv_sigma2, with_score, with_hessian,
                     out):
-    """Per-sample, per-unit statistics of one layer.
+    """Per-sample, per-unit statistics of one layer, over row blocks in parallel.
+
+    Each row is written independently (no reduction), so the result does not
+    depend on the number of threads.  Arguments are those of
+    :func:`_unit_statistics_blocks` after its first three.
+    """
+    n_blocks = -(-B.shape[0] // _UNIT_BLOCK_ROWS)
+    run_blocks(_unit_statistics_blocks, n_blocks, _UNIT_BLOCK_ROWS, family, B, Hs, R, mean,
+               var, mu4, inv_sigma2, with_score, with_hessian, out)
+
+
+@njit(cache=True, nogil=True)
+def _unit_statistics_blocks(block_start, block_stop, block_size, family, B, Hs, R, mean, var,
+                            mu4, inv_sigma2, with_score, with_hessian, out):
+    """Per-sample, per-unit statistics of one layer, for rows of blocks ``block_start:block_stop``.
 
     Parameters
     ----------
+    block_start, block_stop : int
+        Range of row blocks to process.
+    block_size : int
+        Rows per block.
     family : int
         ``GAUSSIAN``, ``INDEPENDENT`` or ``SOFTMAX``.
     B : ndarray of shape (n, C, K)
@@ -137,7 +161,7 @@ def unit_statistics(family, B, Hs, R, mean, var, mu4, inv_sigma2, with_score, wi
     M = R.shape[1]
     b = np.empty(C)
     w = np.empty(C)
-    for i in range(n):
+    for i in range(block_start * block_size, min(n, block_stop * block_size)):
         for k in range(K):
             for c in range(C):
                 b[c] = B[i, c, k]
