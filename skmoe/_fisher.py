@@ -173,7 +173,8 @@ def fisher_statistics(net, X, *, inv_sigma2=1.0, n_draws=1, random_state=None,
     -------
     stats : dict
         Keys ``"fisher"``, then for ``k`` in the selected estimators ``k``,
-        ``"var_k"``, ``"evar_k"``, ``"lower_k"``, ``"upper_k"``, each a list of per-layer
+        ``"var_k"``, ``"evar_k"``, ``"lower_k"``, ``"upper_k"``, and
+        ``"x_variance"`` (if ``with_variances``), each a list of per-layer
         ``(weights, bias)`` pairs of arrays shaped like ``net.coefs`` and
         ``net.intercepts``.
     """
@@ -201,6 +202,8 @@ def fisher_statistics(net, X, *, inv_sigma2=1.0, n_draws=1, random_state=None,
         names4 = [item for item in names4
                   if (with_score and item[0].endswith("score"))
                   or (with_hessian and item[0].endswith("hessian"))]
+        # Mean over rows of the squared per-sample exact Fisher (the x-term).
+        names4.append(("fisher_sq", N))
     n2, n4 = len(names2), len(names4)
     sums2 = [np.zeros((c.shape[0] + 1, n2 * c.shape[1])) for c in net.coefs]
     sums4 = [np.zeros((c.shape[0] + 1, n4 * c.shape[1])) for c in net.coefs]
@@ -248,7 +251,7 @@ def fisher_statistics(net, X, *, inv_sigma2=1.0, n_draws=1, random_state=None,
                 cols = {"var_score": V1, "evar_score": E1, "lower_score": NB2 * c_lo1,
                         "upper_score": NB2 * c_hi1, "var_hessian": V2, "evar_hessian": E2,
                         "lower_hessian": NH * li_min[:, None],
-                        "upper_hessian": NH * li_max[:, None]}
+                        "upper_hessian": NH * li_max[:, None], "fisher_sq": G * G}
                 U4 = np.hstack([cols[name] for name, _ in names4])
                 sums4[layer][:-1] += (a2 * a2).T @ U4
                 sums4[layer][-1] += U4.sum(axis=0)
@@ -261,6 +264,14 @@ def fisher_statistics(net, X, *, inv_sigma2=1.0, n_draws=1, random_state=None,
                 K = net.coefs[layer].shape[1]
                 block_ = sums[layer][:, i * K:(i + 1) * K] / scale
                 stats[name].append((block_[:-1], block_[-1]))
+    if "fisher_sq" in stats:
+        # Unbiased sample variance over rows of I(theta | x_n), divided by N:
+        # the x-part of the variance of any unbiased estimator when x is random.
+        denominator = max(N - 1.0, 1.0)
+        stats["x_variance"] = [
+            tuple((sq - f * f) * (N / denominator) / N for sq, f in zip(pair_sq, pair))
+            for pair_sq, pair in zip(stats.pop("fisher_sq"), stats["fisher"])
+        ]
     return stats
 
 
@@ -367,6 +378,14 @@ class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
         Unbiased Monte Carlo estimates of ``variances_`` from the drawn labels,
         :math:`\\frac{1}{N^2M^2}\\sum_{n,m}(\\hat I_{k,nm} - I(\\theta_i\\mid x_n))^2`
         (valid for any ``M`` because the conditional mean is known exactly).
+
+    x_variances_ : list of ndarray
+        The part of the variance that comes from drawing ``x``: the unbiased
+        sample variance over the rows of the per-sample exact Fisher
+        :math:`I(\\theta_i \\mid x_n)`, divided by ``N``.  It is the same for
+        both estimators, so when ``X`` is itself a sample, the variance of
+        either estimate is ``variances_[k] + x_variances_`` (Soen & Sun's
+        decomposition, :math:`\\frac1N(E_x V_k/M + \\mathrm{Var}_x I)`).
 
     variance_bounds_ : dict
         ``{key: {"lower": [...], "upper": [...]}}``: the eigenvalue bounds on
@@ -490,6 +509,7 @@ class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
         self.estimates_ = {k: self._layout(net, stats[k]) for k in keys}
         self.variances_ = {k: self._layout(net, stats["var_" + k]) for k in keys}
         self.empirical_variances_ = {k: self._layout(net, stats["evar_" + k]) for k in keys}
+        self.x_variances_ = self._layout(net, stats["x_variance"])
         self.variance_bounds_ = {
             k: {"lower": self._layout(net, stats["lower_" + k]),
                 "upper": self._layout(net, stats["upper_" + k])}

@@ -514,3 +514,15 @@ def test_results_do_not_depend_on_thread_count(monkeypatch):
             first, second = sum(first.values(), []), sum(second.values(), [])
         for a, b in zip(first, second):
             assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kind", ["softmax", "gaussian"])
+def test_x_variances_equal_row_by_row_fisher_variance(kind):
+    """x_variances_ = Var_n I(theta | x_n) / N, with I(. | x_n) from one-row fits."""
+    model, X, _ = _mlp(kind, "tanh", (3,), n=25)
+    fisher = DiagonalFisherEstimator(model, random_state=0).fit(X)
+    per_row = [DiagonalFisherEstimator(model, random_state=0).fit(X[i:i + 1]).fisher_exact_
+               for i in range(len(X))]
+    for j, x_variance in enumerate(fisher.x_variances_):
+        rows = np.stack([fits[j] for fits in per_row])
+        assert_allclose(x_variance, rows.var(axis=0, ddof=1) / len(X), rtol=1e-9, atol=1e-15)
