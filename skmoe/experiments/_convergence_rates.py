@@ -52,8 +52,9 @@ def near_truth_start(true_params, n_components, n_samples, random_state):
         Number of fitted atoms, at least the number of true atoms.
     n_samples : int
         Sample size, which sets the noise scales.
-    random_state : numpy.random.Generator
-        Source of randomness.
+    random_state : int, numpy.random.Generator or None
+        Seed or generator (a generator is used as is, so that successive
+        calls continue its stream).
 
     Returns
     -------
@@ -65,7 +66,7 @@ def near_truth_start(true_params, n_components, n_samples, random_state):
         raise ValueError(
             f"near_truth_start needs n_components >= {n_true} (the true number)."
         )
-    rng = random_state
+    rng = np.random.default_rng(random_state)
     cells = np.concatenate(
         [rng.permutation(n_true), rng.integers(0, n_true, n_components - n_true)]
     )
