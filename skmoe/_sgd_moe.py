@@ -552,12 +552,11 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
             gram += Phi.T @ Phi
             rhs += Phi.T @ y[start : start + _CHUNK]
         penalty = np.full(dim, self.alpha * n_samples)
-        penalty[::width] = 1e-10 * n_samples  # intercepts: only a safeguard
+        penalty[::width] = 0.0  # intercepts are not penalised
         gram[np.diag_indices(dim)] += penalty
-        try:
-            beta = linalg.solve(gram, rhs, assume_a="pos")
-        except (linalg.LinAlgError, ValueError):
-            beta = linalg.lstsq(gram, rhs)[0]
+        # Minimum-norm least squares (SVD): an expert that receives no rows
+        # has a zero block and gets zero coefficients.
+        beta = linalg.lstsq(gram, rhs)[0]
         if not np.all(np.isfinite(beta)):
             raise ValueError(
                 "The second-layer ridge regression failed (non-finite solution); "
