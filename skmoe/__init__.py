@@ -6,6 +6,7 @@ generators live in :mod:`skmoe.datasets`.
 
 from ._fisher import DiagonalFisherEstimator
 from ._gaussian_gated import GaussianGatedMoERegressor
+from ._sgd_moe import SGDMoERegressor
 from .amp import SequenceMultiIndexAMP
 
 __version__ = "0.1.0.dev0"
@@ -14,5 +15,6 @@ __all__ = [
     "DiagonalFisherEstimator",
     "GaussianGatedMoERegressor",
     "SequenceMultiIndexAMP",
+    "SGDMoERegressor",
     "__version__",
 ]

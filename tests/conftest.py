@@ -40,6 +40,7 @@ def _warm_numba_kernels():
     Z = rng.standard_normal((3, 2, 2))
     channel.posterior(channel.output(Z), 0.5 * Z, np.eye(2))
     _warm_fisher_kernels()
+    _warm_sgd_moe_kernels()
 
 
 def _warm_fisher_kernels():
@@ -56,3 +57,12 @@ def _warm_fisher_kernels():
         mlp = MLPClassifier((3, 3), activation="tanh", max_iter=2, random_state=0).fit(X, y)
     for model in (mlp, LogisticRegression().fit(X, y)):
         DiagonalFisherEstimator(model, random_state=0).fit(X)
+
+
+def _warm_sgd_moe_kernels():
+    from skmoe import SGDMoERegressor
+    from skmoe.datasets import make_latent_cluster_regression
+
+    X, y, truth = make_latent_cluster_regression(200, 6, return_truth=True, random_state=0)
+    for dtype in (np.float64, np.float32):
+        SGDMoERegressor(n_neurons=2, random_state=0).fit(X.astype(dtype), y, truth=truth)

@@ -20,7 +20,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LinearRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skmoe import DiagonalFisherEstimator, GaussianGatedMoERegressor
+from skmoe import DiagonalFisherEstimator, GaussianGatedMoERegressor, SGDMoERegressor
 from skmoe._fisher import _extract_network
 
 
@@ -45,6 +45,7 @@ ESTIMATORS = [
     _FisherOnOwnModel(
         FrozenEstimator(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])), random_state=0
     ),
+    SGDMoERegressor(n_neurons=3, random_state=0),
 ]
 
 

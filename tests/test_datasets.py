@@ -53,3 +53,99 @@ def test_invalid_parameters():
         make_gaussian_gated_moe(0)
     with pytest.raises(ValueError, match="missing"):
         make_gaussian_gated_moe(10, params={"weights": [1.0]})
+
+
+# --------------------------------------------------------------------------
+# make_latent_cluster_regression
+# --------------------------------------------------------------------------
+
+
+def test_hermite_basis_is_orthonormal_and_matches_numpy():
+    """Gauss-Hermite quadrature (exact for these degrees) and numpy's HermiteE."""
+    from math import factorial
+
+    from numpy.polynomial import hermite_e
+
+    from skmoe.datasets._latent_cluster import hermite_basis
+
+    nodes, weights = hermite_e.hermegauss(30)
+    weights = weights / np.sqrt(2 * np.pi)
+    H = hermite_basis(nodes, 8)
+    assert_allclose((H * weights[:, None]).T @ H, np.eye(9), atol=1e-10)
+    z = np.linspace(-3, 3, 7)
+    for i in range(9):
+        coef = np.zeros(i + 1)
+        coef[i] = 1.0
+        assert_allclose(hermite_basis(z, 8)[:, i], hermite_e.hermeval(z, coef) / np.sqrt(factorial(i)))
+
+
+def _mc_mean(values):
+    """Monte Carlo mean and its standard error."""
+    return values.mean(), values.std() / np.sqrt(values.size)
+
+
+@pytest.mark.parametrize("n_clusters", [2, 3])
+def test_latent_cluster_cancellation_identities(n_clusters):
+    """E[y h_3(w_g x)] = 0 pooled, = s_c per cluster; E[y h_3(w_c x)] = 1/C (5 sigma)."""
+    from skmoe.datasets import make_latent_cluster_regression
+    from skmoe.datasets._latent_cluster import hermite_basis
+
+    X, y, truth = make_latent_cluster_regression(
+        400_000, 20, n_clusters=n_clusters, return_truth=True, random_state=0
+    )
+    labels, signs = truth["labels"], truth["global_signs"]
+    assert abs(signs.sum()) < 1e-12
+    h_g = hermite_basis(X @ truth["global_direction"], 3)[:, 3]
+    mean, se = _mc_mean(y * h_g)
+    assert abs(mean) < 5 * se
+    for c in range(n_clusters):
+        mean, se = _mc_mean((y * h_g)[labels == c])
+        assert abs(mean - signs[c]) < 5 * se
+        h_c = hermite_basis(X @ truth["cluster_directions"][c], 3)[:, 3]
+        mean, se = _mc_mean(y * h_c)
+        assert abs(mean - 1 / n_clusters) < 5 * se
+
+
+def test_latent_cluster_geometry():
+    """Orthonormal directions; x | c has mean rho v_c and w^T x | c is standard normal."""
+    from skmoe.datasets import make_latent_cluster_regression
+
+    X, y, truth = make_latent_cluster_regression(
+        100_000, 12, separation=2.5, noise=0.3, return_truth=True, random_state=1
+    )
+    frame = np.vstack(
+        [truth["cluster_means"], truth["cluster_directions"], truth["global_direction"]]
+    )
+    assert_allclose(frame @ frame.T, np.eye(5), atol=1e-12)
+    for c in range(2):
+        Xc = X[truth["labels"] == c]
+        assert_allclose(Xc.mean(axis=0), 2.5 * truth["cluster_means"][c], atol=0.03)
+        for w in (*truth["cluster_directions"], truth["global_direction"]):
+            t = Xc @ w
+            assert abs(t.mean()) < 0.03 and abs(t.var() - 1) < 0.03
+    # Var(y) = sum of squared Hermite coefficients (1 + 1) + noise^2.
+    mean, se = _mc_mean(y**2)
+    assert abs(mean - (2 + 0.09)) < 5 * se
+
+
+def test_latent_cluster_higher_degree_links_and_errors():
+    from skmoe.datasets import make_latent_cluster_regression
+
+    _, _, truth = make_latent_cluster_regression(
+        10, 8, degree=5, information_exponent=2, return_truth=True, random_state=0
+    )
+    beta, gamma = truth["cluster_link_coef"], truth["global_link_coef"]
+    assert beta.shape == (2, 6) and gamma.shape == (6,)
+    assert np.all(beta[:, :2] == 0) and np.all(beta[:, 2] == 1) and gamma[2] == 1
+    X1, y1 = make_latent_cluster_regression(30, 8, random_state=3)
+    X2, y2 = make_latent_cluster_regression(30, 8, random_state=3)
+    assert_array_equal(X1, X2)
+    assert_array_equal(y1, y2)
+    with pytest.raises(ValueError, match="too small"):
+        make_latent_cluster_regression(10, 4)
+    with pytest.raises(ValueError, match="sum to zero"):
+        make_latent_cluster_regression(10, 8, global_signs=[1.0, 0.5])
+    with pytest.raises(ValueError, match="shape"):
+        make_latent_cluster_regression(10, 8, global_signs=[1.0, -1.0, 0.0])
+    with pytest.raises(ValueError, match="degree"):
+        make_latent_cluster_regression(10, 8, degree=2)

@@ -1,0 +1,76 @@
+"""Benchmarks for SGDMoERegressor.
+
+Reference problem: ``make_latent_cluster_regression`` with d=32, C=2, k*=3;
+10^5 online SGD steps (batch size 1) of the whole staged fit of a
+2-expert, 8-neuron mixture (stages 1-3, the numba kernels) versus
+``MLPRegressor(hidden_layer_sizes=(16,), batch_size=1).partial_fit`` over the
+same 10^5 rows (one pass of per-sample SGD, the peer with the same number of
+hidden units).  Ratios are measured in the same process, interleaved.
+"""
+
+import time
+import warnings
+
+import numpy as np
+
+from .common import Benchmark
+
+SGD_N_FEATURES = 32
+SGD_N_STEPS = 100_000
+
+
+def _data():
+    from skmoe.datasets import make_latent_cluster_regression
+
+    return make_latent_cluster_regression(SGD_N_STEPS, SGD_N_FEATURES, random_state=0)
+
+
+def _moe():
+    from skmoe import SGDMoERegressor
+
+    # Default stages (0.4, 0.1, 0.5) of 10^5 rows: 10^5 SGD steps.  The
+    # timing also includes the stage-2 scoring and the stage-4 ridge pass.
+    return SGDMoERegressor(2, n_neurons=8, random_state=0)
+
+
+def _mlp():
+    from sklearn.neural_network import MLPRegressor
+
+    return MLPRegressor(hidden_layer_sizes=(16,), batch_size=1, solver="sgd",
+                        learning_rate_init=1e-3, random_state=0)
+
+
+def _best_of(func, repeat=3):
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        func()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+class SGDMoEFit(Benchmark):
+    """Staged fit on 10^5 rows (10^5 SGD steps) and the MLP peer."""
+
+    def setup(self):
+        self.X, self.y = _data()
+        # Warm the numba caches (compile once, never timed).
+        _moe().fit(self.X[:500], self.y[:500])
+
+    def time_sgd_moe_fit(self):
+        _moe().fit(self.X, self.y)
+
+    def time_mlp_partial_fit_one_pass(self):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _mlp().partial_fit(self.X, self.y)
+
+    def track_ratio_mlp_over_sgd_moe(self):
+        """How many times faster the staged fit is than one MLP SGD pass."""
+        moe = _best_of(lambda: _moe().fit(self.X, self.y))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mlp = _best_of(lambda: _mlp().partial_fit(self.X, self.y), repeat=1)
+        return mlp / moe
+
+    track_ratio_mlp_over_sgd_moe.unit = "ratio"

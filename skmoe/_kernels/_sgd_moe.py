@@ -1,0 +1,272 @@
+"""Numba kernels for :class:`skmoe.SGDMoERegressor`: one call runs a whole stage.
+
+Every kernel walks a stream of row indices ``idx`` (each row used once per
+occurrence), takes ``len(idx) // batch_size`` SGD steps with gradients
+averaged over ``batch_size`` consecutive rows, and optionally copies the
+parameters into ``snapshots`` every ``record_every`` steps.  No random numbers
+are drawn inside the kernels: the stream order and the initialisation come
+from the caller, so results are a deterministic function of the inputs.
+
+Notation: ``h_k = He_k / sqrt(k!)`` is the normalised Hermite polynomial and
+``h_k' = sqrt(k) h_{k-1}``.  Neurons are unit vectors ``w`` with fixed signs
+``a`` in ``{-1, +1}``; the loss of a neuron is the correlation loss
+``-y a h_k(w^T x)`` and the update is the spherical step
+``w <- normalize(w + lr (I - w w^T) y a h_k'(w^T x) x)``, followed by a
+Gram-Schmidt pass over the neurons of a group when ``orthogonalize`` is set
+(a QR retraction onto the Stiefel manifold).
+"""
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def hermite_and_derivative(t, k):
+    """``(h_k(t), h_k'(t))`` by the three-term recurrence."""
+    if k == 0:
+        return 1.0, 0.0
+    prev = 1.0
+    cur = t
+    for n in range(1, k):
+        nxt = (t * cur - np.sqrt(n) * prev) / np.sqrt(n + 1.0)
+        prev = cur
+        cur = nxt
+    return cur, np.sqrt(k) * prev
+
+
+# Step size at the end of a stage, relative to the initial one.
+FINAL_LR_RATIO = 0.05
+
+
+@njit(cache=True, nogil=True)
+def step_size(lr, step, anneal_start, n_steps):
+    """``lr`` until ``anneal_start``, then harmonic decay to ``FINAL_LR_RATIO * lr``."""
+    if step < anneal_start or n_steps <= anneal_start:
+        return lr
+    frac = (step - anneal_start) / (n_steps - anneal_start)
+    return lr / (1.0 + (1.0 / FINAL_LR_RATIO - 1.0) * frac)
+
+
+@njit(cache=True, nogil=True)
+def _gram_schmidt(W):
+    """Orthonormalise the rows of ``W`` in order, in place.
+
+    A row whose residual vanishes (numerically dependent) is left
+    normalised but not orthogonalised.
+    """
+    n_rows, d = W.shape
+    for j in range(n_rows):
+        saved = W[j].copy()
+        for i in range(j):
+            proj = 0.0
+            for a in range(d):
+                proj += W[j, a] * W[i, a]
+            for a in range(d):
+                W[j, a] -= proj * W[i, a]
+        norm = 0.0
+        for a in range(d):
+            norm += W[j, a] * W[j, a]
+        norm = np.sqrt(norm)
+        if norm > 1e-8:
+            for a in range(d):
+                W[j, a] /= norm
+        else:
+            W[j] = saved
+
+
+@njit(cache=True, nogil=True)
+def _topk_gates(scores, top_k, gates):
+    """Softmax over the ``top_k`` largest ``scores``; zeros elsewhere (ties: lowest index)."""
+    n = scores.shape[0]
+    gates[:] = 0.0
+    if n == 1:
+        gates[0] = 1.0
+        return
+    chosen = np.zeros(n, dtype=np.bool_)
+    best_score = -np.inf
+    for r in range(top_k):
+        best = -1
+        for m in range(n):
+            if not chosen[m] and (best < 0 or scores[m] > scores[best]):
+                best = m
+        chosen[best] = True
+        if r == 0:
+            best_score = scores[best]
+    total = 0.0
+    for m in range(n):
+        if chosen[m]:
+            gates[m] = np.exp(scores[m] - best_score)
+            total += gates[m]
+    for m in range(n):
+        gates[m] /= total
+
+
+@njit(cache=True, nogil=True)
+def neuron_sgd(
+    X, y, idx, batch_size, W, signs, router, top_k, k, lr, anneal_start, orthogonalize,
+    record_every, snapshots,
+):
+    """Spherical online SGD of the neurons of every expert under a fixed router.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,)
+        Targets (standardised by the caller).
+    idx : ndarray of int64
+        Row stream.
+    batch_size : int
+    W : ndarray of shape (n_experts, n_neurons, n_features)
+        Unit neurons, updated in place.
+    signs : ndarray of shape (n_experts, n_neurons)
+        Fixed second-layer signs.
+    router : ndarray of shape (n_experts, n_features)
+        Router weights; sample ``x`` updates the experts among the ``top_k``
+        largest ``router @ x``, weighted by the softmax over those.
+    top_k : int
+    k : int
+        Degree of the Hermite activation.
+    lr : float
+        Initial step size.
+    anneal_start : int
+        Step from which the step size decays, see :func:`step_size`.
+    orthogonalize : bool
+        Gram-Schmidt the neurons of each expert after every step.
+    record_every : int
+        Snapshot interval in steps (0: never).
+    snapshots : ndarray of shape (n_records, n_experts, n_neurons, n_features)
+
+    Returns
+    -------
+    n_steps : int
+    """
+    n_experts, n_neurons, d = W.shape
+    n_steps = idx.shape[0] // batch_size
+    grad = np.zeros((n_experts, n_neurons, d))
+    scores = np.empty(n_experts)
+    gates = np.empty(n_experts)
+    xi = np.empty(d)
+    touched = np.zeros(n_experts, dtype=np.bool_)
+    rec = 0
+    for step in range(n_steps):
+        eta = step_size(lr, step, anneal_start, n_steps) / batch_size
+        grad[:] = 0.0
+        touched[:] = False
+        for b in range(batch_size):
+            i = idx[step * batch_size + b]
+            for a in range(d):
+                xi[a] = X[i, a]
+            yi = y[i]
+            for m in range(n_experts):
+                s = 0.0
+                for a in range(d):
+                    s += router[m, a] * xi[a]
+                scores[m] = s
+            _topk_gates(scores, top_k, gates)
+            for m in range(n_experts):
+                if gates[m] == 0.0:
+                    continue
+                touched[m] = True
+                for j in range(n_neurons):
+                    t = 0.0
+                    for a in range(d):
+                        t += W[m, j, a] * xi[a]
+                    _, dh = hermite_and_derivative(t, k)
+                    c = gates[m] * yi * signs[m, j] * dh
+                    for a in range(d):
+                        grad[m, j, a] += c * xi[a]
+        for m in range(n_experts):
+            if not touched[m]:
+                continue
+            for j in range(n_neurons):
+                radial = 0.0
+                for a in range(d):
+                    radial += grad[m, j, a] * W[m, j, a]
+                norm = 0.0
+                for a in range(d):
+                    W[m, j, a] += eta * (grad[m, j, a] - radial * W[m, j, a])
+                    norm += W[m, j, a] * W[m, j, a]
+                norm = np.sqrt(norm)
+                for a in range(d):
+                    W[m, j, a] /= norm
+            if orthogonalize:
+                _gram_schmidt(W[m])
+        if record_every > 0 and (step + 1) % record_every == 0 and rec < snapshots.shape[0]:
+            snapshots[rec] = W
+            rec += 1
+    return n_steps
+
+
+@njit(cache=True, nogil=True)
+def router_sgd(X, y, idx, batch_size, U, signs, k, router, lr, record_every, snapshots):
+    """Online SGD of a linear softmax router in front of single-neuron experts.
+
+    Expert ``m`` outputs ``f_m(x) = signs[m] h_k(U[m]^T x)``, the mixture is
+    ``F(x) = sum_m pi_m(x) f_m(x)`` with ``pi = softmax(router @ x)``, and the
+    loss is the correlation loss ``-y F(x)``, whose gradient in ``router[m]``
+    is ``-y pi_m (f_m - F) x``.
+
+    Parameters
+    ----------
+    X, y, idx, batch_size
+        As in :func:`neuron_sgd`.
+    U : ndarray of shape (n_experts, n_features)
+        Expert directions (fixed).
+    signs : ndarray of shape (n_experts,)
+    k : int
+    router : ndarray of shape (n_experts, n_features)
+        Updated in place.
+    lr : float
+    record_every : int
+    snapshots : ndarray of shape (n_records, n_experts, n_features)
+
+    Returns
+    -------
+    n_steps : int
+    """
+    n_experts, d = router.shape
+    n_steps = idx.shape[0] // batch_size
+    grad = np.zeros((n_experts, d))
+    f = np.empty(n_experts)
+    pi = np.empty(n_experts)
+    xi = np.empty(d)
+    step_size = lr / batch_size
+    rec = 0
+    for step in range(n_steps):
+        grad[:] = 0.0
+        for b in range(batch_size):
+            i = idx[step * batch_size + b]
+            for a in range(d):
+                xi[a] = X[i, a]
+            yi = y[i]
+            top = -np.inf
+            for m in range(n_experts):
+                s = 0.0
+                t = 0.0
+                for a in range(d):
+                    s += router[m, a] * xi[a]
+                    t += U[m, a] * xi[a]
+                h, _ = hermite_and_derivative(t, k)
+                f[m] = signs[m] * h
+                pi[m] = s
+                if s > top:
+                    top = s
+            total = 0.0
+            for m in range(n_experts):
+                pi[m] = np.exp(pi[m] - top)
+                total += pi[m]
+            mix = 0.0
+            for m in range(n_experts):
+                pi[m] /= total
+                mix += pi[m] * f[m]
+            for m in range(n_experts):
+                c = yi * pi[m] * (f[m] - mix)
+                for a in range(d):
+                    grad[m, a] += c * xi[a]
+        for m in range(n_experts):
+            for a in range(d):
+                router[m, a] += step_size * grad[m, a]
+        if record_every > 0 and (step + 1) % record_every == 0 and rec < snapshots.shape[0]:
+            snapshots[rec] = router
+            rec += 1
+    return n_steps

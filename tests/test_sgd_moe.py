@@ -1,0 +1,231 @@
+"""Tests for skmoe.SGDMoERegressor and its numba kernels."""
+
+from math import factorial
+
+import numpy as np
+import pytest
+from numpy.polynomial import hermite_e
+from numpy.testing import assert_allclose, assert_array_equal
+
+from skmoe import SGDMoERegressor
+from skmoe._kernels import _sgd_moe as kernels
+from skmoe._sgd_moe import _top_k_gates
+from skmoe.datasets import make_latent_cluster_regression
+
+
+def _h(z, k):
+    """Independent normalised Hermite polynomial (numpy's HermiteE)."""
+    coef = np.zeros(k + 1)
+    coef[k] = 1.0
+    return hermite_e.hermeval(z, coef) / np.sqrt(factorial(k))
+
+
+def _unit(rng, shape):
+    A = rng.standard_normal(shape)
+    return A / np.linalg.norm(A, axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_hermite_kernel_values_and_derivative(k):
+    for t in np.linspace(-3, 3, 13):
+        h, dh = kernels.hermite_and_derivative(t, k)
+        assert_allclose(h, _h(t, k), atol=1e-12)
+        eps = 1e-6
+        assert_allclose(dh, (_h(t + eps, k) - _h(t - eps, k)) / (2 * eps), rtol=1e-6, atol=1e-8)
+
+
+def test_neuron_step_is_projected_gradient_of_correlation_loss():
+    """One full-batch step equals normalize(w - lr (I - w w^T) grad), grad by finite differences."""
+    rng = np.random.RandomState(0)
+    n, d, k, lr = 50, 5, 3, 0.05
+    X, y = rng.standard_normal((n, d)), rng.standard_normal(n)
+    W = _unit(rng, (1, 2, d))
+    signs = np.array([[1.0, -1.0]])
+    W0 = W.copy()
+    kernels.neuron_sgd(X, y, np.arange(n), n, W, signs, np.zeros((1, d)), 1, k, lr, n,
+                       False, 0, np.empty((0, 1, 2, d)))
+    for j in range(2):
+        w = W0[0, j]
+
+        def loss(v):
+            return -np.mean(y * signs[0, j] * _h(X @ v, k))
+
+        eps = 1e-6
+        grad = np.array([(loss(w + eps * e) - loss(w - eps * e)) / (2 * eps) for e in np.eye(d)])
+        step = w - lr * (grad - (grad @ w) * w)
+        assert_allclose(W[0, j], step / np.linalg.norm(step), atol=1e-8)
+
+
+def test_router_step_is_gradient_of_mixture_correlation_loss():
+    rng = np.random.RandomState(1)
+    n, d, M, k, lr = 40, 4, 3, 3, 0.1
+    X, y = rng.standard_normal((n, d)), rng.standard_normal(n)
+    U, signs = _unit(rng, (M, d)), np.array([1.0, -1.0, 1.0])
+    theta = 0.3 * rng.standard_normal((M, d))
+    theta0 = theta.copy()
+    kernels.router_sgd(X, y, np.arange(n), n, U, signs, k, theta, lr, 0, np.empty((0, M, d)))
+    f = signs * _h(X @ U.T, k)
+
+    def loss(th):
+        s = X @ th.reshape(M, d).T
+        p = np.exp(s - s.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        return -np.mean(y * (p * f).sum(axis=1))
+
+    eps = 1e-6
+    grad = np.array([
+        (loss(theta0.ravel() + eps * e) - loss(theta0.ravel() - eps * e)) / (2 * eps)
+        for e in np.eye(M * d)
+    ])
+    assert_allclose(theta.ravel(), theta0.ravel() - lr * grad, atol=1e-8)
+
+
+def test_routed_step_only_moves_routed_expert_and_orthogonalises():
+    rng = np.random.RandomState(2)
+    d = 6
+    X = rng.standard_normal((1, d))
+    router = np.zeros((2, d))
+    router[1] = X[0]  # the single sample goes to expert 1
+    W = _unit(rng, (2, 3, d))
+    for m in range(2):
+        kernels._gram_schmidt(W[m])
+    W0 = W.copy()
+    kernels.neuron_sgd(X, np.array([2.0]), np.array([0]), 1, W, np.ones((2, 3)), router, 1, 3,
+                       0.1, 1, True, 0, np.empty((0, 2, 3, d)))
+    assert_array_equal(W[0], W0[0])
+    assert not np.allclose(W[1], W0[1])
+    assert_allclose(W[1] @ W[1].T, np.eye(3), atol=1e-12)
+
+
+@pytest.mark.parametrize("top_k", [1, 2, 3])
+def test_top_k_gates_agree_with_kernel(top_k):
+    rng = np.random.RandomState(3)
+    scores = rng.standard_normal((20, 4))
+    scores[0, 1] = scores[0, 2]  # a tie
+    gates = _top_k_gates(scores, top_k)
+    assert_allclose(gates.sum(axis=1), 1.0)
+    assert np.all((gates > 0).sum(axis=1) == top_k)
+    buf = np.empty(4)
+    for row, expected in zip(scores, gates):
+        kernels._topk_gates(row, top_k, buf)
+        assert_allclose(buf, expected, atol=1e-15)
+    # Selected experts are the top_k scores; weights are their softmax.
+    order = np.argsort(-scores[5])[:top_k]
+    w = np.exp(scores[5, order] - scores[5, order].max())
+    assert_allclose(gates[5, order], w / w.sum())
+
+
+def test_moe_detects_clusters_where_single_network_fails():
+    """C=2, k*=3, d=32, 2e5 samples: the acceptance criterion of the issue."""
+    d = 32
+    X, y, truth = make_latent_cluster_regression(200_000, d, return_truth=True, random_state=0)
+    moe = SGDMoERegressor(2, random_state=0).fit(X, y)
+    scores = moe.alignment(truth)
+    assert scores["cluster"].min() >= 0.9
+    assert scores["global"].min() >= 0.9
+    assert scores["router_accuracy"] >= 0.95
+    single = SGDMoERegressor(1, random_state=0).fit(X, y).alignment(truth)
+    assert single["cluster"].min() >= 0.9  # it learns the local tasks ...
+    assert single["global"].max() < 5 / np.sqrt(d)  # ... but not the global one
+    # The router points along v_1 - v_2: its weights align with the cluster means.
+    diff = moe.router_coef_[0] - moe.router_coef_[1]
+    means = truth["cluster_means"]
+    cos = diff @ (means[0] - means[1]) / (np.linalg.norm(diff) * np.sqrt(2))
+    assert abs(cos) > 0.9
+
+
+def test_predict_matches_independent_formula():
+    rng = np.random.RandomState(4)
+    X, y = rng.standard_normal((300, 5)), rng.standard_normal(300)
+    for top_k in (1, 2):
+        model = SGDMoERegressor(3, n_neurons=2, top_k=top_k, degree=4, random_state=0)
+        model.fit(X, y)
+        # Give the router a non-trivial state so that the gating matters.
+        model.router_coef_ = rng.standard_normal(model.router_coef_.shape)
+        scores = X @ model.router_coef_.T
+        expected = np.zeros(len(X))
+        for n, row in enumerate(scores):
+            top = np.argsort(-row)[:top_k]
+            w = np.exp(row[top] - row[top].max())
+            w /= w.sum()
+            for m, g in zip(top, w):
+                t = model.expert_weights_[m] @ X[n]
+                out = model.expert_intercept_[m] + sum(
+                    model.expert_coef_[m, j, i - 1] * _h(t[j], i)
+                    for j in range(2) for i in range(1, 5)
+                )
+                expected[n] += g * out
+        assert_allclose(model.predict(X), expected, atol=1e-10)
+
+
+def test_second_layer_is_routed_ridge_regression():
+    """With top-1 routing, each expert's second layer is the ridge fit on its rows."""
+    X, y = make_latent_cluster_regression(3000, 9, random_state=5)
+    alpha = 1e-3
+    model = SGDMoERegressor(2, n_neurons=3, alpha=alpha, random_state=0).fit(X, y)
+    experts = model.route(X)
+    assert len(np.unique(experts)) == 2
+    for m in range(2):
+        rows = experts == m
+        Phi = np.column_stack(
+            [np.ones(rows.sum())]
+            + [_h(X[rows] @ w, i) for w in model.expert_weights_[m] for i in range(1, 4)]
+        )
+        penalty = alpha * len(X) * np.eye(Phi.shape[1])
+        penalty[0, 0] = 0.0
+        beta = np.linalg.solve(Phi.T @ Phi + penalty, Phi.T @ y[rows])
+        assert_allclose(model.expert_intercept_[m], beta[0], rtol=1e-6, atol=1e-8)
+        assert_allclose(model.expert_coef_[m].ravel(), beta[1:], rtol=1e-6, atol=1e-8)
+
+
+def test_reproducible_and_history_does_not_change_training():
+    X, y, truth = make_latent_cluster_regression(6000, 10, return_truth=True, random_state=0)
+    params = dict(n_steps=(1000, 500, 2000), random_state=3)
+    a = SGDMoERegressor(**params).fit(X, y)
+    b = SGDMoERegressor(**params).fit(X, y, truth=truth)
+    for name in ("expert_weights_", "expert_coef_", "expert_intercept_", "router_coef_"):
+        assert_array_equal(getattr(a, name), getattr(b, name))
+    assert a.history_ is None
+    hist = b.history_
+    assert a.n_steps_ == (1000, 500, 2000) and a.n_iter_ == 3500
+    assert_array_equal(np.unique(hist["stage"]), [1, 2, 3])
+    assert np.all(np.diff(hist["samples"]) > 0) and hist["samples"][-1] == 3500
+    # The last record is the final state.
+    final = b.alignment(truth)
+    assert_allclose(hist["cluster_alignment"][-1], final["cluster"])
+    assert_allclose(hist["global_alignment"][-1], final["global"])
+    assert hist["router_accuracy"][-1] == final["router_accuracy"]
+
+
+def test_single_network_router_is_inert_and_float32_preserved():
+    X, y = make_latent_cluster_regression(2000, 8, random_state=0)
+    model = SGDMoERegressor(1, random_state=0).fit(X.astype(np.float32), y)
+    assert_array_equal(model.router_coef_, 0.0)
+    assert model.predict(X.astype(np.float32)).dtype == np.float32
+    assert_array_equal(model.route(X), 0)
+
+
+def test_bad_input_is_rejected():
+    X, y, truth = make_latent_cluster_regression(100, 6, return_truth=True, random_state=0)
+    Xnan = X.copy()
+    Xnan[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        SGDMoERegressor().fit(Xnan, y)
+    with pytest.raises(ValueError, match="sum to at most 1"):
+        SGDMoERegressor(stages=(0.5, 0.5, 0.5)).fit(X, y)
+    with pytest.raises(ValueError, match="3 non-negative fractions"):
+        SGDMoERegressor(stages=(0.5, 0.5)).fit(X, y)
+    with pytest.raises(ValueError, match="top_k"):
+        SGDMoERegressor(2, top_k=3).fit(X, y)
+    with pytest.raises(ValueError, match="learning_rates"):
+        SGDMoERegressor(learning_rates=(0.1, -1.0, 0.1)).fit(X, y)
+    with pytest.raises(ValueError, match="n_steps"):
+        SGDMoERegressor(n_steps=(1.5, 2, 3)).fit(X, y)
+    with pytest.raises(ValueError, match="truth"):
+        SGDMoERegressor().fit(X, y, truth={"labels": 1})
+    model = SGDMoERegressor(random_state=0).fit(X, y)
+    _, _, truth7 = make_latent_cluster_regression(10, 7, return_truth=True, random_state=0)
+    with pytest.raises(ValueError, match="dimension"):
+        model.alignment(truth7)
+    with pytest.raises(ValueError, match="features"):
+        model.predict(X[:, :5])
