@@ -225,7 +225,7 @@ def fisher_statistics(net, X, *, inv_sigma2=1.0, n_draws=1, random_state=None,
             _, pre_r = _k.backward_directions(net.coefs, d1, np.ascontiguousarray(R))
             hs_r = _k.hessian_units(net.coefs, d1, d2, pre_r)
         if with_variances:
-            li_min, li_max, lk_min, lk_max = _k.eigen_constants(
+            li_min, li_max, lk_min, lk_max, lh_min = _k.eigen_constants(
                 net.family, mean, var, mu4, inv_sigma2)
             c_lo1 = np.maximum(0.0, lk_min - li_max**2)[:, None]
             c_hi1 = (lk_max - li_min**2)[:, None]
@@ -250,7 +250,7 @@ def fisher_statistics(net, X, *, inv_sigma2=1.0, n_draws=1, random_state=None,
                 NB2 = NB * NB
                 cols = {"var_score": V1, "evar_score": E1, "lower_score": NB2 * c_lo1,
                         "upper_score": NB2 * c_hi1, "var_hessian": V2, "evar_hessian": E2,
-                        "lower_hessian": NH * li_min[:, None],
+                        "lower_hessian": NH * lh_min[:, None],
                         "upper_hessian": NH * li_max[:, None], "fisher_sq": G * G}
                 U4 = np.hstack([cols[name] for name, _ in names4])
                 sums4[layer][:-1] += (a2 * a2).T @ U4
@@ -384,12 +384,14 @@ class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
         sample variance over the rows of the per-sample exact Fisher
         :math:`I(\\theta_i \\mid x_n)`, divided by ``N``.  It is the same for
         both estimators, so when ``X`` is itself a sample, the variance of
-        either estimate is ``variances_[k] + x_variances_`` (Soen & Sun's
-        decomposition, :math:`\\frac1N(E_x V_k/M + \\mathrm{Var}_x I)`).
+        either estimate is ``variances_[k] + x_variances_`` (the law of total
+        variance, :math:`\\frac1N(E_x V_k/M + \\mathrm{Var}_x I)`; Soen & Sun
+        state it for ``M = 1``).
 
     variance_bounds_ : dict
         ``{key: {"lower": [...], "upper": [...]}}``: the eigenvalue bounds on
-        ``variances_`` (see the User Guide); ``lower <= variances_ <= upper``.
+        ``variances_`` (see the User Guide); ``lower <= variances_ <= upper`` up to
+        rounding.
 
     recommended_ : list of ndarray of str or None
         For ``method="both"``, per parameter, ``"score"`` where

@@ -526,3 +526,17 @@ def test_x_variances_equal_row_by_row_fisher_variance(kind):
     for j, x_variance in enumerate(fisher.x_variances_):
         rows = np.stack([fits[j] for fits in per_row])
         assert_allclose(x_variance, rows.var(axis=0, ddof=1) / len(X), rtol=1e-9, atol=1e-15)
+
+
+def test_softmax_hessian_lower_bound_is_informative():
+    """Softmax: V2 >= lambda_2(I) |w - mean(w)|^2 > 0 in the hidden layers (not just 0)."""
+    model, X, _ = _mlp("softmax", "tanh", (4, 3))
+    est = DiagonalFisherEstimator(model, method="hessian", random_state=0).fit(X)
+    n_layers = len(model.coefs_)
+    bounds = est.variance_bounds_["hessian"]
+    for j in list(range(n_layers - 1)) + [n_layers + j for j in range(n_layers - 1)]:
+        lower, variance, upper = bounds["lower"][j], est.variances_["hessian"][j], bounds["upper"][j]
+        assert np.all(lower > 0), est.parameter_names_[j]
+        assert np.all(lower <= variance * (1 + 1e-12)) and np.all(variance <= upper * (1 + 1e-12))
+    # The last layer has no Hessian term: all three vanish.
+    assert_array_equal(bounds["upper"][n_layers - 1], 0.0)

@@ -155,7 +155,7 @@ def _unit_statistics_blocks(block_start, block_stop, block_size, family, B, Hs, 
         Written: ``G = b^T I b``, ``S1 = sum_m (r_m^T b)^2``,
         ``E1 = sum_m ((r_m^T b)^2 - G)^2``, ``V1`` (closed form),
         ``NB = |b|^2``, ``S2 = sum_m (G - r_m^T w)``, ``E2 = sum_m (r_m^T w)^2``,
-        ``V2 = w^T I w``, ``NH = |w|^2``.
+        ``V2 = w^T I w``, ``NH = |w|^2`` (softmax: ``|w - mean(w)|^2``).
     """
     n, C, K = B.shape
     M = R.shape[1]
@@ -182,10 +182,16 @@ def _unit_statistics_blocks(block_start, block_stop, block_size, family, B, Hs, 
                 out[1, i, k] = s1
                 out[2, i, k] = e1
             if with_hessian:
-                nh = 0.0
+                w_mean = 0.0
                 for c in range(C):
                     w[c] = Hs[i, c, k]
-                    nh += w[c] * w[c]
+                    w_mean += w[c]
+                # Softmax: I 1 = 0, so w^T I w only sees w - mean(w) (the
+                # centred norm gives the tighter bounds of eigen_constants).
+                w_mean = w_mean / C if family == SOFTMAX else 0.0
+                nh = 0.0
+                for c in range(C):
+                    nh += (w[c] - w_mean) * (w[c] - w_mean)
                 out[8, i, k] = nh
                 out[7, i, k] = _quad(family, w, mean[i], var[i], inv_sigma2)
                 s2 = 0.0
@@ -352,19 +358,25 @@ def eigen_constants(family, mean, var, mu4, inv_sigma2):
     Returns
     -------
     lam_i_min, lam_i_max, lam_k_min, lam_k_max : ndarray of shape (n,)
+    lam_h_min : ndarray of shape (n,)
+        Lower constant of ``V_2 = w^T I w >= lam_h_min * NH`` with ``NH`` as
+        in :func:`unit_statistics`: ``lam_i_min``, except for the softmax,
+        whose ``I`` has the null vector ``1``: there ``NH = |w - mean(w)|^2``
+        and ``lam_h_min`` is the second smallest eigenvalue of ``I``
+        (Courant-Fischer on the complement of ``1``).
     """
     n, C = mean.shape
     if family == "gaussian":
         li = np.full(n, inv_sigma2)
         if C == 1:
             lk = np.full(n, 3.0 * inv_sigma2**2)
-            return li, li, lk, lk
-        return li, li, np.zeros(n), np.full(n, (C + 2.0) * inv_sigma2**2)
+            return li, li, lk, lk, li
+        return li, li, np.zeros(n), np.full(n, (C + 2.0) * inv_sigma2**2), li
     if family in ("bernoulli", "poisson"):
         li_min = var.min(axis=1)
         li_max = var.max(axis=1)
         if C == 1:
-            return li_min, li_max, mu4[:, 0].copy(), mu4[:, 0].copy()
+            return li_min, li_max, mu4[:, 0].copy(), mu4[:, 0].copy(), li_min
         # K on span{e_a (x) e_a}: diag(mu4 - var^2) + var var^T; on
         # span{e_a (x) e_b, e_b (x) e_a}: eigenvalues 2 var_a var_b and 0.
         Mdiag = var[:, :, None] * var[:, None, :]
@@ -373,13 +385,15 @@ def eigen_constants(family, mean, var, mu4, inv_sigma2):
         lam = np.linalg.eigvalsh(Mdiag)[:, -1]
         srt = np.sort(var, axis=1)
         lam = np.maximum(lam, 2.0 * srt[:, -1] * srt[:, -2])
-        return li_min, li_max, np.zeros(n), lam
+        return li_min, li_max, np.zeros(n), lam, li_min
     # softmax
     p = mean
     cov = -p[:, :, None] * p[:, None, :]
     idx = np.arange(C)
     cov[:, idx, idx] += p
-    li_max = np.linalg.eigvalsh(cov)[:, -1]
+    eigenvalues = np.linalg.eigvalsh(cov)
+    li_max = eigenvalues[:, -1]
+    li_second = eigenvalues[:, 1] if C > 1 else np.zeros(n)
     # K = sum_c p_c (r_c (x) r_c)(r_c (x) r_c)^T with r_c = e_c - p: its nonzero
     # eigenvalues are those of the C x C Gram sqrt(p_c p_d) (r_c^T r_d)^2.
     p2 = (p * p).sum(axis=1)
@@ -387,7 +401,7 @@ def eigen_constants(family, mean, var, mu4, inv_sigma2):
     dots[:, idx, idx] += 1.0
     gram = np.sqrt(p[:, :, None] * p[:, None, :]) * dots**2
     lk_max = np.linalg.eigvalsh(gram)[:, -1]
-    return np.zeros(n), li_max, np.zeros(n), lk_max
+    return np.zeros(n), li_max, np.zeros(n), lk_max, np.maximum(li_second, 0.0)
 
 
 def forward(coefs, intercepts, activation, X):
