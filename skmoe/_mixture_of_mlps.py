@@ -1054,7 +1054,8 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
         y : ndarray of shape (n_samples,)
             Predicted labels.
         """
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
 
 for _cls in (MixtureOfMLPsRegressor, MixtureOfMLPsClassifier):

@@ -20,7 +20,12 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LinearRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skmoe import DiagonalFisherEstimator, GaussianGatedMoERegressor
+from skmoe import (
+    DiagonalFisherEstimator,
+    GaussianGatedMoERegressor,
+    MixtureOfMLPsClassifier,
+    MixtureOfMLPsRegressor,
+)
 from skmoe._fisher import _extract_network
 
 
@@ -44,6 +49,23 @@ ESTIMATORS = [
     GaussianGatedMoERegressor(random_state=0),
     _FisherOnOwnModel(
         FrozenEstimator(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])), random_state=0
+    ),
+    # Small experts and few epochs keep the checks fast.
+    MixtureOfMLPsRegressor(
+        n_experts=3,
+        hidden_layer_sizes=(8,),
+        learning_rate_init=1e-2,
+        max_iter=50,
+        min_samples_cell=5,
+        random_state=0,
+    ),
+    MixtureOfMLPsClassifier(
+        n_experts=3,
+        hidden_layer_sizes=(8,),
+        learning_rate_init=1e-2,
+        max_iter=50,
+        min_samples_cell=5,
+        random_state=0,
     ),
 ]
 
