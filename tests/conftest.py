@@ -40,6 +40,7 @@ def _warm_numba_kernels():
     Z = rng.standard_normal((3, 2, 2))
     channel.posterior(channel.output(Z), 0.5 * Z, np.eye(2))
     _warm_fisher_kernels()
+    _warm_momlp_kernels()
 
 
 def _warm_fisher_kernels():
@@ -56,3 +57,24 @@ def _warm_fisher_kernels():
         mlp = MLPClassifier((3, 3), activation="tanh", max_iter=2, random_state=0).fit(X, y)
     for model in (mlp, LogisticRegression().fit(X, y)):
         DiagonalFisherEstimator(model, random_state=0).fit(X)
+
+
+def _warm_momlp_kernels():
+    from skmoe import MixtureOfMLPsClassifier, MixtureOfMLPsRegressor
+
+    rng = np.random.RandomState(0)
+    for dtype in (np.float64, np.float32):
+        X = rng.uniform(size=(40, 2)).astype(dtype)
+        y = X.sum(axis=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for routing in ("kmeans", "grid"):
+                for activation in ("prelu", "relu"):
+                    MixtureOfMLPsRegressor(
+                        2, routing=routing, activation=activation, hidden_layer_sizes=(3,),
+                        max_iter=2, random_state=0
+                    ).fit(X, y).predict(X)
+            for classes in (2, 3):
+                MixtureOfMLPsClassifier(
+                    2, hidden_layer_sizes=(3,), max_iter=2, random_state=0
+                ).fit(X, np.arange(40) % classes).predict_proba(X)
