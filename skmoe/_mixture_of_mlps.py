@@ -1059,6 +1059,6 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
 
 
 for _cls in (MixtureOfMLPsRegressor, MixtureOfMLPsClassifier):
-    _cls.__doc__ = _cls.__doc__.replace("    {parameters}\n", _SHARED_PARAMETERS_DOC.lstrip("\n"))
-    _cls.__doc__ = _cls.__doc__.replace("    {attributes}\n", _SHARED_ATTRIBUTES_DOC)
+    _cls.__doc__ = _cls.__doc__.replace("    {parameters}\n", _SHARED_PARAMETERS_DOC.lstrip("\n") + "\n")
+    _cls.__doc__ = _cls.__doc__.replace("    {attributes}\n", _SHARED_ATTRIBUTES_DOC + "\n")
 del _cls

@@ -118,6 +118,64 @@ def forward(params, sizes, w_off, b_off, s_off, u_off, prelu, A, Z, n_rows):
                         A[row_out + o, r] = slope * z
 
 
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _dense4(params, w_o, b_o, n_in, n_out, A, in_row, out_row, n_rows):
+    """``_dense`` computing four outputs per pass over the inputs (inference)."""
+    o = 0
+    while o + 4 <= n_out:
+        b0 = params[b_o + o]
+        b1 = params[b_o + o + 1]
+        b2 = params[b_o + o + 2]
+        b3 = params[b_o + o + 3]
+        for r in range(n_rows):
+            A[out_row + o, r] = b0
+            A[out_row + o + 1, r] = b1
+            A[out_row + o + 2, r] = b2
+            A[out_row + o + 3, r] = b3
+        base = w_o + o * n_in
+        for i in range(n_in):
+            w0 = params[base + i]
+            w1 = params[base + n_in + i]
+            w2 = params[base + 2 * n_in + i]
+            w3 = params[base + 3 * n_in + i]
+            for r in range(n_rows):
+                a = A[in_row + i, r]
+                A[out_row + o, r] += w0 * a
+                A[out_row + o + 1, r] += w1 * a
+                A[out_row + o + 2, r] += w2 * a
+                A[out_row + o + 3, r] += w3 * a
+        o += 4
+    while o < n_out:
+        b = params[b_o + o]
+        for r in range(n_rows):
+            A[out_row + o, r] = b
+        base = w_o + o * n_in
+        for i in range(n_in):
+            w = params[base + i]
+            for r in range(n_rows):
+                A[out_row + o, r] += w * A[in_row + i, r]
+        o += 1
+
+
+@njit(cache=True, nogil=True)
+def forward_inference(params, sizes, w_off, b_off, s_off, u_off, prelu, A, n_rows):
+    """Forward pass without keeping pre-activations (same values as ``forward``)."""
+    n_layers = sizes.shape[0] - 1
+    for layer in range(n_layers):
+        n_out = sizes[layer + 1]
+        row_out = u_off[layer + 1]
+        _dense4(
+            params, w_off[layer], b_off[layer], sizes[layer], n_out, A, u_off[layer], row_out, n_rows
+        )
+        if layer < n_layers - 1:
+            for o in range(n_out):
+                slope = params[s_off[layer] + o] if prelu else 0.0
+                for r in range(n_rows):
+                    z = A[row_out + o, r]
+                    if z <= 0.0:
+                        A[row_out + o, r] = slope * z
+
+
 @njit(cache=True, nogil=True)
 def _output_delta(A, out_row, n_out, Yt, n_rows, loss_kind, D):
     """Loss summed over rows and ``D[:n_out] = dLoss/dz_out`` (not yet averaged)."""
@@ -463,7 +521,6 @@ def predict_grouped_blocks(
     n_out = sizes[n_layers]
     out_row = u_off[n_layers]
     A = np.empty((u_off[-1], _CHUNK))
-    Z = np.empty((u_off[-1], _CHUNK))
     for e in range(expert_start, expert_stop):
         if not is_mlp[e]:
             continue
@@ -475,7 +532,7 @@ def predict_grouped_blocks(
                 row = order[start + r]
                 for a in range(n_in):
                     A[a, r] = X[row, a]
-            forward(params, sizes, w_off, b_off, s_off, u_off, prelu, A, Z, nb)
+            forward_inference(params, sizes, w_off, b_off, s_off, u_off, prelu, A, nb)
             for r in range(nb):
                 row = order[start + r]
                 for o in range(n_out):
