@@ -1058,7 +1058,8 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
         return self.classes_[np.argmax(proba, axis=1)]
 
 
+_PARAMETERS_BLOCK = _SHARED_PARAMETERS_DOC.lstrip("\n") + "\n"
 for _cls in (MixtureOfMLPsRegressor, MixtureOfMLPsClassifier):
-    _cls.__doc__ = _cls.__doc__.replace("    {parameters}\n", _SHARED_PARAMETERS_DOC.lstrip("\n") + "\n")
+    _cls.__doc__ = _cls.__doc__.replace("    {parameters}\n", _PARAMETERS_BLOCK)
     _cls.__doc__ = _cls.__doc__.replace("    {attributes}\n", _SHARED_ATTRIBUTES_DOC + "\n")
 del _cls

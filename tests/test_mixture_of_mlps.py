@@ -482,7 +482,8 @@ def test_classifier_probabilities_and_constant_cells(n_classes):
     X = rng.uniform(size=(600, 2))
     labels = np.array(["a", "b", "c"])[:n_classes]
     # Left half: a single class; right half: classes split by x2.
-    y_idx = np.where(X[:, 0] < 0.5, 0, np.where(X[:, 1] > 0.5, 1, n_classes - 1 if n_classes == 3 else 0))
+    other = 2 if n_classes == 3 else 0
+    y_idx = np.where(X[:, 0] < 0.5, 0, np.where(X[:, 1] > 0.5, 1, other))
     y = labels[y_idx]
     clf = _fit_quietly(
         MixtureOfMLPsClassifier(2, routing="grid", hidden_layer_sizes=(8,), max_iter=200,

@@ -164,9 +164,9 @@ def forward_inference(params, sizes, w_off, b_off, s_off, u_off, prelu, A, n_row
     for layer in range(n_layers):
         n_out = sizes[layer + 1]
         row_out = u_off[layer + 1]
-        _dense4(
-            params, w_off[layer], b_off[layer], sizes[layer], n_out, A, u_off[layer], row_out, n_rows
-        )
+        w_o = w_off[layer]
+        b_o = b_off[layer]
+        _dense4(params, w_o, b_o, sizes[layer], n_out, A, u_off[layer], row_out, n_rows)
         if layer < n_layers - 1:
             for o in range(n_out):
                 slope = params[s_off[layer] + o] if prelu else 0.0
@@ -416,7 +416,8 @@ def mean_loss(params, X, Y, sizes, w_off, b_off, s_off, u_off, prelu, loss_kind,
     perm = np.arange(n)
     _load_rows(X, Y, perm, 0, n, A, Yt)
     loss = loss_grad(
-        params, sizes, w_off, b_off, s_off, u_off, prelu, loss_kind, alpha, Yt, n, A, Z, D, Dp, grad
+        params, sizes, w_off, b_off, s_off, u_off, prelu, loss_kind, alpha, Yt, n, A, Z, D, Dp,
+        grad,
     )
     return loss, grad
 
