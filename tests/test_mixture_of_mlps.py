@@ -570,3 +570,20 @@ def test_bad_input():
             X,
             y,
         )
+
+
+def test_bisecting_routing_estimator():
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((600, 3))
+    y = np.abs(X).sum(axis=1)
+    model = _fit_quietly(
+        MixtureOfMLPsRegressor(5, routing="bisecting", hidden_layer_sizes=(4,), max_iter=3,
+                               random_state=0),
+        X,
+        y,
+    )
+    tree = model.routing_tree_
+    assert_array_equal(model.route(X), model.expert_of_cell_[_routing.route_tree(X, tree)])
+    depth = _routing.tree_depths(tree).max()
+    assert model.active_parameters_ == expert_n_parameters(3, (4,), 1, True) + 2 * 3 * depth
+    assert model.n_parameters_ == 5 * expert_n_parameters(3, (4,), 1, True) + 8 * 3
