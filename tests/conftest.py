@@ -41,6 +41,7 @@ def _warm_numba_kernels():
     channel.posterior(channel.output(Z), 0.5 * Z, np.eye(2))
     _warm_fisher_kernels()
     _warm_sgd_moe_kernels()
+    _warm_momlp_kernels()
 
 
 def _warm_fisher_kernels():
@@ -66,3 +67,24 @@ def _warm_sgd_moe_kernels():
     X, y, truth = make_latent_cluster_regression(200, 6, return_truth=True, random_state=0)
     for dtype in (np.float64, np.float32):
         SGDMoERegressor(n_neurons=2, random_state=0).fit(X.astype(dtype), y, truth=truth)
+
+
+def _warm_momlp_kernels():
+    from skmoe import MixtureOfMLPsClassifier, MixtureOfMLPsRegressor
+
+    rng = np.random.RandomState(0)
+    for dtype in (np.float64, np.float32):
+        X = rng.uniform(size=(40, 2)).astype(dtype)
+        y = X.sum(axis=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for routing in ("kmeans", "grid"):
+                for activation in ("prelu", "relu"):
+                    MixtureOfMLPsRegressor(
+                        2, routing=routing, activation=activation, hidden_layer_sizes=(3,),
+                        max_iter=2, random_state=0
+                    ).fit(X, y).predict(X)
+            for classes in (2, 3):
+                MixtureOfMLPsClassifier(
+                    2, hidden_layer_sizes=(3,), max_iter=2, random_state=0
+                ).fit(X, np.arange(40) % classes).predict_proba(X)

@@ -20,7 +20,13 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LinearRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skmoe import DiagonalFisherEstimator, GaussianGatedMoERegressor, SGDMoERegressor
+from skmoe import (
+    DiagonalFisherEstimator,
+    GaussianGatedMoERegressor,
+    MixtureOfMLPsClassifier,
+    MixtureOfMLPsRegressor,
+    SGDMoERegressor,
+)
 from skmoe._fisher import _extract_network
 
 
@@ -46,6 +52,23 @@ ESTIMATORS = [
         FrozenEstimator(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])), random_state=0
     ),
     SGDMoERegressor(n_neurons=3, random_state=0),
+    # Small experts and few epochs keep the checks fast.
+    MixtureOfMLPsRegressor(
+        n_experts=3,
+        hidden_layer_sizes=(8,),
+        learning_rate_init=1e-2,
+        max_iter=50,
+        min_samples_cell=5,
+        random_state=0,
+    ),
+    MixtureOfMLPsClassifier(
+        n_experts=3,
+        hidden_layer_sizes=(8,),
+        learning_rate_init=1e-2,
+        max_iter=50,
+        min_samples_cell=5,
+        random_state=0,
+    ),
 ]
 
 

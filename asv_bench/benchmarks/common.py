@@ -300,3 +300,49 @@ class ArrayAPIDispatchFit:
 
         with sklearn.config_context(array_api_dispatch=True):
             return self.estimator.fit(*args)
+
+
+# --------------------------------------------------------------------------
+# Mixture of MLPs (appended)
+# --------------------------------------------------------------------------
+
+#: MoMLP reference problem: inputs uniform on [0, 1]^2, 20k training rows,
+#: 200k rows to predict, 16 experts of two hidden layers of width 32.
+MOMLP_N_TRAIN = 20_000
+MOMLP_N_PREDICT = 200_000
+MOMLP_N_FEATURES = 2
+MOMLP_N_EXPERTS = 16
+MOMLP_HIDDEN = (32, 32)
+MOMLP_RANDOM_STATE = 0
+
+
+def momlp_dataset(n_samples, random_state):
+    """``(X, y)``: ``X`` uniform on [0, 1]^2, ``y = sin(6 x1) cos(6 x2) + |x1 - x2|``."""
+    rng = np.random.RandomState(random_state)
+    X = rng.uniform(size=(n_samples, MOMLP_N_FEATURES))
+    y = np.sin(6 * X[:, 0]) * np.cos(6 * X[:, 1]) + np.abs(X[:, 0] - X[:, 1])
+    return X, y
+
+
+def mlp_width_for_parameters(n_parameters, n_features, n_layers=2):
+    """Width ``W`` of an ``n_layers``-layer MLPRegressor with about ``n_parameters``.
+
+    Solves ``(n_features + 1) W + (n_layers - 1) (W^2 + W) + W + 1 = n_parameters``.
+    """
+    a = n_layers - 1
+    b = n_features + 1 + (n_layers - 1) + 1
+    c = 1 - n_parameters
+    return int(round((-b + np.sqrt(b * b - 4 * a * c)) / (2 * a)))
+
+
+def warm_up_momlp():
+    """Compile (or load) the MoMLP kernels on a tiny problem."""
+    from skmoe import MixtureOfMLPsRegressor
+
+    X, y = momlp_dataset(500, 1)
+    model = fit_quietly(
+        MixtureOfMLPsRegressor(4, hidden_layer_sizes=MOMLP_HIDDEN, max_iter=2, random_state=0),
+        X,
+        y,
+    )
+    model.predict(X)

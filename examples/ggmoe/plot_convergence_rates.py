@@ -23,7 +23,6 @@ convergence, accelerated by SQUAREM, on a small grid; the full study is
 # three experts (exact) and four (over-fitted), from the authors' near-truth
 # initialisation.
 import matplotlib.pyplot as plt
-import numpy as np
 
 from skmoe.experiments import convergence_rates
 

@@ -1,0 +1,540 @@
+"""Numba kernels for small (P)ReLU MLPs: forward, backward, Adam, routing.
+
+Parameter layout
+----------------
+One network's parameters are a flat float64 vector.  With layer sizes
+``sizes = (n_in, h_1, ..., h_J, n_out)`` (``J`` hidden layers), layer
+``l = 0..J`` maps ``sizes[l]`` units to ``sizes[l + 1]`` units; its weight
+matrix ``W_l`` of shape ``(sizes[l + 1], sizes[l])`` is stored row-major at
+``w_off[l]`` and its bias at ``b_off[l]``.  The PReLU slopes of hidden layer
+``l = 0..J-1`` (one per unit) follow at ``s_off[l]``.  The hidden activation
+is ``PReLU_a(z) = z`` for ``z > 0`` and ``a z`` otherwise; ReLU is ``a = 0``.
+The offsets come from :func:`layer_offsets`.
+
+Activations are held transposed, ``(units, rows)``: layer ``l``'s units are
+rows ``u_off[l]:u_off[l + 1]`` of a buffer of shape ``(sum(sizes), n_rows)``.
+Every inner loop then runs over contiguous rows (an axpy over a chunk of
+rows), which LLVM vectorises, and each row's arithmetic is the same whatever
+the other rows of the chunk are.
+
+Losses (``loss_kind``): 0 is half the squared error, 1 the binary
+cross-entropy of a sigmoid output, 2 the multinomial cross-entropy of a
+softmax output.  All are averaged over the rows of the batch, and the L2
+penalty ``alpha / (2 B) * sum(W ** 2)`` (weights only, not biases nor slopes)
+is added, as in scikit-learn's ``MLPRegressor``.
+"""
+
+import numpy as np
+from numba import njit
+
+# Rows per forward chunk at predict time.
+_CHUNK = 64
+
+# PReLU slopes are projected onto [0, _SLOPE_MAX] after every Adam step.
+SLOPE_MAX = 1.0 - 1e-3
+
+_FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
+
+
+def layer_offsets(sizes, prelu):
+    """Offsets of weights, biases, slopes and activation rows.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        ``(n_in, h_1, ..., h_J, n_out)``.
+    prelu : bool
+        Whether the parameter vector holds PReLU slopes.
+
+    Returns
+    -------
+    w_off, b_off : ndarray of shape (J + 1,)
+    s_off : ndarray of shape (J + 1,)
+        ``s_off[l]`` for hidden layer ``l``; the last entry is the total size.
+    u_off : ndarray of shape (J + 3,)
+        Row offsets of each layer's units in an activation buffer.
+    n_params : int
+    """
+    sizes = [int(s) for s in sizes]
+    n_layers = len(sizes) - 1
+    w_off = np.zeros(n_layers, dtype=np.int64)
+    b_off = np.zeros(n_layers, dtype=np.int64)
+    pos = 0
+    for layer in range(n_layers):
+        w_off[layer] = pos
+        pos += sizes[layer] * sizes[layer + 1]
+        b_off[layer] = pos
+        pos += sizes[layer + 1]
+    s_off = np.zeros(n_layers, dtype=np.int64)
+    for layer in range(n_layers - 1):
+        s_off[layer] = pos
+        if prelu:
+            pos += sizes[layer + 1]
+    s_off[n_layers - 1] = pos
+    u_off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return w_off, b_off, s_off, u_off, pos
+
+
+# --------------------------------------------------------------------------
+# Forward and backward on a transposed batch
+# --------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _dense(params, w_o, b_o, n_in, n_out, A, in_row, out_row, n_rows):
+    """``A[out_row + o, :n] = b[o] + sum_i W[o, i] A[in_row + i, :n]``."""
+    for o in range(n_out):
+        b = params[b_o + o]
+        for r in range(n_rows):
+            A[out_row + o, r] = b
+        base = w_o + o * n_in
+        for i in range(n_in):
+            w = params[base + i]
+            for r in range(n_rows):
+                A[out_row + o, r] += w * A[in_row + i, r]
+
+
+@njit(cache=True, nogil=True)
+def forward(params, sizes, w_off, b_off, s_off, u_off, prelu, A, Z, n_rows):
+    """Forward pass; inputs already in ``A[:sizes[0], :n_rows]``.
+
+    ``Z`` receives the hidden pre-activations (same layout as ``A``); the
+    output layer is linear (the link is applied by the loss).
+    """
+    n_layers = sizes.shape[0] - 1
+    for layer in range(n_layers):
+        n_in = sizes[layer]
+        n_out = sizes[layer + 1]
+        row_in = u_off[layer]
+        row_out = u_off[layer + 1]
+        _dense(params, w_off[layer], b_off[layer], n_in, n_out, A, row_in, row_out, n_rows)
+        if layer < n_layers - 1:
+            for o in range(n_out):
+                slope = params[s_off[layer] + o] if prelu else 0.0
+                for r in range(n_rows):
+                    z = A[row_out + o, r]
+                    Z[row_out + o, r] = z
+                    if z <= 0.0:
+                        A[row_out + o, r] = slope * z
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _dense4(params, w_o, b_o, n_in, n_out, A, in_row, out_row, n_rows):
+    """``_dense`` computing four outputs per pass over the inputs (inference)."""
+    o = 0
+    while o + 4 <= n_out:
+        b0 = params[b_o + o]
+        b1 = params[b_o + o + 1]
+        b2 = params[b_o + o + 2]
+        b3 = params[b_o + o + 3]
+        for r in range(n_rows):
+            A[out_row + o, r] = b0
+            A[out_row + o + 1, r] = b1
+            A[out_row + o + 2, r] = b2
+            A[out_row + o + 3, r] = b3
+        base = w_o + o * n_in
+        for i in range(n_in):
+            w0 = params[base + i]
+            w1 = params[base + n_in + i]
+            w2 = params[base + 2 * n_in + i]
+            w3 = params[base + 3 * n_in + i]
+            for r in range(n_rows):
+                a = A[in_row + i, r]
+                A[out_row + o, r] += w0 * a
+                A[out_row + o + 1, r] += w1 * a
+                A[out_row + o + 2, r] += w2 * a
+                A[out_row + o + 3, r] += w3 * a
+        o += 4
+    while o < n_out:
+        b = params[b_o + o]
+        for r in range(n_rows):
+            A[out_row + o, r] = b
+        base = w_o + o * n_in
+        for i in range(n_in):
+            w = params[base + i]
+            for r in range(n_rows):
+                A[out_row + o, r] += w * A[in_row + i, r]
+        o += 1
+
+
+@njit(cache=True, nogil=True)
+def forward_inference(params, sizes, w_off, b_off, s_off, u_off, prelu, A, n_rows):
+    """Forward pass without keeping pre-activations (same values as ``forward``)."""
+    n_layers = sizes.shape[0] - 1
+    for layer in range(n_layers):
+        n_out = sizes[layer + 1]
+        row_out = u_off[layer + 1]
+        w_o = w_off[layer]
+        b_o = b_off[layer]
+        _dense4(params, w_o, b_o, sizes[layer], n_out, A, u_off[layer], row_out, n_rows)
+        if layer < n_layers - 1:
+            for o in range(n_out):
+                slope = params[s_off[layer] + o] if prelu else 0.0
+                for r in range(n_rows):
+                    z = A[row_out + o, r]
+                    if z <= 0.0:
+                        A[row_out + o, r] = slope * z
+
+
+@njit(cache=True, nogil=True)
+def _output_delta(A, out_row, n_out, Yt, n_rows, loss_kind, D):
+    """Loss summed over rows and ``D[:n_out] = dLoss/dz_out`` (not yet averaged)."""
+    loss = 0.0
+    if loss_kind == 0:
+        for o in range(n_out):
+            for r in range(n_rows):
+                d = A[out_row + o, r] - Yt[o, r]
+                D[o, r] = d
+                loss += 0.5 * d * d
+    elif loss_kind == 1:
+        for r in range(n_rows):
+            z = A[out_row, r]
+            y = Yt[0, r]
+            # log(1 + exp(-|z|)) + max(z, 0) - y z
+            loss += np.log1p(np.exp(-abs(z))) + max(z, 0.0) - y * z
+            if z >= 0.0:
+                p = 1.0 / (1.0 + np.exp(-z))
+            else:
+                e = np.exp(z)
+                p = e / (1.0 + e)
+            D[0, r] = p - y
+    else:
+        for r in range(n_rows):
+            zmax = A[out_row, r]
+            for o in range(1, n_out):
+                zmax = max(zmax, A[out_row + o, r])
+            s = 0.0
+            for o in range(n_out):
+                s += np.exp(A[out_row + o, r] - zmax)
+            log_norm = zmax + np.log(s)
+            for o in range(n_out):
+                logp = A[out_row + o, r] - log_norm
+                D[o, r] = np.exp(logp) - Yt[o, r]
+                loss -= Yt[o, r] * logp
+    return loss
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def loss_grad(
+    params,
+    sizes,
+    w_off,
+    b_off,
+    s_off,
+    u_off,
+    prelu,
+    loss_kind,
+    alpha,
+    Yt,
+    n_rows,
+    A,
+    Z,
+    D,
+    Dp,
+    grad,
+):
+    """Mean loss of a batch and its gradient (into ``grad``).
+
+    Inputs are in ``A[:sizes[0], :n_rows]`` and targets in ``Yt[:, :n_rows]``
+    (transposed; one-hot for the softmax loss).  ``D`` and ``Dp`` are
+    ``(max(sizes), >= n_rows)`` work buffers.  The slope gradients are
+    computed whenever ``prelu`` is true.
+    """
+    forward(params, sizes, w_off, b_off, s_off, u_off, prelu, A, Z, n_rows)
+    n_layers = sizes.shape[0] - 1
+    n_out = sizes[n_layers]
+    loss = _output_delta(A, u_off[n_layers], n_out, Yt, n_rows, loss_kind, D)
+    scale = 1.0 / n_rows
+    for j in range(grad.shape[0]):
+        grad[j] = 0.0
+    penalty = 0.0
+    for layer in range(n_layers - 1, -1, -1):
+        n_in = sizes[layer]
+        n_o = sizes[layer + 1]
+        row_in = u_off[layer]
+        w_o = w_off[layer]
+        b_o = b_off[layer]
+        # D holds dLoss/dz for this layer's outputs (summed loss).
+        for o in range(n_o):
+            gb = 0.0
+            for r in range(n_rows):
+                gb += D[o, r]
+            grad[b_o + o] = gb * scale
+            base = w_o + o * n_in
+            for i in range(n_in):
+                g = 0.0
+                for r in range(n_rows):
+                    g += D[o, r] * A[row_in + i, r]
+                w = params[base + i]
+                grad[base + i] = g * scale + alpha * w * scale
+                penalty += w * w
+        if layer == 0:
+            break
+        # Back through W: Dp[i] = sum_o W[o, i] D[o]
+        for i in range(n_in):
+            for r in range(n_rows):
+                Dp[i, r] = 0.0
+        for o in range(n_o):
+            base = w_o + o * n_in
+            for i in range(n_in):
+                w = params[base + i]
+                for r in range(n_rows):
+                    Dp[i, r] += w * D[o, r]
+        # Back through the activation of hidden layer ``layer - 1``.
+        s_o = s_off[layer - 1]
+        for i in range(n_in):
+            slope = params[s_o + i] if prelu else 0.0
+            gs = 0.0
+            for r in range(n_rows):
+                z = Z[row_in + i, r]
+                if z > 0.0:
+                    D[i, r] = Dp[i, r]
+                else:
+                    gs += Dp[i, r] * z
+                    D[i, r] = slope * Dp[i, r]
+            if prelu:
+                grad[s_o + i] = gs * scale
+    return (loss + 0.5 * alpha * penalty) * scale
+
+
+# --------------------------------------------------------------------------
+# Adam and the mini-batch epoch
+# --------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def adam_step(params, grad, m, v, t, lr, beta1, beta2, eps):
+    """One Adam update of step number ``t`` (>= 1), in place.
+
+    Same update as scikit-learn's ``AdamOptimizer``: the bias corrections are
+    folded into the step size ``lr * sqrt(1 - beta2**t) / (1 - beta1**t)``.
+    """
+    lr_t = lr * np.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
+    for j in range(params.shape[0]):
+        g = grad[j]
+        m[j] = beta1 * m[j] + (1.0 - beta1) * g
+        v[j] = beta2 * v[j] + (1.0 - beta2) * g * g
+        params[j] -= lr_t * m[j] / (np.sqrt(v[j]) + eps)
+
+
+@njit(cache=True, nogil=True)
+def _load_rows(X, Y, perm, start, stop, A, Yt):
+    """Rows ``perm[start:stop]`` of ``X`` and ``Y`` into ``A`` and ``Yt`` (transposed)."""
+    for r in range(stop - start):
+        row = perm[start + r]
+        for a in range(X.shape[1]):
+            A[a, r] = X[row, a]
+        for a in range(Y.shape[1]):
+            Yt[a, r] = Y[row, a]
+
+
+@njit(cache=True, nogil=True)
+def train_epoch(
+    params,
+    m,
+    v,
+    t,
+    X,
+    Y,
+    perm,
+    batch_size,
+    sizes,
+    w_off,
+    b_off,
+    s_off,
+    u_off,
+    prelu,
+    loss_kind,
+    alpha,
+    lr,
+    beta1,
+    beta2,
+    eps,
+):
+    """One epoch of mini-batch Adam over the rows in the order ``perm``.
+
+    Returns the mean training loss over the epoch (each batch's mean loss
+    weighted by its size, as in scikit-learn) and the new step count.
+    """
+    n = perm.shape[0]
+    width = 0
+    for s in sizes:
+        width = max(width, s)
+    B = min(batch_size, n)
+    A = np.empty((u_off[-1], B))
+    Z = np.empty((u_off[-1], B))
+    D = np.empty((width, B))
+    Dp = np.empty((width, B))
+    Yt = np.empty((Y.shape[1], B))
+    grad = np.empty_like(params)
+    n_layers = sizes.shape[0] - 1
+    total = 0.0
+    for start in range(0, n, B):
+        stop = min(start + B, n)
+        nb = stop - start
+        _load_rows(X, Y, perm, start, stop, A, Yt)
+        batch_loss = loss_grad(
+            params,
+            sizes,
+            w_off,
+            b_off,
+            s_off,
+            u_off,
+            prelu,
+            loss_kind,
+            alpha,
+            Yt,
+            nb,
+            A,
+            Z,
+            D,
+            Dp,
+            grad,
+        )
+        total += batch_loss * nb
+        t += 1
+        adam_step(params, grad, m, v, t, lr, beta1, beta2, eps)
+        if prelu:
+            for j in range(s_off[0], s_off[n_layers - 1]):
+                params[j] = min(max(params[j], 0.0), SLOPE_MAX)
+    return total / n, t
+
+
+@njit(cache=True, nogil=True)
+def mean_loss(params, X, Y, sizes, w_off, b_off, s_off, u_off, prelu, loss_kind, alpha):
+    """Mean loss (with the L2 penalty) of the whole of ``(X, Y)``, and its gradient."""
+    n = X.shape[0]
+    width = 0
+    for s in sizes:
+        width = max(width, s)
+    A = np.empty((u_off[-1], n))
+    Z = np.empty((u_off[-1], n))
+    D = np.empty((width, n))
+    Dp = np.empty((width, n))
+    Yt = np.empty((Y.shape[1], n))
+    grad = np.empty_like(params)
+    perm = np.arange(n)
+    _load_rows(X, Y, perm, 0, n, A, Yt)
+    loss = loss_grad(
+        params, sizes, w_off, b_off, s_off, u_off, prelu, loss_kind, alpha, Yt, n, A, Z, D, Dp,
+        grad,
+    )
+    return loss, grad
+
+
+# --------------------------------------------------------------------------
+# Routing and grouped inference
+# --------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def route_flat_blocks(block_start, block_stop, block_size, X, prototypes, out):
+    """Nearest prototype (squared Euclidean), ties to the smallest index."""
+    n = X.shape[0]
+    n_features = X.shape[1]
+    row_stop = min(n, block_stop * block_size)
+    for row in range(block_start * block_size, row_stop):
+        best = np.inf
+        best_l = 0
+        for l in range(prototypes.shape[0]):
+            d = 0.0
+            for a in range(n_features):
+                diff = X[row, a] - prototypes[l, a]
+                d += diff * diff
+            if d < best:
+                best = d
+                best_l = l
+        out[row] = best_l
+
+
+@njit(cache=True, nogil=True)
+def route_tree_blocks(block_start, block_stop, block_size, X, centers, children, leaf_value, out):
+    """Greedy descent of a binary tree: at each node go to the nearer child.
+
+    ``children[node] = (left, right)`` or ``(-1, -1)`` at a leaf; ties go left.
+    """
+    n = X.shape[0]
+    n_features = X.shape[1]
+    row_stop = min(n, block_stop * block_size)
+    for row in range(block_start * block_size, row_stop):
+        node = 0
+        while children[node, 0] >= 0:
+            left = children[node, 0]
+            right = children[node, 1]
+            d_left = 0.0
+            d_right = 0.0
+            for a in range(n_features):
+                x = X[row, a]
+                diff = x - centers[left, a]
+                d_left += diff * diff
+                diff = x - centers[right, a]
+                d_right += diff * diff
+            node = left if d_left <= d_right else right
+        out[row] = leaf_value[node]
+
+
+@njit(cache=True, nogil=True)
+def group_rows(labels, n_groups):
+    """Counting sort: ``order`` lists the rows of group 0, then group 1, ...
+
+    Returns ``order`` and ``offsets`` (``offsets[g]:offsets[g + 1]`` are group
+    ``g``'s positions in ``order``); rows keep their order inside a group.
+    """
+    offsets = np.zeros(n_groups + 1, dtype=np.int64)
+    for label in labels:
+        offsets[label + 1] += 1
+    for g in range(n_groups):
+        offsets[g + 1] += offsets[g]
+    fill = offsets[:-1].copy()
+    order = np.empty(labels.shape[0], dtype=np.int64)
+    for row in range(labels.shape[0]):
+        g = labels[row]
+        order[fill[g]] = row
+        fill[g] += 1
+    return order, offsets
+
+
+@njit(cache=True, nogil=True)
+def predict_grouped_blocks(
+    expert_start,
+    expert_stop,
+    X,
+    order,
+    offsets,
+    params_all,
+    is_mlp,
+    sizes,
+    w_off,
+    b_off,
+    s_off,
+    u_off,
+    prelu,
+    out,
+):
+    """Raw outputs of experts ``expert_start:expert_stop`` on their own rows only.
+
+    Expert ``e`` evaluates rows ``order[offsets[e]:offsets[e + 1]]`` in chunks
+    of ``_CHUNK`` rows and writes ``out[row]``; experts with ``is_mlp[e]``
+    false are skipped (constant models are filled by the caller).
+    """
+    n_layers = sizes.shape[0] - 1
+    n_in = sizes[0]
+    n_out = sizes[n_layers]
+    out_row = u_off[n_layers]
+    A = np.empty((u_off[-1], _CHUNK))
+    for e in range(expert_start, expert_stop):
+        if not is_mlp[e]:
+            continue
+        params = params_all[e]
+        for start in range(offsets[e], offsets[e + 1], _CHUNK):
+            stop = min(start + _CHUNK, offsets[e + 1])
+            nb = stop - start
+            for r in range(nb):
+                row = order[start + r]
+                for a in range(n_in):
+                    A[a, r] = X[row, a]
+            forward_inference(params, sizes, w_off, b_off, s_off, u_off, prelu, A, nb)
+            for r in range(nb):
+                row = order[start + r]
+                for o in range(n_out):
+                    out[row, o] = A[out_row + o, r]

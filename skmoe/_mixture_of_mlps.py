@@ -1,0 +1,1065 @@
+"""Mixtures of (P)ReLU MLP experts with hard Voronoi or tree routing.
+
+The model (Kratsios, Sáez de Ocáriz Borde, Furuya and Law, "Approximation
+Rates and VC-Dimension Bounds for (P)ReLU MLP Mixture of Experts", TMLR 2025)
+is a set of pairs ``(p_l, f_l)``: an input ``x`` is sent to exactly one cell
+``l(x)`` (the Voronoi cell of the nearest prototype ``p_l``, or the leaf of a
+prototype tree) and the prediction is ``f_{l(x)}(x)``, a small MLP trained
+only on the samples of that cell.
+
+The estimator classes are thin wrappers: routing lives in
+:mod:`skmoe._routing`, the MLP forward/backward passes, Adam and the grouped
+inference in :mod:`skmoe._kernels._mlp`, and one expert's training loop is
+the pure function :func:`train_expert` (run through joblib, one call per
+expert).
+"""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _routing
+from ._kernels import _mlp as _kernels
+from ._kernels._threading import run_blocks
+
+# Adam constants (scikit-learn's defaults).
+_BETA1 = 0.9
+_BETA2 = 0.999
+_EPSILON = 1e-8
+
+# Initial PReLU slope (PyTorch's default).
+_INITIAL_SLOPE = 0.25
+
+_LOSS_SQUARED, _LOSS_LOGISTIC, _LOSS_SOFTMAX = 0, 1, 2
+
+
+# --------------------------------------------------------------------------
+# Pure building blocks
+# --------------------------------------------------------------------------
+
+
+def expert_n_parameters(n_features, hidden_layer_sizes, n_outputs, prelu):
+    """Number of parameters of one MLP expert.
+
+    For ``J`` hidden layers of width ``W``, input dimension ``n`` and a scalar
+    output this is ``(n + 1) W + (J - 1)(W^2 + W) + W + 1`` (the formula of
+    Kratsios et al.), plus ``J W`` learnable slopes for PReLU.
+
+    Parameters
+    ----------
+    n_features : int
+    hidden_layer_sizes : sequence of int
+    n_outputs : int
+    prelu : bool
+
+    Returns
+    -------
+    n_parameters : int
+    """
+    sizes = [n_features, *hidden_layer_sizes, n_outputs]
+    return int(_kernels.layer_offsets(sizes, prelu)[4])
+
+
+def init_expert_params(sizes, prelu, random_state):
+    """Glorot-uniform weights and biases (as scikit-learn's MLPs), slopes 0.25.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        ``(n_in, h_1, ..., h_J, n_out)``.
+    prelu : bool
+    random_state : RandomState
+
+    Returns
+    -------
+    params : ndarray of shape (n_parameters,)
+    """
+    w_off, b_off, s_off, _, n_params = _kernels.layer_offsets(sizes, prelu)
+    params = np.empty(n_params)
+    for layer in range(len(sizes) - 1):
+        fan_in, fan_out = sizes[layer], sizes[layer + 1]
+        bound = np.sqrt(6.0 / (fan_in + fan_out))
+        n_w = fan_in * fan_out
+        params[w_off[layer] : w_off[layer] + n_w] = random_state.uniform(-bound, bound, n_w)
+        params[b_off[layer] : b_off[layer] + fan_out] = random_state.uniform(
+            -bound, bound, fan_out
+        )
+    params[s_off[0] : s_off[-1]] = _INITIAL_SLOPE
+    return params
+
+
+def fold_scaling(params, sizes, prelu, x_mean, x_scale, y_mean, y_scale):
+    """Fold input standardisation and output de-standardisation into the weights.
+
+    The network trained on ``(x - x_mean) / x_scale`` with targets
+    ``(y - y_mean) / y_scale`` becomes a network on raw ``x`` predicting raw
+    ``y``: the first layer absorbs the input affine map and the last layer
+    the output one.  The architecture (and parameter count) is unchanged.
+
+    Parameters
+    ----------
+    params : ndarray of shape (n_parameters,)
+    sizes : sequence of int
+    prelu : bool
+    x_mean, x_scale : ndarray of shape (n_in,)
+    y_mean, y_scale : ndarray of shape (n_out,)
+
+    Returns
+    -------
+    params : ndarray of shape (n_parameters,)
+        A new array.
+    """
+    w_off, b_off, _, _, _ = _kernels.layer_offsets(sizes, prelu)
+    params = params.copy()
+    n_in, h1 = sizes[0], sizes[1]
+    W = params[w_off[0] : w_off[0] + n_in * h1].reshape(h1, n_in)
+    W /= x_scale
+    params[b_off[0] : b_off[0] + h1] -= W @ x_mean
+    last = len(sizes) - 2
+    h_last, n_out = sizes[-2], sizes[-1]
+    W = params[w_off[last] : w_off[last] + h_last * n_out].reshape(n_out, h_last)
+    W *= y_scale[:, None]
+    b = params[b_off[last] : b_off[last] + n_out]
+    b *= y_scale
+    b += y_mean
+    return params
+
+
+def _safe_scale(values):
+    """Standard deviations with zeros (constant columns) replaced by one."""
+    scale = values.std(axis=0)
+    scale[scale <= 1e-12 * np.maximum(1.0, np.abs(values).max(axis=0))] = 1.0
+    return scale
+
+
+def train_expert(
+    X,
+    Y,
+    hidden_layer_sizes,
+    prelu,
+    loss_kind,
+    *,
+    alpha,
+    learning_rate_init,
+    batch_size,
+    max_iter,
+    tol,
+    n_iter_no_change,
+    early_stopping,
+    validation_fraction,
+    seed,
+):
+    """Train one MLP expert by mini-batch Adam on its cell's samples.
+
+    Inputs are standardised (per feature, over the cell), and so are the
+    targets of a regression; the scalings are folded into the returned
+    weights (:func:`fold_scaling`).  The stopping rule is scikit-learn's:
+    training stops when the training loss (or the validation loss with
+    ``early_stopping``, keeping the best weights) has not improved by ``tol``
+    for ``n_iter_no_change`` consecutive epochs.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    Y : ndarray of shape (n_samples, n_outputs)
+        Targets; one-hot for the softmax loss, 0/1 for the logistic loss.
+    hidden_layer_sizes : tuple of int
+    prelu : bool
+    loss_kind : {0, 1, 2}
+        Squared error, logistic or softmax cross-entropy.
+    alpha, learning_rate_init : float
+    batch_size, max_iter, n_iter_no_change : int
+    tol, validation_fraction : float
+    early_stopping : bool
+    seed : int
+        Seeds the initialisation, the validation split and the shuffles.
+
+    Returns
+    -------
+    params : ndarray of shape (n_parameters,)
+    n_iter : int
+        Epochs run.
+    converged : bool
+        Whether the stopping rule fired before ``max_iter``.
+    """
+    random_state = np.random.RandomState(seed)
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    sizes = [X.shape[1], *hidden_layer_sizes, Y.shape[1]]
+    w_off, b_off, s_off, u_off, _ = _kernels.layer_offsets(sizes, prelu)
+    sizes_arr = np.asarray(sizes, dtype=np.int64)
+    params = init_expert_params(sizes, prelu, random_state)
+
+    x_mean = X.mean(axis=0)
+    x_scale = _safe_scale(X)
+    Xs = np.ascontiguousarray((X - x_mean) / x_scale)
+    if loss_kind == _LOSS_SQUARED:
+        y_mean = Y.mean(axis=0)
+        y_scale = _safe_scale(Y)
+        Ys = np.ascontiguousarray((Y - y_mean) / y_scale)
+    else:
+        y_mean = np.zeros(Y.shape[1])
+        y_scale = np.ones(Y.shape[1])
+        Ys = np.ascontiguousarray(Y)
+
+    n = X.shape[0]
+    n_val = int(round(validation_fraction * n)) if early_stopping else 0
+    if early_stopping and (n_val < 1 or n - n_val < 2):
+        n_val = 0  # cell too small to hold out a validation set
+    if n_val:
+        split = random_state.permutation(n)
+        X_val, Y_val = Xs[split[:n_val]], Ys[split[:n_val]]
+        Xs, Ys = Xs[split[n_val:]], Ys[split[n_val:]]
+    n_train = Xs.shape[0]
+
+    m = np.zeros_like(params)
+    v = np.zeros_like(params)
+    t = 0
+    best = np.inf
+    best_params = params
+    no_improvement = 0
+    converged = False
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        perm = random_state.permutation(n_train)
+        loss, t = _kernels.train_epoch(
+            params,
+            m,
+            v,
+            t,
+            Xs,
+            Ys,
+            perm,
+            batch_size,
+            sizes_arr,
+            w_off,
+            b_off,
+            s_off,
+            u_off,
+            prelu,
+            loss_kind,
+            alpha,
+            learning_rate_init,
+            _BETA1,
+            _BETA2,
+            _EPSILON,
+        )
+        if n_val:
+            loss = _kernels.mean_loss(
+                params,
+                X_val,
+                Y_val,
+                sizes_arr,
+                w_off,
+                b_off,
+                s_off,
+                u_off,
+                prelu,
+                loss_kind,
+                0.0,
+            )[0]
+        if not np.isfinite(loss):
+            raise ValueError(
+                "Training an expert diverged (non-finite loss); try a smaller "
+                "learning_rate_init."
+            )
+        if loss > best - tol:
+            no_improvement += 1
+        else:
+            no_improvement = 0
+        if loss < best:
+            best = loss
+            if n_val:
+                best_params = params.copy()
+        if no_improvement > n_iter_no_change:
+            converged = True
+            break
+    if n_val:
+        params = best_params
+    params = fold_scaling(params, sizes, prelu, x_mean, x_scale, y_mean, y_scale)
+    return params, n_iter, converged
+
+
+def merge_small_cells(counts, prototypes, min_samples):
+    """Merge each cell with fewer than ``min_samples`` samples into its nearest cell.
+
+    The smallest cell (ties: smallest index) is merged first into the cell
+    whose prototype is nearest to its own prototype, among cells that still
+    have their own expert; this repeats until every remaining group has at
+    least ``min_samples`` samples or one group is left.
+
+    Parameters
+    ----------
+    counts : ndarray of shape (n_cells,)
+        Training samples per cell.
+    prototypes : ndarray of shape (n_cells, n_features)
+    min_samples : int
+
+    Returns
+    -------
+    expert_of_cell : ndarray of shape (n_cells,)
+        The cell whose expert serves each cell (itself if not merged).
+    merges : list of (int, int)
+        ``(cell, into)`` in the order performed.
+    """
+    n_cells = counts.shape[0]
+    owner = np.arange(n_cells)
+    sizes = counts.astype(np.int64).copy()
+    alive = np.ones(n_cells, dtype=bool)
+    merges = []
+    while alive.sum() > 1:
+        candidates = np.flatnonzero(alive & (sizes < min_samples))
+        if candidates.size == 0:
+            break
+        cell = candidates[np.argmin(sizes[candidates])]
+        others = np.flatnonzero(alive & (np.arange(n_cells) != cell))
+        dist = ((prototypes[others] - prototypes[cell]) ** 2).sum(axis=1)
+        into = others[np.argmin(dist)]
+        merges.append((int(cell), int(into)))
+        owner[owner == cell] = into
+        sizes[into] += sizes[cell]
+        alive[cell] = False
+    return owner, merges
+
+
+# --------------------------------------------------------------------------
+# Estimators
+# --------------------------------------------------------------------------
+
+
+class _BaseMixtureOfMLPs(BaseEstimator):
+    """Shared fit/route/predict machinery; subclasses define the output layer."""
+
+    _parameter_constraints: dict = {
+        "n_experts": [Interval(Integral, 1, None, closed="left")],
+        "routing": [StrOptions({"kmeans", "bisecting", "grid"}), "array-like"],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"prelu", "relu"})],
+        "alpha": [Interval(Real, 0.0, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0.0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0.0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0.0, 1.0, closed="neither")],
+        "min_samples_cell": [Interval(Integral, 1, None, closed="left")],
+        "small_cells": [StrOptions({"merge", "constant"})],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        n_experts=8,
+        *,
+        routing="kmeans",
+        hidden_layer_sizes=(32, 32),
+        activation="prelu",
+        alpha=1e-4,
+        learning_rate_init=1e-3,
+        batch_size=64,
+        max_iter=200,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        min_samples_cell=10,
+        small_cells="merge",
+        n_jobs=None,
+        random_state=None,
+    ):
+        self.n_experts = n_experts
+        self.routing = routing
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.alpha = alpha
+        self.learning_rate_init = learning_rate_init
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.min_samples_cell = min_samples_cell
+        self.small_cells = small_cells
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    # -------------------------------------------------------------- routing
+
+    def _hidden_sizes(self):
+        sizes = self.hidden_layer_sizes
+        if isinstance(sizes, Integral):
+            sizes = (sizes,)
+        sizes = tuple(int(s) for s in np.atleast_1d(np.asarray(sizes)))
+        if len(sizes) == 0 or min(sizes) < 1:
+            raise ValueError(
+                f"hidden_layer_sizes must be one or more positive integers, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        return sizes
+
+    def _build_router(self, X, random_state):
+        """``(prototypes, tree or None)`` for the routing option."""
+        n_samples, n_features = X.shape
+        if isinstance(self.routing, str):
+            if self.routing != "grid" and n_samples < self.n_experts:
+                raise ValueError(
+                    f"n_samples={n_samples} should be >= n_experts={self.n_experts} "
+                    f"with routing={self.routing!r}."
+                )
+            if self.routing == "kmeans":
+                return _routing.kmeans_prototypes(X, self.n_experts, random_state), None
+            if self.routing == "bisecting":
+                tree, prototypes = _routing.bisecting_tree(X, self.n_experts, random_state)
+                return prototypes, tree
+            tree, prototypes = _routing.grid_tree(X.min(axis=0), X.max(axis=0), self.n_experts)
+            return prototypes, tree
+        prototypes = np.asarray(self.routing)
+        if (
+            prototypes.ndim != 2
+            or prototypes.shape[1] != n_features
+            or prototypes.shape[0] < 1
+            or not np.issubdtype(prototypes.dtype, np.number)
+        ):
+            raise ValueError(
+                "routing given as an array must be prototypes of shape "
+                f"(n_experts, n_features={n_features}), got shape {prototypes.shape}."
+            )
+        prototypes = prototypes.astype(np.float64)
+        if not np.all(np.isfinite(prototypes)):
+            raise ValueError("routing prototypes contain NaN or infinity.")
+        return prototypes, None
+
+    def _route_cells(self, X):
+        if self.routing_tree_ is None:
+            return _routing.route_flat(X, self.prototypes_)
+        return _routing.route_tree(X, self.routing_tree_)
+
+    def route(self, X):
+        """Index of the expert that evaluates each row.
+
+        Each row goes to exactly one cell: the Voronoi cell of its nearest
+        prototype (``routing="kmeans"`` or an array; ties to the smallest
+        index) or the leaf reached by greedy nearest-child descent of the
+        prototype tree (``"bisecting"``, ``"grid"``).  The returned index is
+        that of the expert serving the cell, ``expert_of_cell_[cell]``, which
+        is the cell itself unless the cell was merged at fit time.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        experts : ndarray of shape (n_samples,)
+            Expert index in ``range(n_experts_)``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+        return self.expert_of_cell_[self._route_cells(X)]
+
+    # ------------------------------------------------------------------ fit
+
+    def _fit(self, X, Y, loss_kind, constant_of):
+        """Shared fit: router, cell assignment, small cells, parallel experts.
+
+        ``constant_of(rows)`` gives the constant model (on the output scale of
+        ``_raw_to_output``) of a set of training rows; ``rows`` may be empty.
+        """
+        hidden = self._hidden_sizes()
+        prelu = self.activation == "prelu"
+        random_state = check_random_state(self.random_state)
+        prototypes, tree = self._build_router(X, random_state)
+        n_cells = prototypes.shape[0]
+        seeds = random_state.randint(np.iinfo(np.int32).max, size=n_cells)
+        self.prototypes_ = prototypes
+        self.routing_tree_ = tree
+        cells = self._route_cells(X)
+        counts = np.bincount(cells, minlength=n_cells)
+
+        expert_of_cell = np.arange(n_cells)
+        constant_cells = np.zeros(n_cells, dtype=bool)
+        small = np.flatnonzero(counts < self.min_samples_cell)
+        if small.size and n_cells > 1:
+            if self.small_cells == "merge":
+                expert_of_cell, merges = merge_small_cells(
+                    counts, prototypes, self.min_samples_cell
+                )
+                if merges:
+                    warnings.warn(
+                        f"{len(merges)} cell(s) had fewer than min_samples_cell="
+                        f"{self.min_samples_cell} training samples and were merged "
+                        "into the nearest cell (cell -> cell whose expert serves it, "
+                        "training samples): "
+                        + ", ".join(
+                            f"{c} -> {expert_of_cell[c]} ({counts[c]})" for c, _ in merges
+                        )
+                        + ".",
+                        UserWarning,
+                    )
+            else:
+                constant_cells[small] = True
+                warnings.warn(
+                    f"{small.size} cell(s) had fewer than min_samples_cell="
+                    f"{self.min_samples_cell} training samples and got a constant "
+                    "model (cell (training samples)): "
+                    + ", ".join(f"{c} ({counts[c]})" for c in small)
+                    + ".",
+                    UserWarning,
+                )
+        experts = expert_of_cell[cells]
+        order, offsets = _kernels.group_rows(experts, n_cells)
+        rows_of = [order[offsets[e] : offsets[e + 1]] for e in range(n_cells)]
+
+        sizes = [X.shape[1], *hidden, Y.shape[1]]
+        n_params = _kernels.layer_offsets(sizes, prelu)[4]
+        is_mlp = np.zeros(n_cells, dtype=bool)
+        constants = np.zeros((n_cells, self._n_constant_outputs(Y)))
+        to_train = []
+        for e in range(n_cells):
+            if expert_of_cell[e] != e:
+                continue  # merged: served by another expert
+            if constant_cells[e] or self._is_trivial(Y, rows_of[e]):
+                constants[e] = constant_of(rows_of[e])
+            else:
+                is_mlp[e] = True
+                to_train.append(e)
+
+        options = dict(
+            alpha=self.alpha,
+            learning_rate_init=self.learning_rate_init,
+            batch_size=self.batch_size,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            early_stopping=self.early_stopping,
+            validation_fraction=self.validation_fraction,
+        )
+        results = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+            delayed(train_expert)(
+                X[rows_of[e]], Y[rows_of[e]], hidden, prelu, loss_kind, seed=seeds[e], **options
+            )
+            for e in to_train
+        )
+        params = np.zeros((n_cells, n_params))
+        n_iter = np.zeros(n_cells, dtype=np.int64)
+        not_converged = []
+        for e, (p, it, converged) in zip(to_train, results):
+            params[e] = p
+            n_iter[e] = it
+            if not converged:
+                not_converged.append(e)
+        if not_converged:
+            warnings.warn(
+                f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached "
+                f"and the optimization hasn't converged yet for expert(s) "
+                f"{not_converged}.",
+                ConvergenceWarning,
+            )
+
+        self.expert_of_cell_ = expert_of_cell
+        self.n_experts_ = n_cells
+        self.expert_params_ = params
+        self.expert_is_mlp_ = is_mlp
+        self.expert_constants_ = constants
+        self.expert_n_samples_ = np.bincount(experts, minlength=n_cells)
+        self.layer_sizes_ = tuple(sizes)
+        self.experts_n_iter_ = n_iter
+        self.n_iter_ = int(max(1, n_iter.max(initial=0)))
+        self._set_counts(X.shape[1], prelu, sizes)
+        return self
+
+    def _set_counts(self, n_features, prelu, sizes):
+        served = self.expert_of_cell_ == np.arange(self.n_experts_)
+        mlp_params = int(_kernels.layer_offsets(sizes, prelu)[4])
+        n_const = self.expert_constants_.shape[1]
+        expert_total = int(
+            (served & self.expert_is_mlp_).sum() * mlp_params
+            + (served & ~self.expert_is_mlp_).sum() * n_const
+        )
+        if self.routing_tree_ is None:
+            router_total = self.prototypes_.size
+            router_active = self.prototypes_.size
+        else:
+            n_nodes = self.routing_tree_["children"].shape[0]
+            router_total = (n_nodes - 1) * n_features
+            depth = int(_routing.tree_depths(self.routing_tree_).max())
+            router_active = 2 * n_features * depth
+        self.n_parameters_ = expert_total + int(router_total)
+        active_expert = mlp_params if self.expert_is_mlp_.any() else n_const
+        self.active_parameters_ = int(active_expert + router_active)
+
+    # -------------------------------------------------------------- predict
+
+    def _raw_outputs(self, X):
+        """Rows' outputs of their own expert; ``(raw, experts)``.
+
+        Rows are grouped by expert (counting sort) and each MLP expert is
+        evaluated on its own rows only; constant experts' rows are filled
+        from ``expert_constants_``.
+        """
+        experts = self.expert_of_cell_[self._route_cells(X)]
+        order, offsets = _kernels.group_rows(experts, self.n_experts_)
+        sizes = np.asarray(self.layer_sizes_, dtype=np.int64)
+        prelu = self.activation == "prelu"
+        w_off, b_off, s_off, u_off, _ = _kernels.layer_offsets(self.layer_sizes_, prelu)
+        out = np.zeros((X.shape[0], sizes[-1]))
+        run_blocks(
+            _kernels.predict_grouped_blocks,
+            self.n_experts_,
+            X,
+            order,
+            offsets,
+            self.expert_params_,
+            self.expert_is_mlp_,
+            sizes,
+            w_off,
+            b_off,
+            s_off,
+            u_off,
+            prelu,
+            out,
+        )
+        return out, experts
+
+    def vc_dimension_bound(self):
+        """Core of the VC-dimension bound ``L * max(n L, J W)``.
+
+        Kratsios et al. (TMLR 2025) bound the VC dimension of a MoMLP with
+        ``L`` experts on ``n`` inputs, each a (P)ReLU MLP of depth ``J`` and
+        width ``W``, by :math:`\\tilde O(L \\max\\{nL, JW\\})`.  The
+        :math:`\\tilde O` hides constants and logarithmic factors (of the
+        order of :math:`\\log(L)` and :math:`\\log(JW)`, as in
+        Bartlett–Harvey–Liaw–Mehrabian bounds for piecewise-linear networks)
+        whose exact form is not reproduced here, so the returned number is the
+        *order* of the bound, not a bound itself.  ``n L`` counts the
+        prototype coordinates and ``J W`` the per-expert complexity; ``W`` is
+        the largest hidden width.
+
+        Returns
+        -------
+        bound : int
+            ``n_experts_ * max(n_features_in_ * n_experts_, J * W)``.
+        """
+        check_is_fitted(self)
+        hidden = self.layer_sizes_[1:-1]
+        L = self.n_experts_
+        return int(L * max(self.n_features_in_ * L, len(hidden) * max(hidden)))
+
+
+_SHARED_PARAMETERS_DOC = """
+    n_experts : int, default=8
+        Number of cells (and experts) ``L``.  Ignored when ``routing`` is an
+        array of prototypes; must be a power of 2 for ``routing="grid"``.
+
+    routing : {"kmeans", "bisecting", "grid"} or array-like of shape \
+            (n_experts, n_features), default="kmeans"
+        How inputs are sent to experts (always to exactly one):
+
+        - ``"kmeans"``: flat Voronoi routing; the prototypes are the k-means
+          centres of the training inputs and a row goes to its nearest
+          prototype (ties to the smallest index), ``L`` distances per row.
+        - ``"bisecting"``: a binary tree of centres built by recursive 2-means
+          (bisecting k-means); a row descends to the nearer child at each
+          node, ``O(log L)`` distances per row.  This can differ from the flat
+          nearest-leaf rule near cell boundaries.
+        - ``"grid"``: dyadic cells of the training bounding box, halved at
+          midpoints cycling through the features (the theory's construction;
+          cubes when ``log2(L)`` is a multiple of ``n_features``), routed by
+          tree descent, which here equals the flat nearest-centre rule.
+        - an array: user prototypes, flat Voronoi routing.
+
+    hidden_layer_sizes : array-like of int or int, default=(32, 32)
+        Hidden widths of each expert (``J`` layers).
+
+    activation : {"prelu", "relu"}, default="prelu"
+        Hidden activation.  ``"prelu"`` is ``max(z, a z)`` with one learnable
+        slope ``a`` per hidden unit, kept in ``[0, 0.999]`` (initialised at
+        0.25); ``"relu"`` fixes ``a = 0``.
+
+    alpha : float, default=1e-4
+        L2 penalty on the weights (not on biases or slopes), as in
+        scikit-learn's MLPs.
+
+    learning_rate_init : float, default=1e-3
+        Adam step size.
+
+    batch_size : int, default=64
+        Mini-batch size (capped at each cell's number of samples).
+
+    max_iter : int, default=200
+        Maximum number of epochs per expert.
+
+    tol : float, default=1e-4
+        Training of an expert stops when its loss has not improved by ``tol``
+        for ``n_iter_no_change`` consecutive epochs.
+
+    n_iter_no_change : int, default=10
+        See ``tol``.
+
+    early_stopping : bool, default=False
+        If True, each expert holds out ``validation_fraction`` of its cell
+        (cells with fewer than ``2 / validation_fraction`` samples do not),
+        stops on the validation loss and keeps its best weights.
+
+    validation_fraction : float, default=0.1
+        Share of a cell held out with ``early_stopping``.
+
+    min_samples_cell : int, default=10
+        Cells with fewer training samples are handled by ``small_cells``.
+
+    small_cells : {"merge", "constant"}, default="merge"
+        ``"merge"``: a small cell keeps its prototype (routing is unchanged)
+        but is served by the expert of the cell with the nearest prototype,
+        which also trains on its samples; ``"constant"``: it gets a constant
+        model (the mean of its training targets, or of all targets if it is
+        empty).  Either way a warning names the cells.
+
+    n_jobs : int, default=None
+        Experts trained in parallel by :class:`joblib.Parallel` (threads by
+        default: the kernels release the GIL).  Any joblib backend can be
+        used, e.g. ``joblib.parallel_config(backend="dask")`` to spread the
+        experts over a Dask cluster.  Results do not depend on ``n_jobs`` or
+        on the backend.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the router (k-means) and, through one draw per expert, each
+        expert's initialisation and mini-batch shuffles.
+"""
+
+_SHARED_ATTRIBUTES_DOC = """
+    prototypes_ : ndarray of shape (n_experts_, n_features)
+        Prototype of each cell (leaf centres for tree routing).
+
+    routing_tree_ : dict or None
+        For tree routing, the arrays ``"centers"`` (n_nodes, n_features),
+        ``"children"`` (n_nodes, 2; ``-1`` at leaves, node 0 is the root) and
+        ``"leaf"`` (cell index of each leaf node, ``-1`` elsewhere); None for
+        flat routing.
+
+    expert_of_cell_ : ndarray of shape (n_experts_,)
+        Index of the expert serving each cell (itself unless merged).
+
+    n_experts_ : int
+        Number of cells.
+
+    expert_params_ : ndarray of shape (n_experts_, n_expert_parameters)
+        Flat parameter vector of each MLP expert, on raw inputs and outputs:
+        for each layer its weights ``(n_out, n_in)`` row-major then its
+        biases, then the PReLU slopes of each hidden layer.  Rows of merged
+        or constant experts are zero.
+
+    expert_is_mlp_ : ndarray of shape (n_experts_,), dtype bool
+        Whether each expert is a trained MLP.
+
+    expert_n_samples_ : ndarray of shape (n_experts_,)
+        Training samples of each expert (zero for merged cells).
+
+    layer_sizes_ : tuple of int
+        ``(n_features, *hidden_layer_sizes, n_outputs)`` of each expert.
+
+    experts_n_iter_ : ndarray of shape (n_experts_,)
+        Epochs run by each expert (0 if not an MLP).
+
+    n_iter_ : int
+        Largest number of epochs run by an expert (at least 1).
+
+    n_parameters_ : int
+        Total parameters: every served expert (an MLP's weights, biases and
+        slopes, or a constant's outputs) plus the router (all prototype
+        coordinates; for a tree, the centres of every non-root node).
+
+    active_parameters_ : int
+        Parameters loaded to predict one input: one MLP expert plus the
+        routing path, i.e. ``n_experts_ * n_features`` prototype coordinates
+        for flat routing and ``2 * n_features * depth`` for tree routing
+        (``depth`` the largest leaf depth; ``log2(n_experts)`` for a grid).
+
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during fit, if ``X`` had string column names.
+"""
+
+
+class MixtureOfMLPsRegressor(RegressorMixin, _BaseMixtureOfMLPs):
+    """Mixture of (P)ReLU MLP experts with hard Voronoi or tree routing.
+
+    Each input is routed to exactly one of ``L`` cells and predicted by that
+    cell's MLP expert, which was trained (by mini-batch Adam, squared error)
+    only on the training samples of its cell, so experts train independently
+    and in parallel, and prediction evaluates one expert per row
+    (Kratsios et al., TMLR 2025).  On a Lipschitz target, more experts of a
+    fixed size give a smaller sup-norm error while the parameters touched per
+    input (``active_parameters_``) stay fixed.
+
+    Read more in the :ref:`User Guide <momlp>`.
+
+    Parameters
+    ----------
+    {parameters}
+    Attributes
+    ----------
+    expert_constants_ : ndarray of shape (n_experts_, n_outputs)
+        Output of each constant expert (zero for MLP experts).
+
+    n_outputs_ : int
+        Number of outputs.
+    {attributes}
+    See Also
+    --------
+    MixtureOfMLPsClassifier : The classification counterpart.
+    sklearn.neural_network.MLPRegressor : One dense MLP for all inputs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe import MixtureOfMLPsRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(size=(2000, 2))
+    >>> y = np.abs(X[:, 0] - 0.5) + np.sin(3 * X[:, 1])
+    >>> model = MixtureOfMLPsRegressor(n_experts=4, routing="grid",
+    ...                                hidden_layer_sizes=(16,),
+    ...                                random_state=0).fit(X, y)
+    >>> model.route(np.array([[0.1, 0.1], [0.9, 0.9]]))
+    array([0, 3])
+    >>> round(model.score(X, y), 2) > 0.95
+    True
+    """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    @staticmethod
+    def _n_constant_outputs(Y):
+        return Y.shape[1]
+
+    @staticmethod
+    def _is_trivial(Y, rows):
+        return rows.size == 0
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Build the router and train one MLP expert per cell.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+
+        Returns
+        -------
+        self : MixtureOfMLPsRegressor
+            Fitted estimator.
+        """
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            multi_output=True,
+            y_numeric=True,
+            dtype=[np.float64, np.float32],
+            order="C",
+            ensure_min_samples=2,
+        )
+        Y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1)
+        self._y_ndim = np.ndim(y)
+        self.n_outputs_ = Y.shape[1]
+        global_mean = Y.mean(axis=0)
+
+        def constant_of(rows):
+            return Y[rows].mean(axis=0) if rows.size else global_mean
+
+        return self._fit(X, Y, _LOSS_SQUARED, constant_of)
+
+    def predict(self, X):
+        """Predict with the one expert each row is routed to.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Predictions, in the dtype of ``X``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+        out, experts = self._raw_outputs(X)
+        constant = ~self.expert_is_mlp_[experts]
+        if constant.any():
+            out[constant] = self.expert_constants_[experts[constant]]
+        out = out.astype(X.dtype, copy=False)
+        return out[:, 0] if self._y_ndim == 1 else out
+
+
+class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
+    """Mixture of (P)ReLU MLP classifiers with hard Voronoi or tree routing.
+
+    Each input is routed to exactly one of ``L`` cells and classified by that
+    cell's MLP expert, trained by mini-batch Adam on the cross-entropy of a
+    softmax output (a single logistic output for two classes) using only the
+    training samples of its cell.  A cell whose samples all have the same
+    class gets a constant model (that class with probability one).
+
+    Read more in the :ref:`User Guide <momlp>`.
+
+    Parameters
+    ----------
+    {parameters}
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+
+    expert_constants_ : ndarray of shape (n_experts_, n_classes)
+        Class probabilities of each constant expert (zero for MLP experts).
+    {attributes}
+    See Also
+    --------
+    MixtureOfMLPsRegressor : The regression counterpart.
+    sklearn.neural_network.MLPClassifier : One dense MLP for all inputs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe import MixtureOfMLPsClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(-1, 1, size=(1000, 2))
+    >>> y = (X[:, 0] * X[:, 1] > 0).astype(int)
+    >>> clf = MixtureOfMLPsClassifier(n_experts=4, hidden_layer_sizes=(8,),
+    ...                               random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:3]).sum(axis=1)
+    array([1., 1., 1.])
+    >>> clf.score(X, y) > 0.95
+    True
+    """
+
+    def _n_constant_outputs(self, Y):
+        return len(self.classes_)
+
+    def _is_trivial(self, Y, rows):
+        """True when the rows hold at most one class."""
+        if rows.size == 0:
+            return True
+        return np.unique(self._y_encoded[rows]).size <= 1
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Build the router and train one MLP classifier per cell.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs.
+        y : array-like of shape (n_samples,)
+            Class labels.
+
+        Returns
+        -------
+        self : MixtureOfMLPsClassifier
+            Fitted estimator.
+        """
+        X, y = validate_data(
+            self, X, y, dtype=[np.float64, np.float32], order="C", ensure_min_samples=2
+        )
+        check_classification_targets(y)
+        self.classes_, encoded = np.unique(y, return_inverse=True)
+        n_classes = len(self.classes_)
+        self._y_encoded = encoded
+        try:
+            if n_classes <= 2:
+                Y = encoded.astype(np.float64).reshape(-1, 1)
+                loss_kind = _LOSS_LOGISTIC
+            else:
+                Y = np.zeros((X.shape[0], n_classes))
+                Y[np.arange(X.shape[0]), encoded] = 1.0
+                loss_kind = _LOSS_SOFTMAX
+            global_freq = np.bincount(encoded, minlength=n_classes) / X.shape[0]
+
+            def constant_of(rows):
+                if rows.size == 0:
+                    return global_freq
+                return np.bincount(encoded[rows], minlength=n_classes) / rows.size
+
+            self._fit(X, Y, loss_kind, constant_of)
+        finally:
+            del self._y_encoded
+        return self
+
+    def predict_proba(self, X):
+        """Class probabilities from the one expert each row is routed to.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Rows sum to one; columns follow ``classes_``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+        raw, experts = self._raw_outputs(X)
+        n_classes = len(self.classes_)
+        if n_classes == 1:
+            proba = np.ones((X.shape[0], 1))
+        elif raw.shape[1] == 1:
+            p1 = np.empty(X.shape[0])
+            z = raw[:, 0]
+            pos = z >= 0
+            p1[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
+            e = np.exp(z[~pos])
+            p1[~pos] = e / (1.0 + e)
+            proba = np.column_stack([1.0 - p1, p1])
+        else:
+            raw -= raw.max(axis=1, keepdims=True)
+            proba = np.exp(raw)
+            proba /= proba.sum(axis=1, keepdims=True)
+        constant = ~self.expert_is_mlp_[experts]
+        if constant.any():
+            proba[constant] = self.expert_constants_[experts[constant]]
+        return proba.astype(X.dtype, copy=False)
+
+    def predict(self, X):
+        """Most probable class under the row's expert.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            Predicted labels.
+        """
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+
+_PARAMETERS_BLOCK = _SHARED_PARAMETERS_DOC.lstrip("\n") + "\n"
+for _cls in (MixtureOfMLPsRegressor, MixtureOfMLPsClassifier):
+    _cls.__doc__ = _cls.__doc__.replace("    {parameters}\n", _PARAMETERS_BLOCK)
+    _cls.__doc__ = _cls.__doc__.replace("    {attributes}\n", _SHARED_ATTRIBUTES_DOC + "\n")
+del _cls
