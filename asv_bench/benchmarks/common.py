@@ -88,7 +88,6 @@ def em_starting_point(X, y, n_components, random_state):
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1)
     n_samples, n_features = X.shape
-    n_outputs = y.shape[1]
     rng = np.random.RandomState(random_state)
     rows = rng.choice(n_samples, size=n_components, replace=False)
 
