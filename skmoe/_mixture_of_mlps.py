@@ -739,7 +739,7 @@ _SHARED_PARAMETERS_DOC = """
 """
 
 _SHARED_ATTRIBUTES_DOC = """
-    prototypes_ : ndarray of shape (n_experts_, n_features)
+    prototypes_ : ndarray of shape (`n_experts_`, n_features)
         Prototype of each cell (leaf centres for tree routing).
 
     routing_tree_ : dict or None
@@ -748,28 +748,28 @@ _SHARED_ATTRIBUTES_DOC = """
         ``"leaf"`` (cell index of each leaf node, ``-1`` elsewhere); None for
         flat routing.
 
-    expert_of_cell_ : ndarray of shape (n_experts_,)
+    expert_of_cell_ : ndarray of shape (`n_experts_`,)
         Index of the expert serving each cell (itself unless merged).
 
     n_experts_ : int
         Number of cells.
 
-    expert_params_ : ndarray of shape (n_experts_, n_expert_parameters)
+    expert_params_ : ndarray of shape (`n_experts_`, n_expert_parameters)
         Flat parameter vector of each MLP expert, on raw inputs and outputs:
         for each layer its weights ``(n_out, n_in)`` row-major then its
         biases, then the PReLU slopes of each hidden layer.  Rows of merged
         or constant experts are zero.
 
-    expert_is_mlp_ : ndarray of shape (n_experts_,), dtype bool
+    expert_is_mlp_ : ndarray of shape (`n_experts_`,), dtype bool
         Whether each expert is a trained MLP.
 
-    expert_n_samples_ : ndarray of shape (n_experts_,)
+    expert_n_samples_ : ndarray of shape (`n_experts_`,)
         Training samples of each expert (zero for merged cells).
 
     layer_sizes_ : tuple of int
         ``(n_features, *hidden_layer_sizes, n_outputs)`` of each expert.
 
-    experts_n_iter_ : ndarray of shape (n_experts_,)
+    experts_n_iter_ : ndarray of shape (`n_experts_`,)
         Epochs run by each expert (0 if not an MLP).
 
     n_iter_ : int
@@ -812,7 +812,7 @@ class MixtureOfMLPsRegressor(RegressorMixin, _BaseMixtureOfMLPs):
     {parameters}
     Attributes
     ----------
-    expert_constants_ : ndarray of shape (n_experts_, n_outputs)
+    expert_constants_ : ndarray of shape (`n_experts_`, n_outputs)
         Output of each constant expert (zero for MLP experts).
 
     n_outputs_ : int
@@ -930,7 +930,7 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
     classes_ : ndarray of shape (n_classes,)
         Class labels.
 
-    expert_constants_ : ndarray of shape (n_experts_, n_classes)
+    expert_constants_ : ndarray of shape (`n_experts_`, n_classes)
         Class probabilities of each constant expert (zero for MLP experts).
     {attributes}
     See Also

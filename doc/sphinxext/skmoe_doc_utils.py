@@ -24,6 +24,7 @@ _SKLEARN_DOCS = "https://scikit-learn.org/stable/"
 _SKLEARN_TARGETS = {
     ("ref", "metadata_routing"): "metadata_routing.html",
     ("ref", "r2_score"): "modules/model_evaluation.html#r2-score",
+    ("ref", "accuracy_score"): "modules/model_evaluation.html#accuracy-score",
     ("term", "meta-estimator"): "glossary.html#term-meta-estimator",
     ("term", "meta-estimators"): "glossary.html#term-meta-estimators",
 }
