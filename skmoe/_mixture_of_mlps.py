@@ -15,6 +15,7 @@ expert).
 """
 
 import warnings
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -66,6 +67,45 @@ def expert_n_parameters(n_features, hidden_layer_sizes, n_outputs, prelu):
     """
     sizes = [n_features, *hidden_layer_sizes, n_outputs]
     return int(_kernels.layer_offsets(sizes, prelu)[4])
+
+
+def mlp_width_for_n_parameters(n_parameters, n_features, n_hidden_layers=2, n_outputs=1):
+    """Common hidden width of a ReLU MLP with about ``n_parameters`` parameters.
+
+    The MLP is a scikit-learn :class:`~sklearn.neural_network.MLPRegressor`
+    (or a ReLU expert) with ``n_hidden_layers`` hidden layers of the same
+    width ``W``; its count is :func:`expert_n_parameters` with
+    ``prelu=False``.  Used to build "same total parameters" baselines.
+
+    Parameters
+    ----------
+    n_parameters : int
+        Target number of weights and biases.
+    n_features : int
+    n_hidden_layers : int, default=2
+    n_outputs : int, default=1
+
+    Returns
+    -------
+    width : int
+        The width ``W >= 1`` whose parameter count is nearest to
+        ``n_parameters`` (ties to the smaller width).
+    """
+    J = int(n_hidden_layers)
+    if J < 1:
+        raise ValueError(f"n_hidden_layers must be >= 1, got {n_hidden_layers}.")
+    # count(W) = (J - 1) W^2 + (n_features + J + n_outputs) W + n_outputs
+    a = J - 1
+    b = n_features + J + n_outputs
+    c = n_outputs - n_parameters
+    root = -c / b if a == 0 else (-b + np.sqrt(b * b - 4.0 * a * c)) / (2.0 * a)
+    low = max(1, int(np.floor(root)))
+    candidates = (low, low + 1)
+    gaps = [
+        abs(expert_n_parameters(n_features, (w,) * J, n_outputs, False) - n_parameters)
+        for w in candidates
+    ]
+    return candidates[int(np.argmin(gaps))]
 
 
 def init_expert_params(sizes, prelu, random_state):
@@ -163,8 +203,11 @@ def train_expert(
     targets of a regression; the scalings are folded into the returned
     weights (:func:`fold_scaling`).  The stopping rule is scikit-learn's:
     training stops when the training loss (or the validation loss with
-    ``early_stopping``, keeping the best weights) has not improved by ``tol``
-    for ``n_iter_no_change`` consecutive epochs.
+    ``early_stopping``, keeping the weights of the best epoch) has not
+    improved by ``tol`` for ``n_iter_no_change`` consecutive epochs.  With
+    ``early_stopping`` the cell holds out
+    :func:`n_validation_samples` ``(n_samples, validation_fraction)`` samples
+    (none for small cells).
 
     Parameters
     ----------
@@ -211,9 +254,7 @@ def train_expert(
         Ys = np.ascontiguousarray(Y)
 
     n = X.shape[0]
-    n_val = int(round(validation_fraction * n)) if early_stopping else 0
-    if early_stopping and (n_val < 1 or n - n_val < 2):
-        n_val = 0  # cell too small to hold out a validation set
+    n_val = n_validation_samples(n, validation_fraction) if early_stopping else 0
     if n_val:
         split = random_state.permutation(n)
         X_val, Y_val = Xs[split[:n_val]], Ys[split[:n_val]]
@@ -288,6 +329,61 @@ def train_expert(
     return params, n_iter, converged
 
 
+def n_validation_samples(n_samples, validation_fraction):
+    """Samples a cell of ``n_samples`` holds out for early stopping.
+
+    ``round(validation_fraction * n_samples)``, provided the cell has at
+    least ``2 / validation_fraction`` samples (so that at least two are held
+    out) and at least two samples remain to train on; otherwise zero (the
+    cell stops on its training loss).
+
+    Parameters
+    ----------
+    n_samples : int
+    validation_fraction : float
+        In ``(0, 1)``.
+
+    Returns
+    -------
+    n_val : int
+    """
+    if n_samples < 2.0 / validation_fraction:
+        return 0
+    n_val = int(round(validation_fraction * n_samples))
+    if n_val < 2 or n_samples - n_val < 2:
+        return 0
+    return n_val
+
+
+def _route(X, prototypes, tree):
+    """Cell of each row: flat Voronoi routing, or tree descent if ``tree``."""
+    if tree is None:
+        return _routing.route_flat(X, prototypes)
+    return _routing.route_tree(X, tree)
+
+
+_INPUT_ATTRIBUTES = ("n_features_in_", "feature_names_in_")
+
+
+@contextmanager
+def _input_attributes_restored_on_failure(estimator):
+    """Undo ``validate_data(reset=True)``'s attributes if the fit then fails.
+
+    ``validate_data`` sets ``n_features_in_`` (and ``feature_names_in_``)
+    before training; if training raises, the estimator's previous values (or
+    their absence, for a first fit) are put back so that a failed fit leaves
+    the previous fitted state, or an unfitted estimator, intact.
+    """
+    saved = {k: estimator.__dict__[k] for k in _INPUT_ATTRIBUTES if k in estimator.__dict__}
+    try:
+        yield
+    except BaseException:
+        for name in _INPUT_ATTRIBUTES:
+            estimator.__dict__.pop(name, None)
+        estimator.__dict__.update(saved)
+        raise
+
+
 def merge_small_cells(counts, prototypes, min_samples):
     """Merge each cell with fewer than ``min_samples`` samples into its nearest cell.
 
@@ -328,6 +424,26 @@ def merge_small_cells(counts, prototypes, min_samples):
         sizes[into] += sizes[cell]
         alive[cell] = False
     return owner, merges
+
+
+def _parameter_counts(n_features, prelu, sizes, expert_of_cell, is_mlp, n_const, prototypes, tree):
+    """``(n_parameters_, active_parameters_)`` of a fitted mixture."""
+    n_cells = expert_of_cell.shape[0]
+    served = expert_of_cell == np.arange(n_cells)
+    mlp_params = int(_kernels.layer_offsets(sizes, prelu)[4])
+    expert_total = int(
+        (served & is_mlp).sum() * mlp_params + (served & ~is_mlp).sum() * n_const
+    )
+    if tree is None:
+        router_total = prototypes.size
+        router_active = prototypes.size
+    else:
+        n_nodes = tree["children"].shape[0]
+        router_total = (n_nodes - 1) * n_features
+        depth = int(_routing.tree_depths(tree).max())
+        router_active = 2 * n_features * depth
+    active_expert = mlp_params if is_mlp.any() else n_const
+    return expert_total + int(router_total), int(active_expert + router_active)
 
 
 # --------------------------------------------------------------------------
@@ -421,6 +537,14 @@ class _BaseMixtureOfMLPs(BaseEstimator):
                 return _routing.kmeans_prototypes(X, self.n_experts, random_state), None
             if self.routing == "bisecting":
                 tree, prototypes = _routing.bisecting_tree(X, self.n_experts, random_state)
+                if prototypes.shape[0] < self.n_experts:
+                    warnings.warn(
+                        f"routing='bisecting' built {prototypes.shape[0]} cells instead "
+                        f"of n_experts={self.n_experts}: the remaining cells could not "
+                        "be split in two non-empty parts (too few distinct inputs). "
+                        f"The model has n_experts_={prototypes.shape[0]} experts.",
+                        UserWarning,
+                    )
                 return prototypes, tree
             tree, prototypes = _routing.grid_tree(X.min(axis=0), X.max(axis=0), self.n_experts)
             return prototypes, tree
@@ -439,11 +563,6 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         if not np.all(np.isfinite(prototypes)):
             raise ValueError("routing prototypes contain NaN or infinity.")
         return prototypes, None
-
-    def _route_cells(self, X):
-        if self.routing_tree_ is None:
-            return _routing.route_flat(X, self.prototypes_)
-        return _routing.route_tree(X, self.routing_tree_)
 
     def route(self, X):
         """Index of the expert that evaluates each row.
@@ -467,15 +586,19 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
-        return self.expert_of_cell_[self._route_cells(X)]
+        return self.expert_of_cell_[_route(X, self.prototypes_, self.routing_tree_)]
 
     # ------------------------------------------------------------------ fit
 
-    def _fit(self, X, Y, loss_kind, constant_of):
+    def _fit(self, X, Y, loss_kind, constant_of, is_trivial):
         """Shared fit: router, cell assignment, small cells, parallel experts.
 
         ``constant_of(rows)`` gives the constant model (on the output scale of
-        ``_raw_to_output``) of a set of training rows; ``rows`` may be empty.
+        ``predict`` / ``predict_proba``) of a set of training rows and
+        ``is_trivial(rows)`` whether those rows need no MLP (e.g. one class);
+        ``rows`` may be empty.  Nothing is stored on ``self``: the fitted
+        attributes are returned as a dict, for the caller to set only once
+        the whole fit has succeeded.
         """
         hidden = self._hidden_sizes()
         prelu = self.activation == "prelu"
@@ -483,9 +606,7 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         prototypes, tree = self._build_router(X, random_state)
         n_cells = prototypes.shape[0]
         seeds = random_state.randint(np.iinfo(np.int32).max, size=n_cells)
-        self.prototypes_ = prototypes
-        self.routing_tree_ = tree
-        cells = self._route_cells(X)
+        cells = _route(X, prototypes, tree)
         counts = np.bincount(cells, minlength=n_cells)
 
         expert_of_cell = np.arange(n_cells)
@@ -525,12 +646,12 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         sizes = [X.shape[1], *hidden, Y.shape[1]]
         n_params = _kernels.layer_offsets(sizes, prelu)[4]
         is_mlp = np.zeros(n_cells, dtype=bool)
-        constants = np.zeros((n_cells, self._n_constant_outputs(Y)))
+        constants = np.zeros((n_cells, np.size(constant_of(np.arange(0)))))
         to_train = []
         for e in range(n_cells):
             if expert_of_cell[e] != e:
                 continue  # merged: served by another expert
-            if constant_cells[e] or self._is_trivial(Y, rows_of[e]):
+            if constant_cells[e] or is_trivial(rows_of[e]):
                 constants[e] = constant_of(rows_of[e])
             else:
                 is_mlp[e] = True
@@ -568,37 +689,32 @@ class _BaseMixtureOfMLPs(BaseEstimator):
                 ConvergenceWarning,
             )
 
-        self.expert_of_cell_ = expert_of_cell
-        self.n_experts_ = n_cells
-        self.expert_params_ = params
-        self.expert_is_mlp_ = is_mlp
-        self.expert_constants_ = constants
-        self.expert_n_samples_ = np.bincount(experts, minlength=n_cells)
-        self.layer_sizes_ = tuple(sizes)
-        self.experts_n_iter_ = n_iter
-        self.n_iter_ = int(max(1, n_iter.max(initial=0)))
-        self._set_counts(X.shape[1], prelu, sizes)
-        return self
-
-    def _set_counts(self, n_features, prelu, sizes):
-        served = self.expert_of_cell_ == np.arange(self.n_experts_)
-        mlp_params = int(_kernels.layer_offsets(sizes, prelu)[4])
-        n_const = self.expert_constants_.shape[1]
-        expert_total = int(
-            (served & self.expert_is_mlp_).sum() * mlp_params
-            + (served & ~self.expert_is_mlp_).sum() * n_const
+        n_parameters, active_parameters = _parameter_counts(
+            X.shape[1], prelu, sizes, expert_of_cell, is_mlp, constants.shape[1], prototypes, tree
         )
-        if self.routing_tree_ is None:
-            router_total = self.prototypes_.size
-            router_active = self.prototypes_.size
-        else:
-            n_nodes = self.routing_tree_["children"].shape[0]
-            router_total = (n_nodes - 1) * n_features
-            depth = int(_routing.tree_depths(self.routing_tree_).max())
-            router_active = 2 * n_features * depth
-        self.n_parameters_ = expert_total + int(router_total)
-        active_expert = mlp_params if self.expert_is_mlp_.any() else n_const
-        self.active_parameters_ = int(active_expert + router_active)
+        return dict(
+            prototypes_=prototypes,
+            routing_tree_=tree,
+            expert_of_cell_=expert_of_cell,
+            n_experts_=n_cells,
+            expert_params_=params,
+            expert_is_mlp_=is_mlp,
+            expert_constants_=constants,
+            expert_n_samples_=np.bincount(experts, minlength=n_cells),
+            layer_sizes_=tuple(sizes),
+            experts_n_iter_=n_iter,
+            # 1 when every expert is constant (no MLP trained): scikit-learn's
+            # estimator checks expect n_iter_ >= 1 after any fit.
+            n_iter_=int(max(1, n_iter.max(initial=0))),
+            n_parameters_=n_parameters,
+            active_parameters_=active_parameters,
+        )
+
+    def _set_fitted(self, attributes):
+        """Set all fitted attributes at once, at the end of a successful fit."""
+        for name, value in attributes.items():
+            setattr(self, name, value)
+        return self
 
     # -------------------------------------------------------------- predict
 
@@ -609,7 +725,7 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         evaluated on its own rows only; constant experts' rows are filled
         from ``expert_constants_``.
         """
-        experts = self.expert_of_cell_[self._route_cells(X)]
+        experts = self.expert_of_cell_[_route(X, self.prototypes_, self.routing_tree_)]
         order, offsets = _kernels.group_rows(experts, self.n_experts_)
         sizes = np.asarray(self.layer_sizes_, dtype=np.int64)
         prelu = self.activation == "prelu"
@@ -639,13 +755,11 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         Kratsios et al. (TMLR 2025) bound the VC dimension of a MoMLP with
         ``L`` experts on ``n`` inputs, each a (P)ReLU MLP of depth ``J`` and
         width ``W``, by :math:`\\tilde O(L \\max\\{nL, JW\\})`.  The
-        :math:`\\tilde O` hides constants and logarithmic factors (of the
-        order of :math:`\\log(L)` and :math:`\\log(JW)`, as in
-        Bartlett–Harvey–Liaw–Mehrabian bounds for piecewise-linear networks)
-        whose exact form is not reproduced here, so the returned number is the
-        *order* of the bound, not a bound itself.  ``n L`` counts the
-        prototype coordinates and ``J W`` the per-expert complexity; ``W`` is
-        the largest hidden width.
+        :math:`\\tilde O` hides constants and logarithmic factors whose exact
+        form is not known to us (the paper's statement of them could not be
+        checked), so the returned number is the *order* of the bound, not a
+        bound itself.  ``n L`` counts the prototype coordinates and ``J W``
+        the per-expert complexity; ``W`` is the largest hidden width.
 
         Returns
         -------
@@ -673,11 +787,13 @@ _SHARED_PARAMETERS_DOC = """
         - ``"bisecting"``: a binary tree of centres built by recursive 2-means
           (bisecting k-means); a row descends to the nearer child at each
           node, ``O(log L)`` distances per row.  This can differ from the flat
-          nearest-leaf rule near cell boundaries.
+          nearest-leaf rule near cell boundaries.  With too few distinct
+          inputs fewer than ``n_experts`` cells are built (with a warning).
         - ``"grid"``: dyadic cells of the training bounding box, halved at
           midpoints cycling through the features (the theory's construction;
-          cubes when ``log2(L)`` is a multiple of ``n_features``), routed by
-          tree descent, which here equals the flat nearest-centre rule.
+          cubes when the bounding box is a cube and ``log2(L)`` is a multiple
+          of ``n_features``), routed by tree descent, which here equals the
+          flat nearest-centre rule.
         - an array: user prototypes, flat Voronoi routing.
 
     hidden_layer_sizes : array-like of int or int, default=(32, 32)
@@ -709,9 +825,11 @@ _SHARED_PARAMETERS_DOC = """
         See ``tol``.
 
     early_stopping : bool, default=False
-        If True, each expert holds out ``validation_fraction`` of its cell
-        (cells with fewer than ``2 / validation_fraction`` samples do not),
-        stops on the validation loss and keeps its best weights.
+        If True, each expert holds out ``round(validation_fraction * n)`` of
+        the ``n`` samples of its cell, stops on the validation loss and keeps
+        the weights of its best epoch.  Cells with fewer than
+        ``2 / validation_fraction`` samples, or that would keep fewer than 2
+        samples to train on, hold nothing out and stop on the training loss.
 
     validation_fraction : float, default=0.1
         Share of a cell held out with ``early_stopping``.
@@ -773,7 +891,8 @@ _SHARED_ATTRIBUTES_DOC = """
         Epochs run by each expert (0 if not an MLP).
 
     n_iter_ : int
-        Largest number of epochs run by an expert (at least 1).
+        Largest number of epochs run by an expert; 1 when no MLP was trained
+        (every expert constant), so it is always at least 1.
 
     n_parameters_ : int
         Total parameters: every served expert (an MLP's weights, biases and
@@ -844,14 +963,6 @@ class MixtureOfMLPsRegressor(RegressorMixin, _BaseMixtureOfMLPs):
         tags.target_tags.multi_output = True
         return tags
 
-    @staticmethod
-    def _n_constant_outputs(Y):
-        return Y.shape[1]
-
-    @staticmethod
-    def _is_trivial(Y, rows):
-        return rows.size == 0
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Build the router and train one MLP expert per cell.
@@ -868,25 +979,29 @@ class MixtureOfMLPsRegressor(RegressorMixin, _BaseMixtureOfMLPs):
         self : MixtureOfMLPsRegressor
             Fitted estimator.
         """
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            multi_output=True,
-            y_numeric=True,
-            dtype=[np.float64, np.float32],
-            order="C",
-            ensure_min_samples=2,
-        )
-        Y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1)
-        self._y_ndim = np.ndim(y)
-        self.n_outputs_ = Y.shape[1]
-        global_mean = Y.mean(axis=0)
+        with _input_attributes_restored_on_failure(self):
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                multi_output=True,
+                y_numeric=True,
+                dtype=[np.float64, np.float32],
+                order="C",
+                ensure_min_samples=2,
+            )
+            Y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1)
+            global_mean = Y.mean(axis=0)
 
-        def constant_of(rows):
-            return Y[rows].mean(axis=0) if rows.size else global_mean
+            def constant_of(rows):
+                return Y[rows].mean(axis=0) if rows.size else global_mean
 
-        return self._fit(X, Y, _LOSS_SQUARED, constant_of)
+            def is_trivial(rows):
+                return rows.size == 0
+
+            attributes = self._fit(X, Y, _LOSS_SQUARED, constant_of, is_trivial)
+        attributes.update(n_outputs_=Y.shape[1], _y_ndim=np.ndim(y))
+        return self._set_fitted(attributes)
 
     def predict(self, X):
         """Predict with the one expert each row is routed to.
@@ -953,15 +1068,6 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
     True
     """
 
-    def _n_constant_outputs(self, Y):
-        return len(self.classes_)
-
-    def _is_trivial(self, Y, rows):
-        """True when the rows hold at most one class."""
-        if rows.size == 0:
-            return True
-        return np.unique(self._y_encoded[rows]).size <= 1
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Build the router and train one MLP classifier per cell.
@@ -978,14 +1084,13 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
         self : MixtureOfMLPsClassifier
             Fitted estimator.
         """
-        X, y = validate_data(
-            self, X, y, dtype=[np.float64, np.float32], order="C", ensure_min_samples=2
-        )
-        check_classification_targets(y)
-        self.classes_, encoded = np.unique(y, return_inverse=True)
-        n_classes = len(self.classes_)
-        self._y_encoded = encoded
-        try:
+        with _input_attributes_restored_on_failure(self):
+            X, y = validate_data(
+                self, X, y, dtype=[np.float64, np.float32], order="C", ensure_min_samples=2
+            )
+            check_classification_targets(y)
+            classes, encoded = np.unique(y, return_inverse=True)
+            n_classes = len(classes)
             if n_classes <= 2:
                 Y = encoded.astype(np.float64).reshape(-1, 1)
                 loss_kind = _LOSS_LOGISTIC
@@ -1000,10 +1105,13 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
                     return global_freq
                 return np.bincount(encoded[rows], minlength=n_classes) / rows.size
 
-            self._fit(X, Y, loss_kind, constant_of)
-        finally:
-            del self._y_encoded
-        return self
+            def is_trivial(rows):
+                """True when the rows hold at most one class."""
+                return rows.size == 0 or np.unique(encoded[rows]).size <= 1
+
+            attributes = self._fit(X, Y, loss_kind, constant_of, is_trivial)
+        attributes.update(classes_=classes)
+        return self._set_fitted(attributes)
 
     def predict_proba(self, X):
         """Class probabilities from the one expert each row is routed to.

@@ -119,8 +119,11 @@ def grid_tree(lower, upper, n_cells):
     through the features (the node at depth ``k`` splits feature
     ``k % n_features``).  Every node's centre is the centre of its box, so
     the leaves' centres form a product grid and greedy descent returns the
-    nearest leaf centre: when ``depth`` is a multiple of ``n_features`` the
-    leaves are the dyadic cubes of side ``2**(-depth / n_features)``.
+    nearest leaf centre.  A leaf's side along feature ``j`` is
+    ``(upper[j] - lower[j]) * 2**-k_j`` with ``k_j`` the number of splits of
+    feature ``j``; for the unit cube and ``depth`` a multiple of
+    ``n_features`` the leaves are the dyadic cubes of side
+    ``2**(-depth / n_features)``.
 
     Parameters
     ----------

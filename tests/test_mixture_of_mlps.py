@@ -11,7 +11,13 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from skmoe import MixtureOfMLPsClassifier, MixtureOfMLPsRegressor
 from skmoe import _routing
 from skmoe._kernels import _mlp
-from skmoe._mixture_of_mlps import expert_n_parameters, fold_scaling, train_expert
+from skmoe._mixture_of_mlps import (
+    expert_n_parameters,
+    fold_scaling,
+    mlp_width_for_n_parameters,
+    n_validation_samples,
+    train_expert,
+)
 
 # --------------------------------------------------------------------------
 # Independent NumPy reference of the documented parameter layout
@@ -266,9 +272,11 @@ def test_bisecting_tree_descent_and_leaves():
             node = left if d[0] <= d[1] else right
         expected.append(tree["leaf"][node])
     assert_array_equal(cells, expected)
-    # Depth is logarithmic for a balanced-ish split: at most L - 1, at least log2(L).
+    # Splitting the largest-inertia leaf of an isotropic sample keeps the tree
+    # balanced: depth ceil(log2(6)) = 3 (any 6-leaf tree has depth >= 3; a
+    # rule that kept splitting the newest leaf would reach depth 5).
     depth = _routing.tree_depths(tree)[tree["leaf"] >= 0]
-    assert depth.max() >= np.ceil(np.log2(6))
+    assert depth.max() <= np.ceil(np.log2(6))
 
 
 # --------------------------------------------------------------------------
@@ -370,8 +378,10 @@ def test_dask_backend_gives_the_same_fit(lipschitz_data):
     X, y = X[:500], y[:500]
     kw = dict(hidden_layer_sizes=(4,), max_iter=5, random_state=0)
     reference = _fit_quietly(MixtureOfMLPsRegressor(4, **kw), X, y)
+    # Two worker processes: the experts are pickled to other processes and
+    # trained concurrently.
     with distributed.LocalCluster(
-        processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None
+        processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None
     ) as cluster, distributed.Client(cluster):
         with parallel_config(backend="dask"):
             model = _fit_quietly(MixtureOfMLPsRegressor(4, n_jobs=-1, **kw), X, y)
@@ -407,6 +417,21 @@ def test_parameter_counts_and_vc_bound():
     assert grid.active_parameters_ == expert + 2 * n * 3
     assert grid.n_parameters_ == 8 * expert + 14 * n  # 15 nodes, root centre unused
     assert grid.vc_dimension_bound() == 8 * max(n * 8, J * W)
+
+
+@pytest.mark.parametrize(
+    "n_parameters, n_features, n_layers, n_outputs",
+    [(38_000, 2, 2, 1), (1000, 5, 1, 1), (5000, 3, 3, 2), (7, 2, 2, 1)],
+)
+def test_mlp_width_for_n_parameters_is_nearest(n_parameters, n_features, n_layers, n_outputs):
+    width = mlp_width_for_n_parameters(n_parameters, n_features, n_layers, n_outputs)
+    counts = np.array(
+        [expert_n_parameters(n_features, (w,) * n_layers, n_outputs, False) for w in range(1, 600)]
+    )
+    assert width == 1 + int(np.argmin(np.abs(counts - n_parameters)))
+    # An MLP of that width (weights and biases of each layer) has that count.
+    fan = [n_features, *(width,) * n_layers, n_outputs]
+    assert counts[width - 1] == sum(a * b + b for a, b in zip(fan[:-1], fan[1:]))
 
 
 def test_small_cells_are_merged_with_a_warning():
@@ -453,15 +478,68 @@ def test_convergence_warning_at_max_iter(lipschitz_data):
     assert model.n_iter_ == 2
 
 
-def test_early_stopping_runs_and_predicts(lipschitz_data):
-    X, y = lipschitz_data
-    model = _fit_quietly(
-        MixtureOfMLPsRegressor(2, hidden_layer_sizes=(8,), early_stopping=True, max_iter=40,
-                               learning_rate_init=1e-2, random_state=0),
-        X[:600],
-        y[:600],
+def test_early_stopping_keeps_the_best_validation_epoch(monkeypatch):
+    """train_expert stops n_iter_no_change + 1 epochs after the best validation
+    loss and returns that epoch's weights (recorded epoch by epoch, with the
+    validation losses recomputed by the NumPy reference)."""
+    rng = np.random.RandomState(0)
+    n = 200
+    X = rng.uniform(size=(n, 2))
+    Y = np.sin(3 * X[:, :1]) + 0.5 * rng.standard_normal((n, 1))
+    epochs, validation_sets = [], []
+    real_epoch, real_loss = _mlp.train_epoch, _mlp.mean_loss
+
+    def recording_epoch(params, *args):
+        result = real_epoch(params, *args)
+        epochs.append(params.copy())
+        return result
+
+    def recording_loss(params, X_val, Y_val, *args):
+        validation_sets.append((X_val, Y_val))
+        return real_loss(params, X_val, Y_val, *args)
+
+    monkeypatch.setattr(_mlp, "train_epoch", recording_epoch)
+    monkeypatch.setattr(_mlp, "mean_loss", recording_loss)
+    max_iter, patience = 300, 4
+    params, n_iter, converged = train_expert(
+        X, Y, (16,), True, 0, alpha=0.0, learning_rate_init=0.05, batch_size=16,
+        max_iter=max_iter, tol=0.0, n_iter_no_change=patience, early_stopping=True,
+        validation_fraction=0.2, seed=0,
     )
-    assert model.score(X[600:1200], y[600:1200]) > 0.5
+    assert converged and n_iter < max_iter
+    assert len(epochs) == len(validation_sets) == n_iter
+    X_val, Y_val = validation_sets[0]
+    assert X_val.shape[0] == 40  # round(0.2 * 200)
+    sizes = [2, 16, 1]
+    val_losses = [_np_loss(w, sizes, True, 0, 0.0, X_val, Y_val) for w in epochs]
+    best = int(np.argmin(val_losses))
+    assert n_iter == best + 1 + patience + 1
+    # Inputs and targets were standardised over the whole cell.
+    scalings = (X.mean(axis=0), X.std(axis=0), Y.mean(axis=0), Y.std(axis=0))
+    assert_allclose(params, fold_scaling(epochs[best], sizes, True, *scalings),
+                    rtol=1e-12, atol=1e-14)
+    assert not np.allclose(params, fold_scaling(epochs[-1], sizes, True, *scalings))
+
+
+def test_validation_hold_out_rule():
+    """Cells smaller than 2 / validation_fraction hold nothing out."""
+    assert n_validation_samples(6, 0.1) == 0
+    assert n_validation_samples(19, 0.1) == 0
+    assert n_validation_samples(20, 0.1) == 2
+    assert n_validation_samples(100, 0.25) == 25
+    assert n_validation_samples(30, 0.9) == 27
+    assert n_validation_samples(20, 0.95) == 0  # would train on one sample
+
+    rng = np.random.RandomState(0)
+    kw = dict(alpha=0.0, learning_rate_init=1e-2, batch_size=8, max_iter=5, tol=0.0,
+              n_iter_no_change=100, validation_fraction=0.1, seed=3)
+    for n, held_out in ((6, False), (19, False), (20, True)):
+        X = rng.uniform(size=(n, 2))
+        Y = X.sum(axis=1, keepdims=True)
+        with_es = train_expert(X, Y, (4,), True, 0, early_stopping=True, **kw)[0]
+        without = train_expert(X, Y, (4,), True, 0, early_stopping=False, **kw)[0]
+        # Without a hold-out, early stopping trains exactly as without it.
+        assert np.array_equal(with_es, without) != held_out, n
 
 
 def test_float32_and_multioutput():
@@ -587,3 +665,69 @@ def test_bisecting_routing_estimator():
     depth = _routing.tree_depths(tree).max()
     assert model.active_parameters_ == expert_n_parameters(3, (4,), 1, True) + 2 * 3 * depth
     assert model.n_parameters_ == 5 * expert_n_parameters(3, (4,), 1, True) + 8 * 3
+
+
+def test_bisecting_routing_warns_when_it_builds_fewer_cells():
+    X = np.repeat(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), 4, axis=0)
+    y = X.sum(axis=1)
+    model = MixtureOfMLPsRegressor(8, routing="bisecting", hidden_layer_sizes=(2,), max_iter=2,
+                                   min_samples_cell=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.warns(UserWarning, match=r"built 3 cells instead of n_experts=8"):
+            model.fit(X, y)
+    assert model.n_experts_ == 3
+    # Enough distinct points: no such warning.
+    X = np.random.RandomState(0).uniform(size=(100, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a UserWarning subclass
+        model.fit(X, X.sum(axis=1))
+    assert model.n_experts_ == 8
+
+
+def _diverging(estimator):
+    return estimator.set_params(n_experts=2, learning_rate_init=1e200, max_iter=5)
+
+
+@pytest.mark.parametrize("Estimator", [MixtureOfMLPsRegressor, MixtureOfMLPsClassifier])
+@pytest.mark.parametrize("refit_features", [2, 3])
+def test_failed_refit_keeps_the_previous_fit(Estimator, refit_features):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame(rng.uniform(size=(200, 2)), columns=["a", "b"])
+    y = X["a"].to_numpy() + X["b"].to_numpy()
+    if Estimator is MixtureOfMLPsClassifier:
+        y = (y > 1).astype(int)
+    model = _fit_quietly(Estimator(4, hidden_layer_sizes=(4,), max_iter=5, random_state=0), X, y)
+    before = model.predict(X)
+    attributes = {k: v for k, v in vars(model).items() if k.endswith("_")}
+
+    X_new = rng.uniform(size=(150, refit_features))  # no feature names
+    y_new = X_new.sum(axis=1)
+    if Estimator is MixtureOfMLPsClassifier:
+        y_new = np.where(y_new > 1, "yes", "no")
+    with pytest.raises(ValueError, match="diverged"):
+        _fit_quietly(_diverging(model), X_new, y_new)
+
+    assert {k for k in vars(model) if k.endswith("_")} == set(attributes)
+    for name, value in attributes.items():
+        assert getattr(model, name) is value, name
+    assert model.n_features_in_ == 2 and model.n_experts_ == 4
+    assert_array_equal(model.feature_names_in_, ["a", "b"])
+    assert_array_equal(model.predict(X), before)
+
+
+@pytest.mark.parametrize("Estimator", [MixtureOfMLPsRegressor, MixtureOfMLPsClassifier])
+def test_failed_first_fit_leaves_the_estimator_unfitted(Estimator):
+    rng = np.random.RandomState(0)
+    X = rng.uniform(size=(100, 2))
+    y = (X.sum(axis=1) > 1).astype(int)
+    model = _diverging(Estimator(hidden_layer_sizes=(4,), random_state=0))
+    with pytest.raises(ValueError, match="diverged"):
+        _fit_quietly(model, X, y)
+    assert not any(k.endswith("_") for k in vars(model))
+    with pytest.raises(NotFittedError):
+        model.predict(X)
+    with pytest.raises(NotFittedError):
+        model.route(X)

@@ -19,6 +19,7 @@ import time
 from sklearn.neural_network import MLPRegressor
 
 from skmoe import MixtureOfMLPsRegressor
+from skmoe._mixture_of_mlps import mlp_width_for_n_parameters
 
 from .common import (
     MOMLP_HIDDEN,
@@ -29,7 +30,6 @@ from .common import (
     MOMLP_RANDOM_STATE,
     Benchmark,
     fit_quietly,
-    mlp_width_for_parameters,
     momlp_dataset,
     warm_up_momlp,
 )
@@ -50,7 +50,7 @@ def _fitted_models():
         X,
         y,
     )
-    width = mlp_width_for_parameters(momlp.n_parameters_, MOMLP_N_FEATURES)
+    width = mlp_width_for_n_parameters(momlp.n_parameters_, MOMLP_N_FEATURES)
     mlp = fit_quietly(
         MLPRegressor(hidden_layer_sizes=(width, width), max_iter=2, random_state=0), X, y
     )

@@ -37,6 +37,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPRegressor
 
 from skmoe import MixtureOfMLPsRegressor
+from skmoe._mixture_of_mlps import mlp_width_for_n_parameters
 
 warnings.simplefilter("ignore", ConvergenceWarning)
 
@@ -137,7 +138,7 @@ for name, target in (("smooth", smooth), ("piecewise", piecewise)):
         random_state=0,
     ).fit(X_train, y_train)
     total = mixture.n_parameters_
-    width = int(round((-5 + np.sqrt(25 - 4 * (1 - total))) / 2))
+    width = mlp_width_for_n_parameters(total, n_features=2, n_hidden_layers=2)
     mlp = MLPRegressor(
         hidden_layer_sizes=(width, width),
         learning_rate_init=1e-2,
