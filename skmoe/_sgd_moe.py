@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._kernels import _sgd_moe as _kernels
-from .datasets._latent_cluster import hermite_basis
+from ._kernels._hermite import hermite_basis
 
 # Snapshots recorded per SGD stage when a ground truth is monitored.
 _N_RECORDS = 50
@@ -35,22 +35,64 @@ def _unit_rows(A):
     return A
 
 
-def _top_k_gates(scores, top_k):
-    """Softmax over the ``top_k`` largest scores per row, zero elsewhere.
+def _gates(X, router, top_k):
+    """Gates of shape (n_rows, n_experts): softmax over the ``top_k`` best scores.
 
-    Ties are broken towards the lowest expert index, as in the kernels.
+    Scores are ``X @ router.T``; the row-wise kernel
+    :func:`skmoe._kernels._sgd_moe.topk_gates_rows` is the one used by the
+    SGD stages (ties go to the lowest expert index).
     """
-    n_samples, n_experts = scores.shape
-    gates = np.zeros_like(scores, dtype=np.float64)
-    if n_experts == 1:
-        gates[:] = 1.0
-        return gates
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
-    chosen = np.take_along_axis(scores, order, axis=1).astype(np.float64)
-    weights = np.exp(chosen - chosen[:, :1])
-    weights /= weights.sum(axis=1, keepdims=True)
-    np.put_along_axis(gates, order, weights, axis=1)
+    scores = np.ascontiguousarray(X @ router.T, dtype=np.float64)
+    gates = np.empty_like(scores)
+    _kernels.topk_gates_rows(scores, min(top_k, scores.shape[1]), gates)
     return gates
+
+
+def _features(X, W_m, degree):
+    """``h_1 .. h_degree`` of the neurons ``W_m``: (n_rows, n_neurons * degree)."""
+    return hermite_basis(X @ W_m.T, degree)[..., 1:].reshape(X.shape[0], -1)
+
+
+def _ridge(X, y, degree, W, router, top_k, alpha):
+    """Joint ridge regression of all experts' second layers on gated features.
+
+    ``W`` (n_experts, n_neurons, n_features) and ``router`` are the
+    first-layer neurons and router weights being fitted.  Returns
+    ``(coef, intercept)`` of shapes (n_experts, n_neurons, degree) and
+    (n_experts,).
+    """
+    n_samples = X.shape[0]
+    M, J = W.shape[:2]
+    width = J * degree + 1
+    dim = M * width
+    gram = np.zeros((dim, dim))
+    rhs = np.zeros(dim)
+    for start in range(0, n_samples, _CHUNK):
+        Xc = X[start : start + _CHUNK]
+        gates = _gates(Xc, router, top_k)
+        Phi = np.empty((Xc.shape[0], dim))
+        for m in range(M):
+            block = slice(m * width, (m + 1) * width)
+            Phi[:, block] = np.column_stack(
+                [np.ones(Xc.shape[0]), _features(Xc, W[m], degree)]
+            ) * gates[:, m : m + 1]
+        gram += Phi.T @ Phi
+        rhs += Phi.T @ y[start : start + _CHUNK]
+    penalty = np.full(dim, alpha * n_samples)
+    penalty[::width] = 0.0  # intercepts are not penalised
+    gram[np.diag_indices(dim)] += penalty
+    beta = None
+    if np.all(np.isfinite(gram)) and np.all(np.isfinite(rhs)):
+        # Minimum-norm least squares (SVD): an expert that receives no rows
+        # has a zero block and gets zero coefficients.
+        beta = linalg.lstsq(gram, rhs)[0]
+    if beta is None or not np.all(np.isfinite(beta)):
+        raise ValueError(
+            "The second-layer ridge regression failed (non-finite normal "
+            "equations or solution); change alpha or rescale X."
+        )
+    beta = beta.reshape(M, width)
+    return beta[:, 1:].reshape(M, J, degree), beta[:, 0].copy()
 
 
 def _router_accuracy(router, truth, n_per_cluster=_N_ROUTER_TEST, seed=0):
@@ -66,7 +108,7 @@ def _router_accuracy(router, truth, n_per_cluster=_N_ROUTER_TEST, seed=0):
     confusion = np.zeros((n_clusters, router.shape[0]))
     for c in range(n_clusters):
         x = truth["separation"] * means[c] + rng.standard_normal((n_per_cluster, d))
-        experts = np.argmax(_top_k_gates(x @ router.T, 1), axis=1)
+        experts = np.argmax(x @ router.T, axis=1)
         confusion[c] = np.bincount(experts, minlength=router.shape[0])
     rows, cols = linear_sum_assignment(-confusion)
     return float(confusion[rows, cols].sum() / confusion.sum())
@@ -114,14 +156,22 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
     with normalised Hermite polynomials ``h_i = He_i / sqrt(i!)``.  Training
     follows the staged scheme of Kawata et al. (ICML 2025) for data with a
     latent cluster structure (see
-    :func:`~skmoe.datasets.make_latent_cluster_regression`).  Each SGD stage
-    is one pass over its own share of the rows (``stages``), so every sample
-    is used once, in an order drawn from ``random_state``:
+    :func:`~skmoe.datasets.make_latent_cluster_regression`).  The rows are
+    split, in an order drawn from ``random_state``, into three disjoint
+    shares (``stages``), one per SGD stage; by default each SGD stage makes
+    one pass over its share, so every row takes part in at most one SGD
+    stage and in it is used once (an explicit ``n_steps`` can cycle through
+    a share several times).  Stage 2 reads its rows twice (to score the
+    neurons, then for the router SGD; with an empty share it scores on all
+    rows), and the ridge regression of stage 4 reuses all the rows:
 
-    1. **Neurons (pooled).**  ``min(n_experts * n_neurons, n_features)``
-       neurons with random signs ``a = +-1`` are trained by spherical online
-       SGD on the correlation loss ``-y a h_k(w^T x)`` (``k =
-       information_exponent``), Gram-Schmidt-orthogonalised after every step.
+    1. **Neurons (pooled).**  ``max(min(n_experts * n_neurons, n_features),
+       n_experts)`` neurons (at least one per expert) with random signs
+       ``a = +-1`` are trained by spherical online SGD on the correlation
+       loss ``-y a h_k(w^T x)`` (``k = information_exponent``),
+       Gram-Schmidt-orthogonalised after every step (unless the pool has
+       more than ``n_features`` neurons, which happens only when
+       ``n_experts > n_features``).
        The router is not used: every sample reaches every neuron.  Each neuron
        then weakly recovers at most one cluster direction ``w_c``; the pooled
        signal along the global direction cancels.
@@ -221,8 +271,12 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         Total number of SGD steps.
 
     history_ : dict or None
-        Recorded only when ``fit`` receives ``truth``: arrays ``"stage"``
-        (1, 2 or 3), ``"samples"`` (rows consumed so far),
+        Recorded only when ``fit`` receives ``truth``, about 50 times per SGD
+        stage and always after the last step of each stage, so the last
+        record is the final state of the neurons and router (if stage 3 takes
+        no step, one stage-3 record of the final neurons is added): arrays
+        ``"stage"`` (1, 2 or 3), ``"samples"`` (SGD rows consumed so far,
+        non-decreasing),
         ``"cluster_alignment"`` (n_records, n_clusters), max over the
         current first-layer neurons of ``|w . w_c|``; ``"global_alignment"``
         (n_records, n_experts), per expert max of ``|w . w_g|`` (in stage 1,
@@ -384,6 +438,22 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         self : SGDMoERegressor
             Fitted estimator.
         """
+        # ``validate_data`` resets ``n_features_in_`` (and
+        # ``feature_names_in_``) before anything can fail; every other fitted
+        # attribute is assigned at the end of ``_fit``.  Restore those two on
+        # failure, so that a failed fit leaves the previous fitted state (or
+        # an unfitted estimator) intact.
+        input_attrs = ("n_features_in_", "feature_names_in_")
+        previous = {name: vars(self)[name] for name in input_attrs if name in vars(self)}
+        try:
+            return self._fit(X, y, truth)
+        except BaseException:
+            for name in input_attrs:
+                vars(self).pop(name, None)
+            vars(self).update(previous)
+            raise
+
+    def _fit(self, X, y, truth):
         X, y = validate_data(
             self, X, y, y_numeric=True, dtype=[np.float64, np.float32], order="C"
         )
@@ -421,11 +491,16 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         router = np.zeros((M, d))
         uniform_accuracy = None if truth is None else _router_accuracy(router, truth)
 
+        # Snapshots every ``record_every(n)`` steps and after the last step.
         def record_every(n):
             return max(1, n // _N_RECORDS) if truth is not None else 0
 
         def n_records(n):
-            return n // record_every(n) if truth is not None else 0
+            return -(-n // record_every(n)) if truth is not None else 0
+
+        def samples_at(r, n, done):
+            """Rows consumed after the ``r``-th snapshot of a stage of ``n`` steps."""
+            return done + min((r + 1) * record_every(n), n) * self.batch_size
 
         # Stage 1: a pool of orthogonal neurons on the pooled stream.
         t0 = perf_counter()
@@ -440,10 +515,11 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
             np.zeros((1, d)), 1, k, lrs[0], int(self.anneal * steps[0]),
             n_probes <= d, record_every(steps[0]), snaps,
         )
+        done = 0
         if history is not None:
             for r, snap in enumerate(snaps):
                 cluster, global_ = _overlaps(snap, truth)
-                self._append(history, 1, (r + 1) * record_every(steps[0]) * self.batch_size,
+                self._append(history, 1, samples_at(r, steps[0], done),
                              cluster, np.full(M, global_[0]), uniform_accuracy)
         self._print_stage(1, t0)
 
@@ -462,12 +538,11 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
             X, y_std, streams[1], self.batch_size, seeds, seed_signs, k, router,
             lrs[1], record_every(steps[1]), snaps,
         )
-        done = steps[0] * self.batch_size
+        done += steps[0] * self.batch_size
         if history is not None:
             cluster, global_ = _overlaps(seeds[:, None, :], truth)
             for r, snap in enumerate(snaps):
-                self._append(history, 2,
-                             done + (r + 1) * record_every(steps[1]) * self.batch_size,
+                self._append(history, 2, samples_at(r, steps[1], done),
                              cluster, global_, _router_accuracy(snap, truth))
         self._print_stage(2, t0)
 
@@ -488,22 +563,26 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         done += steps[1] * self.batch_size
         if history is not None:
             accuracy = _router_accuracy(router, truth)
+            if len(snaps) == 0:
+                # No stage-3 step: record the final neurons (seeds and fresh
+                # ones) so that the last record is always the final state.
+                snaps = W[None]
             for r, snap in enumerate(snaps):
                 cluster, global_ = _overlaps(snap, truth)
-                self._append(history, 3,
-                             done + (r + 1) * record_every(steps[2]) * self.batch_size,
+                self._append(history, 3, samples_at(r, steps[2], done),
                              cluster, global_, accuracy)
         self._print_stage(3, t0)
 
         # Stage 4: second layer by ridge regression on all rows.
         t0 = perf_counter()
-        self.expert_weights_ = W
-        self.router_coef_ = router
-        coef, intercept = self._ridge(X, y64, degree)
-        self.expert_coef_ = coef
-        self.expert_intercept_ = intercept
+        coef, intercept = _ridge(X, y64, degree, W, router, self.top_k, self.alpha)
         self._print_stage(4, t0)
 
+        # Fitted attributes, only once every stage has succeeded.
+        self.expert_weights_ = W
+        self.router_coef_ = router
+        self.expert_coef_ = coef
+        self.expert_intercept_ = intercept
         self.learning_rates_ = lrs
         self.n_steps_ = tuple(int(s) for s in steps)
         self.n_iter_ = int(sum(steps))
@@ -523,47 +602,6 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
     def _print_stage(self, stage, t0):
         if self.verbose:
             print(f"SGDMoERegressor: stage {stage} done in {perf_counter() - t0:.3f} s")
-
-    def _features(self, X, m, degree):
-        """``h_1 .. h_degree`` of expert ``m``'s neurons: (n_rows, n_neurons * degree)."""
-        T = X @ self.expert_weights_[m].T
-        return hermite_basis(T, degree)[..., 1:].reshape(X.shape[0], -1)
-
-    def _gates(self, X):
-        return _top_k_gates(X @ self.router_coef_.T, self.top_k)
-
-    def _ridge(self, X, y, degree):
-        """Joint ridge regression of all experts' second layers on gated features."""
-        n_samples = X.shape[0]
-        M, J = self.n_experts, self.n_neurons
-        width = J * degree + 1
-        dim = M * width
-        gram = np.zeros((dim, dim))
-        rhs = np.zeros(dim)
-        for start in range(0, n_samples, _CHUNK):
-            Xc = X[start : start + _CHUNK]
-            gates = self._gates(Xc)
-            Phi = np.empty((Xc.shape[0], dim))
-            for m in range(M):
-                block = slice(m * width, (m + 1) * width)
-                Phi[:, block] = np.column_stack(
-                    [np.ones(Xc.shape[0]), self._features(Xc, m, degree)]
-                ) * gates[:, m : m + 1]
-            gram += Phi.T @ Phi
-            rhs += Phi.T @ y[start : start + _CHUNK]
-        penalty = np.full(dim, self.alpha * n_samples)
-        penalty[::width] = 0.0  # intercepts are not penalised
-        gram[np.diag_indices(dim)] += penalty
-        # Minimum-norm least squares (SVD): an expert that receives no rows
-        # has a zero block and gets zero coefficients.
-        beta = linalg.lstsq(gram, rhs)[0]
-        if not np.all(np.isfinite(beta)):
-            raise ValueError(
-                "The second-layer ridge regression failed (non-finite solution); "
-                "increase alpha or rescale X."
-            )
-        beta = beta.reshape(M, width)
-        return beta[:, 1:].reshape(M, J, degree), beta[:, 0].copy()
 
     # ------------------------------------------------------------- inference
 
@@ -586,10 +624,11 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         out = np.empty(X.shape[0])
         for start in range(0, X.shape[0], _CHUNK):
             Xc = X[start : start + _CHUNK]
-            gates = self._gates(Xc)
+            gates = _gates(Xc, self.router_coef_, self.top_k)
             pred = np.zeros(Xc.shape[0])
-            for m in range(self.n_experts):
-                expert = self._features(Xc, m, degree) @ self.expert_coef_[m].ravel()
+            for m in range(self.expert_coef_.shape[0]):
+                features = _features(Xc, self.expert_weights_[m], degree)
+                expert = features @ self.expert_coef_[m].ravel()
                 pred += gates[:, m] * (expert + self.expert_intercept_[m])
             out[start : start + _CHUNK] = pred
         return out.astype(X.dtype, copy=False)
@@ -609,7 +648,7 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
-        return np.argmax(_top_k_gates(X @ self.router_coef_.T, 1), axis=1)
+        return np.argmax(X @ self.router_coef_.T, axis=1)
 
     def alignment(self, truth):
         """Overlaps of the learned neurons and router with the true structure.

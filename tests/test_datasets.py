@@ -66,7 +66,7 @@ def test_hermite_basis_is_orthonormal_and_matches_numpy():
 
     from numpy.polynomial import hermite_e
 
-    from skmoe.datasets._latent_cluster import hermite_basis
+    from skmoe._kernels._hermite import hermite_and_derivative, hermite_basis
 
     nodes, weights = hermite_e.hermegauss(30)
     weights = weights / np.sqrt(2 * np.pi)
@@ -77,6 +77,13 @@ def test_hermite_basis_is_orthonormal_and_matches_numpy():
         coef = np.zeros(i + 1)
         coef[i] = 1.0
         assert_allclose(hermite_basis(z, 8)[:, i], hermite_e.hermeval(z, coef) / np.sqrt(factorial(i)))
+    # Any input shape (here 2-D and 0-D), and the same values as the scalar kernel.
+    Z = np.linspace(-2.5, 2.5, 12).reshape(3, 4)
+    H2 = hermite_basis(Z, 5)
+    assert H2.shape == (3, 4, 6) and hermite_basis(0.5, 5).shape == (6,)
+    for i in range(1, 6):
+        scalar = np.array([hermite_and_derivative(t, i)[0] for t in Z.ravel()])
+        assert_allclose(H2[..., i].ravel(), scalar, rtol=1e-14, atol=1e-14)
 
 
 def _mc_mean(values):
@@ -88,7 +95,7 @@ def _mc_mean(values):
 def test_latent_cluster_cancellation_identities(n_clusters):
     """E[y h_3(w_g x)] = 0 pooled, = s_c per cluster; E[y h_3(w_c x)] = 1/C (5 sigma)."""
     from skmoe.datasets import make_latent_cluster_regression
-    from skmoe.datasets._latent_cluster import hermite_basis
+    from skmoe._kernels._hermite import hermite_basis
 
     X, y, truth = make_latent_cluster_regression(
         400_000, 20, n_clusters=n_clusters, return_truth=True, random_state=0

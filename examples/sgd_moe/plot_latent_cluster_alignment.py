@@ -39,7 +39,11 @@ for name, model in (("mixture of experts", moe), ("single network", single)):
         f"max|w.w_g| per expert = {np.round(scores['global'], 3)}, "
         f"router accuracy = {scores['router_accuracy']:.3f}"
     )
-print(f"random-initialisation level 5/sqrt(d) = {5 / np.sqrt(d):.3f}")
+# Random level: the single network's 8 orthogonal neurons include 6 that
+# carry no signal (2 hold the cluster directions); the largest of their
+# overlaps with w_g is about sqrt(2 ln(2 * 8) / (d - 2)).
+random_level = np.sqrt(2 * np.log(16) / (d - 2))
+print(f"random level of max|w.w_g| = {random_level:.3f}")
 
 # %%
 # Overlaps during training
@@ -58,7 +62,7 @@ for model, style, label in ((moe, "-", "MoE"), (single, "--", "single network"))
                      label=f"{label}, cluster {c}")
     axes[1].plot(samples, hist["global_alignment"].min(axis=1), style, label=label)
     axes[2].plot(samples, hist["router_accuracy"], style, label=label)
-axes[1].axhline(5 / np.sqrt(d), color="grey", lw=0.8, label=r"$5/\sqrt{d}$")
+axes[1].axhline(random_level, color="grey", lw=0.8, label="random level")
 for ax, title in zip(axes, (r"$\max_j |w_j \cdot w_c|$",
                             r"$\min_m \max_j |w_{m,j} \cdot w_g|$",
                             "router accuracy")):

@@ -3,13 +3,16 @@
 Every kernel walks a stream of row indices ``idx`` (each row used once per
 occurrence), takes ``len(idx) // batch_size`` SGD steps with gradients
 averaged over ``batch_size`` consecutive rows, and optionally copies the
-parameters into ``snapshots`` every ``record_every`` steps.  No random numbers
+parameters into ``snapshots`` every ``record_every`` steps and after the
+last step (so the last snapshot is always the final state; the caller
+allocates ``ceil(n_steps / record_every)`` snapshots).  No random numbers
 are drawn inside the kernels: the stream order and the initialisation come
 from the caller, so results are a deterministic function of the inputs.
 
 Notation: ``h_k = He_k / sqrt(k!)`` is the normalised Hermite polynomial and
-``h_k' = sqrt(k) h_{k-1}``.  Neurons are unit vectors ``w`` with fixed signs
-``a`` in ``{-1, +1}``; the loss of a neuron is the correlation loss
+``h_k' = sqrt(k) h_{k-1}`` (both from :mod:`skmoe._kernels._hermite`).
+Neurons are unit vectors ``w`` with fixed signs ``a`` in ``{-1, +1}``; the
+loss of a neuron is the correlation loss
 ``-y a h_k(w^T x)`` and the update is the spherical step
 ``w <- normalize(w + lr (I - w w^T) y a h_k'(w^T x) x)``, followed by a
 Gram-Schmidt pass over the neurons of a group when ``orthogonalize`` is set
@@ -19,20 +22,7 @@ Gram-Schmidt pass over the neurons of a group when ``orthogonalize`` is set
 import numpy as np
 from numba import njit
 
-
-@njit(cache=True, nogil=True)
-def hermite_and_derivative(t, k):
-    """``(h_k(t), h_k'(t))`` by the three-term recurrence."""
-    if k == 0:
-        return 1.0, 0.0
-    prev = 1.0
-    cur = t
-    for n in range(1, k):
-        nxt = (t * cur - np.sqrt(n) * prev) / np.sqrt(n + 1.0)
-        prev = cur
-        cur = nxt
-    return cur, np.sqrt(k) * prev
-
+from ._hermite import hermite_and_derivative
 
 # Step size at the end of a stage, relative to the initial one.
 FINAL_LR_RATIO = 0.05
@@ -102,6 +92,13 @@ def _topk_gates(scores, top_k, gates):
 
 
 @njit(cache=True, nogil=True)
+def topk_gates_rows(scores, top_k, gates):
+    """:func:`_topk_gates` on every row of ``scores`` into ``gates`` (same shape)."""
+    for i in range(scores.shape[0]):
+        _topk_gates(scores[i], top_k, gates[i])
+
+
+@njit(cache=True, nogil=True)
 def neuron_sgd(
     X, y, idx, batch_size, W, signs, router, top_k, k, lr, anneal_start, orthogonalize,
     record_every, snapshots,
@@ -133,7 +130,8 @@ def neuron_sgd(
     orthogonalize : bool
         Gram-Schmidt the neurons of each expert after every step.
     record_every : int
-        Snapshot interval in steps (0: never).
+        Snapshot interval in steps (0: never); the last step is always
+        recorded.
     snapshots : ndarray of shape (n_records, n_experts, n_neurons, n_features)
 
     Returns
@@ -191,7 +189,11 @@ def neuron_sgd(
                     W[m, j, a] /= norm
             if orthogonalize:
                 _gram_schmidt(W[m])
-        if record_every > 0 and (step + 1) % record_every == 0 and rec < snapshots.shape[0]:
+        if (
+            record_every > 0
+            and ((step + 1) % record_every == 0 or step + 1 == n_steps)
+            and rec < snapshots.shape[0]
+        ):
             snapshots[rec] = W
             rec += 1
     return n_steps
@@ -266,7 +268,11 @@ def router_sgd(X, y, idx, batch_size, U, signs, k, router, lr, record_every, sna
         for m in range(n_experts):
             for a in range(d):
                 router[m, a] += step_size * grad[m, a]
-        if record_every > 0 and (step + 1) % record_every == 0 and rec < snapshots.shape[0]:
+        if (
+            record_every > 0
+            and ((step + 1) % record_every == 0 or step + 1 == n_steps)
+            and rec < snapshots.shape[0]
+        ):
             snapshots[rec] = router
             rec += 1
     return n_steps

@@ -6,34 +6,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
 
-
-def hermite_basis(z, degree):
-    """Normalised probabilists' Hermite polynomials ``h_0 .. h_degree`` at ``z``.
-
-    ``h_i = He_i / sqrt(i!)``, computed by the recurrence
-    ``h_{i+1}(z) = (z h_i(z) - sqrt(i) h_{i-1}(z)) / sqrt(i + 1)``; they are
-    orthonormal under the standard normal distribution.
-
-    Parameters
-    ----------
-    z : array-like
-        Points.
-    degree : int
-        Highest degree.
-
-    Returns
-    -------
-    h : ndarray of shape z.shape + (degree + 1,)
-        ``h[..., i] = h_i(z)``.
-    """
-    z = np.asarray(z, dtype=np.float64)
-    out = np.empty(z.shape + (degree + 1,))
-    out[..., 0] = 1.0
-    if degree >= 1:
-        out[..., 1] = z
-    for i in range(1, degree):
-        out[..., i + 1] = (z * out[..., i] - np.sqrt(i) * out[..., i - 1]) / np.sqrt(i + 1)
-    return out
+from .._kernels._hermite import hermite_basis
 
 
 def _default_signs(n_clusters):
