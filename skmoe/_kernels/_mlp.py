@@ -157,6 +157,60 @@ def _dense4(params, w_o, b_o, n_in, n_out, A, in_row, out_row, n_rows):
         o += 1
 
 
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _dense4x4(params, w_o, b_o, n_in, n_out, A, in_row, out_row, n_rows):
+    """``_dense`` over 4 outputs x 4 inputs per pass over the rows (inference).
+
+    Each load and store of an output row then carries four multiply-adds
+    instead of one, which halves the time of a 32 x 32 layer (the stores, not
+    the arithmetic, bound ``_dense4``).  Outputs or inputs left over when
+    ``n_out`` or ``n_in`` is not a multiple of 4 take one term per pass.
+    """
+    for o in range(0, n_out, 4):
+        n_o = min(4, n_out - o)
+        for k in range(n_o):
+            bias = params[b_o + o + k]
+            for r in range(n_rows):
+                A[out_row + o + k, r] = bias
+        if n_o < 4:
+            for k in range(n_o):
+                base = w_o + (o + k) * n_in
+                for i in range(n_in):
+                    w = params[base + i]
+                    for r in range(n_rows):
+                        A[out_row + o + k, r] += w * A[in_row + i, r]
+            continue
+        b0 = w_o + o * n_in
+        b1 = b0 + n_in
+        b2 = b1 + n_in
+        b3 = b2 + n_in
+        i = 0
+        while i + 4 <= n_in:
+            w00, w01, w02, w03 = params[b0 + i], params[b0 + i + 1], params[b0 + i + 2], params[b0 + i + 3]
+            w10, w11, w12, w13 = params[b1 + i], params[b1 + i + 1], params[b1 + i + 2], params[b1 + i + 3]
+            w20, w21, w22, w23 = params[b2 + i], params[b2 + i + 1], params[b2 + i + 2], params[b2 + i + 3]
+            w30, w31, w32, w33 = params[b3 + i], params[b3 + i + 1], params[b3 + i + 2], params[b3 + i + 3]
+            for r in range(n_rows):
+                a0 = A[in_row + i, r]
+                a1 = A[in_row + i + 1, r]
+                a2 = A[in_row + i + 2, r]
+                a3 = A[in_row + i + 3, r]
+                A[out_row + o, r] += w00 * a0 + w01 * a1 + w02 * a2 + w03 * a3
+                A[out_row + o + 1, r] += w10 * a0 + w11 * a1 + w12 * a2 + w13 * a3
+                A[out_row + o + 2, r] += w20 * a0 + w21 * a1 + w22 * a2 + w23 * a3
+                A[out_row + o + 3, r] += w30 * a0 + w31 * a1 + w32 * a2 + w33 * a3
+            i += 4
+        while i < n_in:
+            w0, w1, w2, w3 = params[b0 + i], params[b1 + i], params[b2 + i], params[b3 + i]
+            for r in range(n_rows):
+                a = A[in_row + i, r]
+                A[out_row + o, r] += w0 * a
+                A[out_row + o + 1, r] += w1 * a
+                A[out_row + o + 2, r] += w2 * a
+                A[out_row + o + 3, r] += w3 * a
+            i += 1
+
+
 @njit(cache=True, nogil=True)
 def forward_inference(params, sizes, w_off, b_off, s_off, u_off, prelu, A, n_rows):
     """Forward pass without keeping pre-activations (same values as ``forward``)."""
@@ -166,7 +220,10 @@ def forward_inference(params, sizes, w_off, b_off, s_off, u_off, prelu, A, n_row
         row_out = u_off[layer + 1]
         w_o = w_off[layer]
         b_o = b_off[layer]
-        _dense4(params, w_o, b_o, sizes[layer], n_out, A, u_off[layer], row_out, n_rows)
+        if sizes[layer] >= 4:
+            _dense4x4(params, w_o, b_o, sizes[layer], n_out, A, u_off[layer], row_out, n_rows)
+        else:
+            _dense4(params, w_o, b_o, sizes[layer], n_out, A, u_off[layer], row_out, n_rows)
         if layer < n_layers - 1:
             for o in range(n_out):
                 slope = params[s_off[layer] + o] if prelu else 0.0
