@@ -354,3 +354,18 @@ def test_study_functions_validate_parameters(func, kwargs, match):
 def test_study_functions_reject_non_channels():
     with pytest.raises(ValueError, match="'channel' parameter"):
         state_evolution("abs", 1.0)
+
+
+def test_gamp_single_token_channel_accepts_2d_X():
+    """With one token, 2-D X is the classical multi-index model: same fit as X[:, None, :]."""
+    ch = LinearChannel(noise_std=0.3)
+    X, y, W = make_sequence_multi_index(200, 50, ch, random_state=0)
+    params = dict(max_iter=30, tol=0.0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        flat = SequenceMultiIndexAMP(ch, **params).fit(X[:, 0, :], y.ravel())
+        full = SequenceMultiIndexAMP(ch, **params).fit(X, y)
+    np.testing.assert_array_equal(flat.coef_, full.coef_)
+    np.testing.assert_array_equal(flat.predict(X[:, 0, :]), full.predict(X))
+    with pytest.raises(ValueError, match="3-D"):
+        SequenceMultiIndexAMP(SquareChannel(n_tokens=2)).fit(X[:, 0, :], y.ravel())

@@ -1,16 +1,11 @@
 """scikit-learn's common estimator checks for every skmoe estimator.
 
-:class:`skmoe.SequenceMultiIndexAMP` is deliberately not listed in
-``ESTIMATORS``: its ``X`` is 3-D, (n_samples, n_tokens, n_features), and its
-``y`` has the shape fixed by the channel (e.g. (n_samples, 2, 2) attention
-matrices, with values constrained to the channel's support).  Every one of
-scikit-learn's estimator checks builds 2-D ``X`` and 1-D (or 2-D) ``y`` with
-arbitrary real values, so each check would fail at input validation by
-design (``X`` not 3-D, or ``y`` outside the channel) rather than exercise
-anything; listing them all in ``expected_failed_checks`` would test nothing.
-The API properties those checks cover (clone/get_params, NotFittedError
-before fit, determinism under a fixed ``random_state``, no mutation in
-``predict``, ``n_features_in_`` checks, clear ``ValueError`` on bad input)
+:class:`skmoe.SequenceMultiIndexAMP` is checked with a ``LinearChannel()``
+(one token, one direction, real-valued ``y``): there ``X`` may be 2-D and
+``y`` is unconstrained, as the checks assume.  For sequence channels ``X`` is
+3-D and ``y`` lives in the channel's support (e.g. row-stochastic attention
+matrices), which the checks cannot generate; those channels' API properties
+(input validation, determinism, no mutation in ``predict``, ``n_features_in_``)
 are tested directly in ``tests/test_amp.py``.
 """
 
@@ -25,9 +20,11 @@ from skmoe import (
     GaussianGatedMoERegressor,
     MixtureOfMLPsClassifier,
     MixtureOfMLPsRegressor,
+    SequenceMultiIndexAMP,
     SGDMoERegressor,
 )
 from skmoe._fisher import _extract_network
+from skmoe.amp import LinearChannel
 
 
 class _FisherOnOwnModel(DiagonalFisherEstimator):
@@ -52,6 +49,7 @@ ESTIMATORS = [
         FrozenEstimator(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])), random_state=0
     ),
     SGDMoERegressor(n_neurons=3, random_state=0),
+    SequenceMultiIndexAMP(LinearChannel(), max_iter=20, random_state=0),
     # Small experts and few epochs keep the checks fast.
     MixtureOfMLPsRegressor(
         n_experts=3,

@@ -146,8 +146,10 @@ class BaseChannel:
         """
         y = np.asarray(y, dtype=np.float64)
         shape = tuple(self.y_trailing_shape)
-        if y.ndim == 1 and shape == (1,):
-            y = y[:, None]
+        if y.ndim == 1 and int(np.prod(shape)) == 1:
+            # One scalar target per sample (e.g. LinearChannel() with one
+            # token and one direction): a plain 1-D y is accepted.
+            y = y.reshape((-1,) + shape)
         if y.ndim != 1 + len(shape) or y.shape[1:] != shape:
             raise ValueError(
                 f"{type(self).__name__} (n_tokens={self.n_tokens}, n_directions="

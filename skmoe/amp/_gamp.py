@@ -150,16 +150,21 @@ class SequenceMultiIndexAMP(BaseEstimator):
         return tags
 
     def _check_X(self, X, reset, method="fit"):
-        """Validated 3-D ``X``: float64 NumPy, or its own float dtype in another namespace."""
+        """Validated 3-D ``X`` (float64 or float32, in its own namespace)."""
         if not reset:
             check_same_namespace(X, self, attribute="coef_", method=method)
         xp = array_api_namespace(X)
         X = check_array(X, allow_nd=True, ensure_2d=False, dtype=supported_float_dtypes(xp))
+        if X.ndim == 2 and self.channel.n_tokens == 1:
+            # One token: the classical (non-sequence) multi-index model.
+            X = (np if xp is None else xp).reshape(X, (X.shape[0], 1, X.shape[1]))
         if X.ndim != 3:
+            single = " (or (n_samples, n_features) for a single-token channel)"
             raise ValueError(
                 "SequenceMultiIndexAMP expects X of shape (n_samples, n_tokens, "
-                f"n_features) (3-D), got an array with {X.ndim} dimension(s) and shape "
-                f"{X.shape}."
+                f"n_features) (3-D){single if self.channel.n_tokens == 1 else ''}, got "
+                f"an array with {X.ndim} dimension(s) and shape {X.shape}. Reshape your "
+                "data accordingly."
             )
         L = self.channel.n_tokens
         if X.shape[1] != L:
@@ -172,10 +177,10 @@ class SequenceMultiIndexAMP(BaseEstimator):
             self.n_tokens_in_ = X.shape[1]
         elif X.shape[2] != self.n_features_in_:
             raise ValueError(
-                f"X has {X.shape[2]} features (axis 2), but {type(self).__name__} is "
-                f"expecting {self.n_features_in_} features as input."
+                f"X has {X.shape[2]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input (the last axis of X)."
             )
-        return np.asarray(X, dtype=np.float64) if xp is None else X
+        return X
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, W_star=None):
@@ -184,7 +189,8 @@ class SequenceMultiIndexAMP(BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_tokens, n_features)
-            Input sequences.
+            Input sequences; ``(n_samples, n_features)`` is accepted when the
+            channel has a single token.
         y : array-like of shape (n_samples,) + channel.y_trailing_shape
             Targets.
         W_star : array-like of shape (n_features, n_directions), default=None
@@ -203,8 +209,12 @@ class SequenceMultiIndexAMP(BaseEstimator):
                              f"({channel!r} has n_directions={p}).")
         X = self._check_X(X, reset=True)
         n, L, d = X.shape
-        # Host/device moves: no-ops for NumPy X (xp is None).
-        xp, where = array_api_namespace(X), device(X)
+        # NumPy X is processed in float64 and the results are stored in its
+        # dtype; other namespaces compute in their own dtype on their device.
+        # Host/device moves are no-ops for NumPy X (xp is None).
+        xp, where, input_dtype = array_api_namespace(X), device(X), X.dtype
+        if xp is None:
+            X = np.asarray(X, dtype=np.float64)
 
         def to_device(a):
             return from_numpy(a, xp, where, dtype=X.dtype)
@@ -272,8 +282,8 @@ class SequenceMultiIndexAMP(BaseEstimator):
                 f"(last mean squared change {deltas[-1]:.3g} > tol={self.tol}).",
                 ConvergenceWarning,
             )
-        self.coef_ = W
-        self.posterior_covariance_ = to_device(0.5 * (C + C.T))
+        self.coef_ = W if xp is not None else W.astype(input_dtype, copy=False)
+        self.posterior_covariance_ = from_numpy(0.5 * (C + C.T), xp, where, dtype=input_dtype)
         self.n_iter_ = n_iter
         self.converged_ = converged
         self.history_ = {
@@ -312,7 +322,8 @@ class SequenceMultiIndexAMP(BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_tokens, n_features)
-            Input sequences.
+            Input sequences; ``(n_samples, n_features)`` is accepted when the
+            channel has a single token.
         method : {"plugin", "bayes"}, default="plugin"
             "plugin" returns ``g(X coef_ / sqrt(d))``; "bayes" the predictive
             mean ``E[g(Z)]`` with ``Z ~ N(X coef_ / sqrt(d),
@@ -332,8 +343,14 @@ class SequenceMultiIndexAMP(BaseEstimator):
         X = self._check_X(X, reset=False, method="predict")
         n, L, d = X.shape
         xp = array_api_namespace(X)
-        # The product with X runs where X lives; the channel on the host.
-        products = (np if xp is None else xp).reshape(X, (n * L, d)) @ self.coef_
+        # The product with X runs where X lives (NumPy: in float64); the
+        # channel on the host.
+        if xp is None:
+            products = np.asarray(X, dtype=np.float64).reshape(n * L, d) @ np.asarray(
+                self.coef_, dtype=np.float64
+            )
+        else:
+            products = xp.reshape(X, (n * L, d)) @ self.coef_
         Omega = to_numpy(products, dtype=np.float64).reshape(n, L, -1) / np.sqrt(d)
         if method == "plugin":
             y_pred = self.channel.output(Omega)
@@ -354,7 +371,8 @@ class SequenceMultiIndexAMP(BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_tokens, n_features)
-            Input sequences.
+            Input sequences; ``(n_samples, n_features)`` is accepted when the
+            channel has a single token.
         y : array-like of shape (n_samples,) + channel.y_trailing_shape
             Targets.
         method : {"plugin", "bayes"}, default="plugin"
