@@ -2,7 +2,9 @@
 
 import warnings
 
+import distributed
 import numpy as np
+import pandas as pd
 import pytest
 from joblib import parallel_config
 from numpy.testing import assert_allclose, assert_array_equal
@@ -373,7 +375,6 @@ def test_reproducible_whatever_n_jobs(lipschitz_data):
 
 
 def test_dask_backend_gives_the_same_fit(lipschitz_data):
-    distributed = pytest.importorskip("distributed")
     X, y = lipschitz_data
     X, y = X[:500], y[:500]
     kw = dict(hidden_layer_sizes=(4,), max_iter=5, random_state=0)
@@ -693,7 +694,6 @@ def _diverging(estimator):
 @pytest.mark.parametrize("Estimator", [MixtureOfMLPsRegressor, MixtureOfMLPsClassifier])
 @pytest.mark.parametrize("refit_features", [2, 3])
 def test_failed_refit_keeps_the_previous_fit(Estimator, refit_features):
-    pd = pytest.importorskip("pandas")
     rng = np.random.RandomState(0)
     X = pd.DataFrame(rng.uniform(size=(200, 2)), columns=["a", "b"])
     y = X["a"].to_numpy() + X["b"].to_numpy()
