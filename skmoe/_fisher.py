@@ -269,7 +269,7 @@ def fisher_statistics(net, X, *, inv_sigma2=1.0, n_draws=1, random_state=None,
         # the x-part of the variance of any unbiased estimator when x is random.
         denominator = max(N - 1.0, 1.0)
         stats["x_variance"] = [
-            tuple((sq - f * f) * (N / denominator) / N for sq, f in zip(pair_sq, pair))
+            tuple((sq - f * f) / denominator for sq, f in zip(pair_sq, pair))
             for pair_sq, pair in zip(stats.pop("fisher_sq"), stats["fisher"])
         ]
     return stats

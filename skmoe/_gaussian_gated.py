@@ -1025,10 +1025,8 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
         """Store ``params`` in the namespace, device and dtype of ``X``."""
         xp = array_api_namespace(X)
         for key in (*_PARAM_KEYS, "precisions_cholesky"):
-            value = np.asarray(params[key], dtype=np.float64)
-            if xp is None:
-                value = value.astype(X.dtype)
-            else:
+            value = np.asarray(params[key], dtype=X.dtype if xp is None else np.float64)
+            if xp is not None:
                 value = from_numpy(value, xp, device(X), dtype=X.dtype)
             setattr(self, key + "_", value)
 
@@ -1085,8 +1083,8 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = self._validate_x(X, "predict")
-        log_weights, means, gate_prec_chol, gate_log_det = self._fitted_kernel_params()[:4]
         params = self._get_parameters()
+        log_weights, means, gate_prec_chol, gate_log_det = _kernel_params(params)[:4]
         mean, var = _data_passes(X).predictive_moments(
             X,
             log_weights,

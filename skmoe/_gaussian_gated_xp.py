@@ -16,14 +16,14 @@ results stay on the device, in the data's dtype.
 
 import math
 
-from ._array_api import _compat, device, from_numpy, to_numpy
+from ._array_api import array_api_namespace, device, from_numpy, to_numpy
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _namespace_args(X, params):
     """Namespace of ``X`` and ``params`` moved next to it, in ``X.dtype``."""
-    xp = _compat().array_namespace(X)
+    xp = array_api_namespace(X)
     dev = device(X)
     return xp, tuple(from_numpy(a, xp, dev, dtype=X.dtype) for a in params)
 

@@ -119,52 +119,14 @@ def forward(params, sizes, w_off, b_off, s_off, u_off, prelu, A, Z, n_rows):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _dense4(params, w_o, b_o, n_in, n_out, A, in_row, out_row, n_rows):
-    """``_dense`` computing four outputs per pass over the inputs (inference)."""
-    o = 0
-    while o + 4 <= n_out:
-        b0 = params[b_o + o]
-        b1 = params[b_o + o + 1]
-        b2 = params[b_o + o + 2]
-        b3 = params[b_o + o + 3]
-        for r in range(n_rows):
-            A[out_row + o, r] = b0
-            A[out_row + o + 1, r] = b1
-            A[out_row + o + 2, r] = b2
-            A[out_row + o + 3, r] = b3
-        base = w_o + o * n_in
-        for i in range(n_in):
-            w0 = params[base + i]
-            w1 = params[base + n_in + i]
-            w2 = params[base + 2 * n_in + i]
-            w3 = params[base + 3 * n_in + i]
-            for r in range(n_rows):
-                a = A[in_row + i, r]
-                A[out_row + o, r] += w0 * a
-                A[out_row + o + 1, r] += w1 * a
-                A[out_row + o + 2, r] += w2 * a
-                A[out_row + o + 3, r] += w3 * a
-        o += 4
-    while o < n_out:
-        b = params[b_o + o]
-        for r in range(n_rows):
-            A[out_row + o, r] = b
-        base = w_o + o * n_in
-        for i in range(n_in):
-            w = params[base + i]
-            for r in range(n_rows):
-                A[out_row + o, r] += w * A[in_row + i, r]
-        o += 1
-
-
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _dense4x4(params, w_o, b_o, n_in, n_out, A, in_row, out_row, n_rows):
     """``_dense`` over 4 outputs x 4 inputs per pass over the rows (inference).
 
     Each load and store of an output row then carries four multiply-adds
     instead of one, which halves the time of a 32 x 32 layer (the stores, not
-    the arithmetic, bound ``_dense4``).  Outputs or inputs left over when
-    ``n_out`` or ``n_in`` is not a multiple of 4 take one term per pass.
+    the arithmetic, bound a one-input-per-pass loop).  Inputs left over when
+    ``n_in`` is not a multiple of 4 (all of them for the 2-D inputs of the
+    first layer) take one input per pass; left-over outputs one output.
     """
     for o in range(0, n_out, 4):
         n_o = min(4, n_out - o)
@@ -220,10 +182,7 @@ def forward_inference(params, sizes, w_off, b_off, s_off, u_off, prelu, A, n_row
         row_out = u_off[layer + 1]
         w_o = w_off[layer]
         b_o = b_off[layer]
-        if sizes[layer] >= 4:
-            _dense4x4(params, w_o, b_o, sizes[layer], n_out, A, u_off[layer], row_out, n_rows)
-        else:
-            _dense4(params, w_o, b_o, sizes[layer], n_out, A, u_off[layer], row_out, n_rows)
+        _dense4x4(params, w_o, b_o, sizes[layer], n_out, A, u_off[layer], row_out, n_rows)
         if layer < n_layers - 1:
             for o in range(n_out):
                 slope = params[s_off[layer] + o] if prelu else 0.0
