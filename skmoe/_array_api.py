@@ -111,6 +111,26 @@ def from_numpy(x, xp, device, dtype=None):
     return xp.asarray(np.ascontiguousarray(x), dtype=dtype, device=device)
 
 
+def move_like(x, like):
+    """NumPy ``x`` as an array in the namespace, on the device and in the dtype of ``like``.
+
+    The one way host-side constants (``p x p`` matrices, noise drawn with a
+    NumPy generator) reach the arrays they are combined with.
+
+    Parameters
+    ----------
+    x : array-like
+        Host data.
+    like : array
+        NumPy or array-API array whose namespace, device and dtype are used.
+
+    Returns
+    -------
+    x_like : array
+    """
+    return from_numpy(np.asarray(x), array_api_namespace(like), device(like), dtype=like.dtype)
+
+
 def supported_float_dtypes(xp):
     """The dtypes skmoe computes in: float64 and float32 of ``xp`` (NumPy if None)."""
     xp = np if xp is None else xp

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from skmoe import SequenceMultiIndexAMP
 from skmoe.amp import (
@@ -369,3 +369,14 @@ def test_gamp_single_token_channel_accepts_2d_X():
     np.testing.assert_array_equal(flat.predict(X[:, 0, :]), full.predict(X))
     with pytest.raises(ValueError, match="3-D"):
         SequenceMultiIndexAMP(SquareChannel(n_tokens=2)).fit(X[:, 0, :], y.ravel())
+
+
+def test_gamp_divergence_warning_names_the_cause():
+    """Shifted X (not centred) makes GAMP diverge: the warning says why, not just 'slow'."""
+    channel = LinearChannel(noise_std=0.3)
+    X, y, _ = make_sequence_multi_index(200, 100, channel, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="diverged.*standardise X"):
+        SequenceMultiIndexAMP(channel, max_iter=30, random_state=0).fit(X + 3.0, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SequenceMultiIndexAMP(channel, max_iter=30, random_state=0).fit(X, y)

@@ -19,7 +19,17 @@ from skmoe._array_api import array_api_namespace, device, to_numpy
 from skmoe._gaussian_gated import _kernel_params, compute_precision_cholesky
 from skmoe._gaussian_gated_xp import em_pass as xp_em_pass
 from skmoe._kernels._gaussian_gated import em_pass as numba_em_pass
-from skmoe.amp import LinearChannel
+from skmoe.amp import (
+    AbsChannel,
+    DeepAttentionChannel,
+    GenericChannel,
+    LinearChannel,
+    OuterProductChannel,
+    SquareChannel,
+    SumSquareChannel,
+    state_evolution,
+    test_errors,
+)
 from skmoe.datasets import make_gaussian_gated_moe, make_sequence_multi_index
 
 
@@ -206,6 +216,110 @@ def test_gamp_array_api_matches_numpy():
         assert model.score(X_xp, y) == pytest.approx(reference.score(X, y), rel=1e-10)
         with pytest.raises(ValueError, match="same namespace"):
             model.predict(X)
+
+
+CHANNELS = [
+    AbsChannel(n_tokens=2, n_directions=2),
+    SquareChannel(n_tokens=2),
+    OuterProductChannel(n_tokens=3),
+    SumSquareChannel(n_tokens=3),
+    LinearChannel(n_tokens=2, n_directions=2, noise_std=0.5),
+    # Host posteriors (numba quadrature, user function), moved back.
+    DeepAttentionChannel(n_grid=16),
+    GenericChannel(np.sin, (1, 1), noise_std=0.3, n_nodes=8),
+]
+
+
+@pytest.mark.parametrize("channel", CHANNELS, ids=repr)
+@pytest.mark.parametrize("xp, where", list(_namespace_devices()))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_channel_array_api_matches_numpy(channel, xp, where, dtype):
+    """sample, output and posterior: same results, in the namespace/device/dtype of Z."""
+    rng = np.random.RandomState(0)
+    n, L, p = 200, channel.n_tokens, channel.n_directions
+    V = 0.6 * np.eye(p) + 0.1 * (np.ones((p, p)) - np.eye(p))
+    Z = rng.standard_normal((n, L, p)).astype(dtype)
+    omega = (0.6 * Z + 0.5 * rng.standard_normal(Z.shape)).astype(dtype)
+    y = channel.sample(Z, random_state=1)
+    expected = channel.posterior(y, omega, V)
+    Z_xp, omega_xp = (xp.asarray(a, device=where) for a in (Z, omega))
+    with sklearn.config_context(array_api_dispatch=True):
+        y_xp = channel.sample(Z_xp, random_state=1)
+        # As GAMP and state evolution do: a host posterior reads host targets.
+        y_in = y_xp if channel.array_api_posterior else y
+        results = {"sample": (y_xp, y), "output": (channel.output(Z_xp), channel.output(Z))}
+        for name, got, want in zip(("mean", "cov", "log_partition"),
+                                   channel.posterior(y_in, omega_xp, V), expected):
+            results[name] = (got, want)
+    for name, (got, want) in results.items():
+        _assert_lives_with(got, Z_xp)
+        assert got.dtype == Z_xp.dtype, name
+        # log Z_out is a sum of O(10) terms per sample: float32 loses ~1e-6 of each.
+        atol = ATOL[dtype] * (10 if name == "log_partition" else 1)
+        assert_allclose(to_numpy(got), want, rtol=RTOL[dtype], atol=atol, err_msg=name)
+
+
+SE_CASES = [
+    (AbsChannel(), 1.0),
+    (SumSquareChannel(n_tokens=2), 0.8),
+    (LinearChannel(n_tokens=2, n_directions=2, noise_std=0.5), 0.5),
+    (DeepAttentionChannel(n_layers=1), 0.4),  # host posterior
+]
+
+
+@pytest.mark.parametrize("channel, alpha", SE_CASES, ids=[repr(c) for c, _ in SE_CASES])
+@pytest.mark.parametrize("xp, where", list(_namespace_devices()))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_state_evolution_array_api_matches_numpy(channel, alpha, xp, where, dtype):
+    """Same draws, same iteration: q, q_hat, history and errors agree with NumPy."""
+    p = channel.n_directions
+    params = dict(max_iter=12, tol=0.0, n_samples=3000, n_inner=4, random_state=0)
+    q_init = 0.1 * np.eye(p)
+    reference = state_evolution(channel, alpha, q_init=q_init, **params)
+    assert 0.2 < reference.q[0, 0] < 0.99  # an informative, unsaturated overlap
+    q_init_xp = xp.asarray(q_init.astype(dtype), device=where)
+    with sklearn.config_context(array_api_dispatch=True):
+        result = state_evolution(channel, alpha, q_init=q_init_xp, **params)
+    for name in ("q", "q_hat", "history"):
+        _assert_lives_with(result[name], q_init_xp)
+        assert result[name].dtype == q_init_xp.dtype
+        assert_allclose(to_numpy(result[name]), reference[name], rtol=RTOL[dtype],
+                        atol=ATOL[dtype], err_msg=name)
+    assert result.n_iter == reference.n_iter
+    for name in ("weight_mse", "free_entropy", "test_error", "bayes_test_error"):
+        assert isinstance(result[name], float)
+        assert result[name] == pytest.approx(reference[name], rel=RTOL[dtype],
+                                             abs=ATOL[dtype]), name
+
+
+def test_test_errors_array_api_matches_numpy():
+    channel = SquareChannel(n_tokens=2)
+    reference = test_errors(channel, 0.5, n_samples=2000, n_inner=6)
+    with sklearn.config_context(array_api_dispatch=True):
+        result = test_errors(channel, xps.asarray([0.5], device=xps.Device("device1")),
+                             n_samples=2000, n_inner=6)
+    for name in ("plugin", "bayes", "plugin_std", "bayes_std"):
+        assert result[name] == pytest.approx(reference[name], rel=1e-10), name
+
+
+@pytest.mark.parametrize(
+    "channel", [AbsChannel(n_tokens=2), DeepAttentionChannel(n_layers=1)], ids=repr)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_gamp_array_api_device_posterior_matches_numpy(channel, dtype):
+    """GAMP with the posterior on the device (sign channel) or on the host (attention)."""
+    X, y, _ = make_sequence_multi_index(400, 100, channel, random_state=0)
+    X = X.astype(dtype)
+    params = dict(max_iter=8, tol=0.0, random_state=0)
+    reference = SequenceMultiIndexAMP(channel, **params).fit(X, y)
+    where = xps.Device("device1")
+    X_xp = xps.asarray(X, device=where)
+    with sklearn.config_context(array_api_dispatch=True):
+        model = SequenceMultiIndexAMP(channel, **params).fit(X_xp, y)
+        y_pred = model.predict(X_xp)
+    for got, want in ((model.coef_, reference.coef_), (y_pred, reference.predict(X))):
+        _assert_lives_with(got, X_xp)
+        assert got.dtype == X_xp.dtype
+        assert_allclose(to_numpy(got), want, rtol=RTOL[dtype], atol=ATOL[dtype])
 
 
 def test_fisher_rejects_array_api_inputs_clearly():

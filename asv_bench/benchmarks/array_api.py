@@ -1,4 +1,4 @@
-"""GPU through the array API: one EM iteration at n=2e6, d=16, K=16.
+"""GPU through the array API: one EM iteration at n=2e6, d=16, K=16, and state evolution.
 
 ``GaussianGatedMoERegressor`` on CuPy arrays (``array_api_dispatch=True``,
 float32 and float64) against the numba CPU path and scikit-learn's
@@ -8,8 +8,14 @@ interleaved, as the marginal cost of one EM iteration
 (``common.seconds_per_em_iteration``).  The whole measurement runs once in
 ``setup_cache``; the ``track_`` benchmarks report its ratios.
 
+``GPUStateEvolution`` times state-evolution iterations at ``n_samples = 2e6``
+(the Monte Carlo fields, the channel posterior, the reductions) with a CuPy
+``q_init`` against the NumPy path, interleaved in one process.
+
 Skipped (``NotImplementedError``) where CuPy or a CUDA GPU is missing.
 """
+
+import time
 
 import numpy as np
 
@@ -102,3 +108,62 @@ class GPUEMIteration:
     track_speedup_cupy_float64_vs_numba_cpu.unit = "ratio"
     track_speedup_cupy_float64_vs_sklearn_cpu.unit = "ratio"
     track_speedup_cupy_float32_vs_sklearn_cpu.unit = "ratio"
+
+
+class GPUStateEvolution:
+    """Seconds per state-evolution iteration on the GPU and on the CPU, and their ratio.
+
+    A run of ``n_iter`` iterations, divided by ``n_iter``: the host draws and
+    their transfer and the final ``q_hat`` evaluation are included.
+    """
+
+    timeout = 1800
+    rounds = 1
+    repeat = 1
+    number = 1
+    n_samples = 2_000_000
+    n_iter = 4
+
+    def setup_cache(self):
+        import sklearn
+
+        from skmoe.amp import AbsChannel, state_evolution
+
+        cupy = _cupy_or_skip()
+        channel = AbsChannel(n_tokens=2, n_directions=2)
+        params = dict(max_iter=self.n_iter, tol=0.0, n_samples=self.n_samples,
+                      compute_test_errors=False, random_state=0)
+        q_init = 0.1 * np.eye(2)
+        candidates = {"numpy_cpu": q_init}
+        for dtype in ("float64", "float32"):
+            candidates[f"cupy_{dtype}"] = cupy.asarray(q_init.astype(dtype))
+        seconds = {name: [] for name in candidates}
+        with sklearn.config_context(array_api_dispatch=True):
+            state_evolution(channel, 1.0, q_init=candidates["cupy_float32"], max_iter=1,
+                            n_samples=1000, compute_test_errors=False)  # compile kernels
+            for _ in range(2):
+                for name, q0 in candidates.items():
+                    start = time.perf_counter()
+                    # Each iteration copies q_hat to the host: timings are synchronised.
+                    state_evolution(channel, 1.0, q_init=q0, **params)
+                    seconds[name].append((time.perf_counter() - start) / self.n_iter)
+        seconds = {name: min(values) for name, values in seconds.items()}
+        print({name: f"{value:.4f} s" for name, value in seconds.items()})
+        return seconds
+
+    def track_seconds_cupy_float64(self, seconds):
+        return seconds["cupy_float64"]
+
+    def track_seconds_cupy_float32(self, seconds):
+        return seconds["cupy_float32"]
+
+    def track_seconds_numpy_cpu(self, seconds):
+        return seconds["numpy_cpu"]
+
+    def track_speedup_cupy_float64_vs_numpy_cpu(self, seconds):
+        return seconds["numpy_cpu"] / seconds["cupy_float64"]
+
+    track_seconds_cupy_float64.unit = "seconds"
+    track_seconds_cupy_float32.unit = "seconds"
+    track_seconds_numpy_cpu.unit = "seconds"
+    track_speedup_cupy_float64_vs_numpy_cpu.unit = "ratio"

@@ -26,15 +26,26 @@ Posterior covariances are analytic (discrete sign posteriors, von
 Mises-Fisher moments, Gaussian conjugacy) or computed from the same
 log-sum-exp-weighted quadrature nodes as the mean; no finite differences are
 used anywhere.
+
+``output``, ``sample`` and ``posterior`` accept arrays of any array-API
+library under ``sklearn.set_config(array_api_dispatch=True)`` and return
+results in the namespace, on the device and in the dtype of ``Z`` (``omega``
+for the posterior).  The closed-form channels compute there; the two
+numerical ones (:class:`DeepAttentionChannel`'s numba quadrature and
+:class:`GenericChannel`'s user function) compute on the host and move the
+results back.  ``V`` is a small host matrix in every case.
 """
 
 import functools
 import itertools
+import math
 from numbers import Integral, Real
 
 import numpy as np
 from scipy import special
+from sklearn.utils import check_random_state
 
+from .._array_api import array_api_namespace, device, move_like, to_numpy
 from .._kernels import _attention as _attention_kernels
 from .._kernels._threading import run_blocks
 
@@ -53,6 +64,45 @@ def _check_int(value, name, minimum=1):
     if not isinstance(value, Integral) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
     return int(value)
+
+
+def _namespace(x):
+    """Namespace to compute with for ``x``: NumPy unless array-API dispatch applies."""
+    return array_api_namespace(x) or np
+
+
+def _on_host(reference_arg):
+    """Run a NumPy-only channel method on the host for array-API inputs.
+
+    The positional argument number ``reference_arg`` (``Z`` or ``omega``)
+    fixes the namespace, device and dtype the results are moved back to.
+    NumPy inputs pass straight through.
+    """
+
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(self, *args):
+            reference = args[reference_arg]
+            if array_api_namespace(reference) is None:
+                return method(self, *args)
+            result = method(self, *(to_numpy(a, dtype=np.float64) for a in args))
+            if isinstance(result, tuple):
+                return tuple(move_like(r, reference) for r in result)
+            return move_like(result, reference)
+
+        return wrapper
+
+    return decorate
+
+
+def _block_diagonal_tokens(block, n_tokens):
+    """Cross-token covariance ``(n, L, p, L, p)`` from per-token blocks ``(n, L, p, p)``.
+
+    Tokens are independent given ``(y, omega)`` for the factorised channels,
+    so off-diagonal token blocks vanish.
+    """
+    eye = move_like(np.eye(n_tokens), block)
+    return block[:, :, :, None, :] * eye[None, :, None, :, None]
 
 
 def _check_real(value, name, minimum=0.0, strict=False):
@@ -79,6 +129,11 @@ class BaseChannel:
     #: so that an outer quadrature over ``Z`` would multiply the cost (the
     #: weak-recovery threshold then uses Monte Carlo).
     posterior_is_quadrature = False
+
+    #: True when :meth:`posterior` computes in the namespace and on the device
+    #: of array-API inputs; False when it runs on the host in float64 and
+    #: moves its results back (callers then keep ``y`` on the host too).
+    array_api_posterior = True
 
     @property
     def supports_posterior(self):
@@ -115,7 +170,8 @@ class BaseChannel:
         return self.output(self._check_Z(Z))
 
     def _check_Z(self, Z):
-        Z = np.asarray(Z, dtype=np.float64)
+        if array_api_namespace(Z) is None:
+            Z = np.asarray(Z, dtype=np.float64)
         expected = (self.n_tokens, self.n_directions)
         if Z.ndim != 3 or Z.shape[1:] != expected:
             raise ValueError(
@@ -210,13 +266,20 @@ def tensor_gauss_hermite(dim, n_nodes):
 
 
 def _check_posterior_args(channel, y, omega, V):
-    omega = np.asarray(omega, dtype=np.float64)
+    """``(y, omega, V, xp)``: ``y`` moved to ``omega``'s namespace, ``V`` a host matrix."""
+    xp = array_api_namespace(omega)
+    if xp is None:
+        xp = np
+        omega = np.asarray(omega, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+    elif array_api_namespace(y) is not xp:
+        y = move_like(to_numpy(y), omega)
     L, p = channel.n_tokens, channel.n_directions
-    if omega.ndim != 3 or omega.shape[1:] != (L, p):
+    if omega.ndim != 3 or tuple(omega.shape[1:]) != (L, p):
         raise ValueError(f"omega must have shape (n_samples, {L}, {p}), got {omega.shape}.")
-    V = np.asarray(V, dtype=np.float64).reshape(p, p)
+    V = to_numpy(V, dtype=np.float64).reshape(p, p)
     V = 0.5 * (V + V.T)
-    return np.asarray(y, dtype=np.float64), omega, V
+    return y, omega, V, xp
 
 
 def _inv_logdet(V):
@@ -274,28 +337,33 @@ class _SignChannel(BaseChannel):
         log_partition : ndarray of shape (n_samples,)
             ``log Z_out`` up to a function of ``y`` only.
         """
-        y, omega, V = _check_posterior_args(self, y, omega, V)
+        y, omega, V, xp = _check_posterior_args(self, y, omega, V)
         n, L, p = omega.shape
         Vinv, logdet = _inv_logdet(V)
-        r = self._magnitude(y)  # (n, L, p)
-        signs = np.array(list(itertools.product((1.0, -1.0), repeat=p)))  # (S, p)
-        Z = signs[None, None] * r[:, :, None, :]  # (n, L, S, p)
-        diff = Z - omega[:, :, None, :]
-        logw = -0.5 * np.einsum("nlsi,ij,nlsj->nls", diff, Vinv, diff)
-        mx = logw.max(axis=2, keepdims=True)
-        w = np.exp(logw - mx)
-        norm = w.sum(axis=2, keepdims=True)
-        w /= norm
-        mean = np.einsum("nls,nlsi->nli", w, Z)
-        second = np.einsum("nls,nlsi,nlsj->nlij", w, Z, Z)
-        block = second - mean[..., :, None] * mean[..., None, :]
-        cov = np.zeros((n, L, p, L, p))
-        idx = np.arange(L)
-        cov[:, idx, :, idx, :] = block.transpose(1, 0, 2, 3)
-        log_partition = np.sum(mx[..., 0] + np.log(norm[..., 0]), axis=1) - 0.5 * L * (
-            logdet + p * np.log(2 * np.pi)
-        )
-        return mean, cov, log_partition
+        r = self._magnitude(y, xp)  # (n, L, p)
+        signs_host = np.array(list(itertools.product((1.0, -1.0), repeat=p)))  # (S, p)
+        S = signs_host.shape[0]
+        signs = move_like(signs_host, omega)
+        # Support points s * r; every (n, L, S) quadratic form in one product.
+        diff = xp.reshape(signs[None, None, ...] * r[:, :, None, :] - omega[:, :, None, :],
+                          (n * L * S, p))
+        logw = -0.5 * xp.reshape(xp.sum((diff @ move_like(Vinv, omega)) * diff, axis=1),
+                                 (n * L, S))
+        mx = xp.max(logw, axis=1, keepdims=True)
+        w = xp.exp(logw - mx)
+        norm = xp.sum(w, axis=1, keepdims=True)
+        w = w / norm
+        # E[s] and E[s s^T] under the sign weights, then scaled by r.
+        sign_mean = xp.reshape(w @ signs, (n, L, p))
+        sign_outer = move_like((signs_host[:, :, None] * signs_host[:, None, :]).reshape(S, -1),
+                               omega)
+        sign_second = xp.reshape(w @ sign_outer, (n, L, p, p))
+        mean = sign_mean * r
+        block = (sign_second - sign_mean[..., :, None] * sign_mean[..., None, :]) * (
+            r[..., :, None] * r[..., None, :])
+        log_partition = xp.sum(xp.reshape(mx[:, 0] + xp.log(norm[:, 0]), (n, L)), axis=1) - (
+            0.5 * L * (logdet + p * math.log(2 * math.pi)))
+        return mean, _block_diagonal_tokens(block, L), log_partition
 
 
 class AbsChannel(_SignChannel):
@@ -335,9 +403,10 @@ class AbsChannel(_SignChannel):
         y : ndarray of shape (n_samples, n_tokens, n_directions)
             ``|Z|``.
         """
-        return np.abs(self._check_Z(Z))
+        Z = self._check_Z(Z)
+        return _namespace(Z).abs(Z)
 
-    def _magnitude(self, y):
+    def _magnitude(self, y, xp):
         return y
 
 
@@ -378,8 +447,8 @@ class SquareChannel(_SignChannel):
         """
         return self._check_Z(Z) ** 2
 
-    def _magnitude(self, y):
-        return np.sqrt(y)
+    def _magnitude(self, y, xp):
+        return xp.sqrt(y)
 
 
 # --------------------------------------------------------------------------
@@ -464,24 +533,28 @@ class OuterProductChannel(BaseChannel):
         log_partition : ndarray of shape (n_samples,)
             ``log Z_out`` up to a function of ``y`` only.
         """
-        y, omega, V = _check_posterior_args(self, y, omega, V)
-        v = V[0, 0]
-        n, L = y.shape[:2]
-        diag = np.clip(np.einsum("nll->nl", y), 0, None)
-        r = np.sqrt(diag)
-        ref = np.argmax(diag, axis=1)
-        sign = np.sign(y[np.arange(n), ref, :])
-        sign[sign == 0] = 1.0
-        z0 = sign * r  # (n, L), one of the two solutions
+        y, omega, V, xp = _check_posterior_args(self, y, omega, V)
+        v = float(V[0, 0])
+        L = self.n_tokens
+        eye = move_like(np.eye(L), omega)
+        diag = xp.clip(xp.sum(y * eye, axis=2), 0.0, None)
+        r = xp.sqrt(diag)
+        # The signs of z are those of the row of y at the largest |z_l|
+        # (sign(y_ref,l) = sign(z_ref) sign(z_l)); a zero entry counts as +.
+        ref = xp.argmax(diag, axis=1)
+        is_ref = xp.astype(xp.arange(L, device=device(ref))[None, :] == ref[:, None],
+                           omega.dtype)
+        ref_row = xp.sum(y * is_ref[:, :, None], axis=1)
+        z0 = (1.0 - 2.0 * xp.astype(ref_row < 0, omega.dtype)) * r  # one of the two solutions
         w = omega[:, :, 0]
-        h = np.sum(z0 * w, axis=1) / v
-        t = np.tanh(h)
+        h = xp.sum(z0 * w, axis=1) / v
+        t = xp.tanh(h)
         mean = t[:, None] * z0
         cov = (1 - t**2)[:, None, None] * z0[:, :, None] * z0[:, None, :]
         log_partition = (
-            -0.5 * (np.sum(r**2, axis=1) + np.sum(w**2, axis=1)) / v
-            + np.logaddexp(h, -h)
-            - 0.5 * L * np.log(v)
+            -0.5 * (xp.sum(r**2, axis=1) + xp.sum(w**2, axis=1)) / v
+            + xp.logaddexp(h, -h)
+            - 0.5 * L * math.log(v)
         )
         return mean[:, :, None], cov[:, :, None, :, None], log_partition
 
@@ -531,7 +604,8 @@ class SumSquareChannel(BaseChannel):
         y : ndarray of shape (n_samples, 1)
             Sums of squares.
         """
-        return np.sum(self._check_Z(Z) ** 2, axis=1)
+        Z = self._check_Z(Z)
+        return _namespace(Z).sum(Z**2, axis=1)
 
     def _check_y_values(self, y):
         if np.any(y < 0):
@@ -559,36 +633,48 @@ class SumSquareChannel(BaseChannel):
         log_partition : ndarray of shape (n_samples,)
             ``log Z_out`` up to a function of ``y`` only.
         """
-        y, omega, V = _check_posterior_args(self, y, omega, V)
-        v = V[0, 0]
+        y, omega, V, xp = _check_posterior_args(self, y, omega, V)
+        v = float(V[0, 0])
         L = self.n_tokens
-        r = np.sqrt(np.clip(y.reshape(-1), 0, None))
+        r = xp.sqrt(xp.clip(xp.reshape(y, (-1,)), 0.0, None))
         w = omega[:, :, 0]
-        norm_w = np.sqrt(np.sum(w**2, axis=1))
-        kappa = r * norm_w / v
-        nu = 0.5 * L - 1.0
-        small = kappa < 1e-8
-        ks = np.where(small, 1.0, kappa)
-        # A(k) = I_{L/2}(k) / I_{L/2-1}(k); A(k)/k -> 1/L as k -> 0.
-        A = special.ive(nu + 1, ks) / special.ive(nu, ks)
-        A_over_k = np.where(small, 1.0 / L, A / ks)
-        A = np.where(small, kappa / L, A)
-        mu = np.where(norm_w[:, None] > 0, w / np.where(norm_w > 0, norm_w, 1.0)[:, None], 0.0)
+        norm_w = xp.sqrt(xp.sum(w**2, axis=1))
+        # The Bessel functions of order L/2 - 1 have no array-API version:
+        # they are evaluated on the host on the (n,) concentrations only.
+        A, A_over_k, log_bessel = (
+            move_like(a, omega) for a in _von_mises_fisher_terms(to_numpy(r * norm_w) / v, L)
+        )
+        # Unit mean direction; mu = 0 where omega = 0 (then w = 0 too).
+        mu = w / (norm_w + xp.astype(norm_w == 0, omega.dtype))[:, None]
         mean = (r * A)[:, None] * mu
         second = (r**2)[:, None, None] * (
-            A_over_k[:, None, None] * np.eye(L)
+            A_over_k[:, None, None] * move_like(np.eye(L), omega)
             + (1 - L * A_over_k)[:, None, None] * mu[:, :, None] * mu[:, None, :]
         )
         cov = second - mean[:, :, None] * mean[:, None, :]
-        # log of int_{S^{L-1}} exp(k mu.u) du, up to constants: k^{-nu} I_nu(k).
-        kc = np.maximum(kappa, 1e-30)
-        log_bessel = np.where(
-            small,
-            -nu * np.log(2.0) - special.gammaln(nu + 1),
-            np.log(special.ive(nu, kc)) + kc - nu * np.log(kc),
-        )
-        log_partition = -0.5 * (r**2 + norm_w**2) / v + log_bessel - 0.5 * L * np.log(v)
+        log_partition = -0.5 * (r**2 + norm_w**2) / v + log_bessel - 0.5 * L * math.log(v)
         return mean[:, :, None], cov[:, :, None, :, None], log_partition
+
+
+def _von_mises_fisher_terms(kappa, L):
+    """``A(k)``, ``A(k) / k`` and ``log(k^-nu I_nu(k))`` of the von Mises-Fisher law on S^{L-1}.
+
+    ``A(k) = I_{L/2}(k) / I_{L/2-1}(k)`` is the mean resultant length; the
+    last term is the log-normaliser up to constants.  Small ``k`` uses the
+    limits ``A(k)/k -> 1/L`` and ``k^-nu I_nu(k) -> 2^-nu / Gamma(nu + 1)``.
+    """
+    nu = 0.5 * L - 1.0
+    small = kappa < 1e-8
+    ks = np.where(small, 1.0, kappa)
+    A = special.ive(nu + 1, ks) / special.ive(nu, ks)
+    A_over_k = np.where(small, 1.0 / L, A / ks)
+    A = np.where(small, kappa / L, A)
+    log_bessel = np.where(
+        small,
+        -nu * np.log(2.0) - special.gammaln(nu + 1),
+        np.log(special.ive(nu, ks)) + ks - nu * np.log(ks),
+    )
+    return A, A_over_k, log_bessel
 
 
 # --------------------------------------------------------------------------
@@ -647,11 +733,8 @@ class LinearChannel(BaseChannel):
         y : ndarray of shape (n_samples, n_tokens, n_directions)
             Noisy targets.
         """
-        from sklearn.utils import check_random_state
-
         Z = self._check_Z(Z)
-        rng = check_random_state(random_state)
-        return Z + self.noise_std * rng.standard_normal(Z.shape)
+        return Z + self.noise_std * _host_normal(Z, random_state)
 
     def output(self, Z):
         """Noiseless output ``Z``.
@@ -666,7 +749,8 @@ class LinearChannel(BaseChannel):
         y : ndarray of shape (n_samples, n_tokens, n_directions)
             ``Z`` itself.
         """
-        return self._check_Z(Z).copy()
+        Z = self._check_Z(Z)
+        return _namespace(Z).asarray(Z, copy=True)
 
     def posterior(self, y, omega, V):
         """Gaussian posterior of ``Z`` given ``(y, omega, V)``.
@@ -689,22 +773,18 @@ class LinearChannel(BaseChannel):
         log_partition : ndarray of shape (n_samples,)
             ``log N(y; omega, V + noise_std**2 I)`` summed over tokens.
         """
-        y, omega, V = _check_posterior_args(self, y, omega, V)
+        y, omega, V, xp = _check_posterior_args(self, y, omega, V)
         n, L, p = omega.shape
         s2 = self.noise_std**2
         Vinv, _ = _inv_logdet(V)
         post, _ = _inv_logdet(Vinv + np.eye(p) / s2)
-        mean = (omega @ Vinv + y / s2) @ post
-        cov = np.zeros((n, L, p, L, p))
-        idx = np.arange(L)
-        cov[:, idx, :, idx, :] = post
-        total = V + s2 * np.eye(p)
-        tinv, tlogdet = _inv_logdet(total)
+        mean = (omega @ move_like(Vinv, omega) + y / s2) @ move_like(post, omega)
+        block = xp.broadcast_to(move_like(post, omega), (n, L, p, p))
+        tinv, tlogdet = _inv_logdet(V + s2 * np.eye(p))
         diff = y - omega
-        log_partition = -0.5 * np.einsum("nli,ij,nlj->n", diff, tinv, diff) - 0.5 * L * (
-            tlogdet + p * np.log(2 * np.pi)
-        )
-        return mean, cov, log_partition
+        log_partition = -0.5 * xp.sum((diff @ move_like(tinv, omega)) * diff, axis=(1, 2)) - (
+            0.5 * L * (tlogdet + p * math.log(2 * math.pi)))
+        return mean, _block_diagonal_tokens(block, L), log_partition
 
 
 # --------------------------------------------------------------------------
@@ -712,10 +792,20 @@ class LinearChannel(BaseChannel):
 # --------------------------------------------------------------------------
 
 
+def _host_normal(like, random_state):
+    """Standard normal noise of ``like``'s shape, drawn on the host and moved to it.
+
+    Drawing with NumPy whatever the namespace keeps one stream of random
+    numbers: a seed gives the same targets on every library and device.
+    """
+    noise = check_random_state(random_state).standard_normal(tuple(like.shape))
+    return move_like(noise, like)
+
+
 def _softmax_rows(S):
-    S = S - S.max(axis=-1, keepdims=True)
-    E = np.exp(S)
-    return E / E.sum(axis=-1, keepdims=True)
+    xp = _namespace(S)
+    E = xp.exp(S - xp.max(S, axis=-1, keepdims=True))
+    return E / xp.sum(E, axis=-1, keepdims=True)
 
 
 class DeepAttentionChannel(BaseChannel):
@@ -769,6 +859,7 @@ class DeepAttentionChannel(BaseChannel):
     """
 
     posterior_is_quadrature = True
+    array_api_posterior = False
     _posterior_limits = (
         "the posterior needs n_tokens=2 (closed-form inversion of the last "
         "softmax) and n_layers in (1, 2); sampling and output work for any size."
@@ -811,12 +902,13 @@ class DeepAttentionChannel(BaseChannel):
             Row-stochastic attention matrices.
         """
         Z = self._check_Z(Z)
+        xp = _namespace(Z)
         L = self.n_tokens
-        eye = np.eye(L)
+        eye = move_like(np.eye(L), Z)
         # B is the accumulated token-mixing matrix (h_{k-1} = B X).
-        B = np.broadcast_to(eye, (Z.shape[0], L, L))
+        B = xp.broadcast_to(eye, (Z.shape[0], L, L))
         for k in range(self.n_layers):
-            u = np.einsum("nij,nj->ni", B, Z[:, :, k])
+            u = (B @ Z[:, :, k:k + 1])[:, :, 0]
             S = _softmax_rows(u[:, :, None] * u[:, None, :])
             if k == self.n_layers - 1:
                 return S
@@ -847,6 +939,7 @@ class DeepAttentionChannel(BaseChannel):
         s = np.sqrt(np.clip(a + b, 1e-300, None))
         return np.column_stack([a / s, -b / s])
 
+    @_on_host(1)
     def posterior(self, y, omega, V):
         """Posterior moments of ``Z`` given ``(y, omega, V)``.
 
@@ -869,7 +962,7 @@ class DeepAttentionChannel(BaseChannel):
             ``log Z_out`` up to a function of ``y`` only.
         """
         self.check_posterior_support()
-        y, omega, V = _check_posterior_args(self, y, omega, V)
+        y, omega, V, _ = _check_posterior_args(self, y, omega, V)
         n = omega.shape[0]
         u = self.invert_last_softmax(y)
         Vinv, logdet = _inv_logdet(V)
@@ -952,6 +1045,8 @@ class GenericChannel(BaseChannel):
     array([[0.]])
     """
 
+    array_api_posterior = False
+
     def __init__(self, func, y_trailing_shape, n_tokens=1, n_directions=1, noise_std=0.1,
                  n_nodes=12, even=False):
         if not callable(func):
@@ -971,6 +1066,7 @@ class GenericChannel(BaseChannel):
                 "y_trailing_shape": self.y_trailing_shape, "noise_std": self.noise_std,
                 "n_nodes": self.n_nodes, "even": self.even}
 
+    @_on_host(0)
     def output(self, Z):
         """Noiseless output ``func(Z)``.
 
@@ -1003,12 +1099,10 @@ class GenericChannel(BaseChannel):
         y : ndarray of shape ``(n_samples,) + y_trailing_shape``
             Noisy targets.
         """
-        from sklearn.utils import check_random_state
-
         out = self.output(Z)
-        return out + self.noise_std * check_random_state(random_state).standard_normal(
-            out.shape)
+        return out + self.noise_std * _host_normal(out, random_state)
 
+    @_on_host(1)
     def posterior(self, y, omega, V):
         """Posterior moments by tensor Gauss-Hermite quadrature.
 
@@ -1030,7 +1124,7 @@ class GenericChannel(BaseChannel):
         log_partition : ndarray of shape (n_samples,)
             ``log Z_out`` (exact up to quadrature error).
         """
-        y, omega, V = _check_posterior_args(self, y, omega, V)
+        y, omega, V, _ = _check_posterior_args(self, y, omega, V)
         n, L, p = omega.shape
         D = L * p
         nodes, logw = tensor_gauss_hermite(D, self.n_nodes)

@@ -14,6 +14,12 @@ with ``xi, eta`` i.i.d. standard normal of shape (L, p),
 The expectation over ``(xi, eta, y)`` is a Monte Carlo average over fixed
 draws (common random numbers across iterations, so that the iteration is a
 deterministic map).
+
+Under ``sklearn.set_config(array_api_dispatch=True)`` an array-API ``q_init``
+(``q`` for :func:`test_errors`) moves the Monte Carlo work -- the fields, the
+channel posterior and output, the reductions -- to its namespace and device.
+The draws are made on the host with NumPy, so a seed gives the same samples
+everywhere, and the ``p x p`` algebra stays on the host.
 """
 
 from numbers import Integral, Real
@@ -22,6 +28,7 @@ import numpy as np
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 
+from .._array_api import array_api_namespace, move_like, to_numpy
 from ._channels import tensor_gauss_hermite
 
 __all__ = ["state_evolution", "weak_recovery_threshold", "test_errors"]
@@ -55,12 +62,12 @@ def _correlated_fields(q, xi, eta):
     ``(Omega, Z)`` then has the joint law of state evolution at overlap ``q``:
     ``Omega ~ N(0, q)``, ``Z | Omega ~ N(Omega, I - q)`` per token.
     """
-    Omega = xi @ _sym_sqrt(q)
-    return Omega, Omega + eta @ _sym_sqrt(np.eye(q.shape[0]) - q)
+    Omega = xi @ move_like(_sym_sqrt(q), xi)
+    return Omega, Omega + eta @ move_like(_sym_sqrt(np.eye(q.shape[0]) - q), eta)
 
 
 def _as_overlap(q, p, name="q"):
-    q = np.asarray(q, dtype=np.float64)
+    q = to_numpy(q, dtype=np.float64)
     if q.ndim == 0:
         q = q * np.eye(p)
     elif q.ndim == 1:
@@ -74,16 +81,42 @@ def _as_overlap(q, p, name="q"):
 def _draw(channel, q, xi, eta, noise_seed):
     """Omega, Z, y and V = I - q for the standard normal draws ``xi, eta``."""
     Omega, Z = _correlated_fields(q, xi, eta)
+    if not channel.array_api_posterior:
+        # A host posterior reads float64 targets: drawn from a float32 Z on
+        # the device, softmax targets would underflow to 0.
+        Z = to_numpy(Z, dtype=np.float64)
     y = channel.sample(Z, random_state=noise_seed)
     return Omega, Z, y, np.eye(channel.n_directions) - q
 
 
 def _q_hat(channel, alpha, q, xi, eta, noise_seed):
+    """``q_hat`` (host, p x p) and the mean ``log Z_out`` at overlap ``q``."""
     Omega, Z, y, V = _draw(channel, q, xi, eta, noise_seed)
     mean, _, logZ = channel.posterior(y, Omega, V)
-    g = np.linalg.solve(V, (mean - Omega).transpose(0, 2, 1)).transpose(0, 2, 1)
-    qh = alpha * np.einsum("nli,nlj->ij", g, g) / xi.shape[0]
-    return 0.5 * (qh + qh.T), float(np.mean(logZ))
+    n, L, p = Omega.shape
+    g = (mean - Omega) @ move_like(np.linalg.inv(V), Omega)
+    xp = _namespace(g)
+    g = xp.reshape(g, (n * L, p))
+    qh = alpha * to_numpy(g.T @ g, dtype=np.float64) / n
+    return 0.5 * (qh + qh.T), float(to_numpy(xp.mean(logZ)))
+
+
+def _namespace(x):
+    return array_api_namespace(x) or np
+
+
+def _standard_normal_like(rng, shape, like):
+    """Host standard normal draws of ``shape`` in the namespace/device/dtype of ``like``.
+
+    ``like`` is None for NumPy float64.
+    """
+    draws = rng.standard_normal(shape)
+    return draws if like is None else move_like(draws, like)
+
+
+def _array_api_reference(q):
+    """``q`` itself if it is an array-API array that dispatch applies to, else None."""
+    return q if array_api_namespace(q) is not None else None
 
 
 # A channel is anything with this interface (see skmoe.amp.BaseChannel).
@@ -106,7 +139,8 @@ def test_errors(channel, q, *, n_samples=20000, n_inner=32, random_state=0):
     channel : channel object
         A channel from :mod:`skmoe.amp`.
     q : float, array-like of shape (p,) or (p, p)
-        Overlap matrix (``rho = I``).
+        Overlap matrix (``rho = I``).  An array-API array (with dispatch
+        enabled) runs the Monte Carlo in its namespace and on its device.
     n_samples : int, default=20000
         Monte Carlo samples of ``(Omega, Z)``.
     n_inner : int, default=32
@@ -131,20 +165,29 @@ def test_errors(channel, q, *, n_samples=20000, n_inner=32, random_state=0):
     """
     rng = check_random_state(random_state)
     L, p = channel.n_tokens, channel.n_directions
+    reference = _array_api_reference(q)
     q = _clip_overlap(_as_overlap(q, p))
     shape = (n_samples, L, p)
-    Omega, Z = _correlated_fields(q, rng.standard_normal(shape), rng.standard_normal(shape))
-    sv = _sym_sqrt(np.eye(p) - q)
-    gz = channel.output(Z).reshape(n_samples, -1)
-    go = channel.output(Omega).reshape(n_samples, -1)
-    plug = np.sum((gz - go) ** 2, axis=1)
-    inner = np.empty((n_inner, n_samples, gz.shape[1]))
-    for k in range(n_inner):
-        Zk = Omega + rng.standard_normal((n_samples, L, p)) @ sv
-        inner[k] = channel.output(Zk).reshape(n_samples, -1)
-    s = inner.sum(axis=0)
-    u_stat = (np.sum(s**2, axis=1) - np.sum(inner**2, axis=(0, 2))) / (n_inner * (n_inner - 1))
-    bayes = np.sum(gz**2, axis=1) - u_stat
+    Omega, Z = _correlated_fields(q, _standard_normal_like(rng, shape, reference),
+                                  _standard_normal_like(rng, shape, reference))
+    xp = _namespace(Omega)
+    sv = move_like(_sym_sqrt(np.eye(p) - q), Omega)
+
+    def flat_output(Z):
+        return xp.reshape(channel.output(Z), (n_samples, -1))
+
+    gz, go = flat_output(Z), flat_output(Omega)
+    plug = xp.sum((gz - go) ** 2, axis=1)
+    # Running sums over the inner draws: sum_k g_k and sum_k ||g_k||^2.
+    inner_sum = xp.zeros_like(gz)
+    inner_sq = xp.zeros_like(plug)
+    for _ in range(n_inner):
+        g = flat_output(Omega + _standard_normal_like(rng, shape, reference) @ sv)
+        inner_sum = inner_sum + g
+        inner_sq = inner_sq + xp.sum(g**2, axis=1)
+    u_stat = (xp.sum(inner_sum**2, axis=1) - inner_sq) / (n_inner * (n_inner - 1))
+    bayes = xp.sum(gz**2, axis=1) - u_stat
+    plug, bayes = to_numpy(plug, dtype=np.float64), to_numpy(bayes, dtype=np.float64)
     sqrt_n = np.sqrt(n_samples)
     return Bunch(plugin=float(plug.mean()), plugin_std=float(plug.std() / sqrt_n),
                  bayes=float(bayes.mean()), bayes_std=float(bayes.std() / sqrt_n))
@@ -175,7 +218,10 @@ def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8
     alpha : float
         Sample ratio ``n / d``.
     q_init : float, array-like of shape (p,) or (p, p), default=0.05
-        Initial overlap (``q = 0`` is a fixed point of even channels).
+        Initial overlap (``q = 0`` is a fixed point of even channels).  An
+        array-API array (with dispatch enabled) runs the Monte Carlo in its
+        namespace, on its device and in its dtype; ``q``, ``q_hat`` and
+        ``history`` are then returned there.
     directions : array-like of int, default=None
         If given, the overlap is kept zero outside the block
         ``directions x directions`` (used for staircase thresholds:
@@ -216,14 +262,15 @@ def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8
     """
     channel.check_posterior_support()
     L, p = channel.n_tokens, channel.n_directions
+    reference = _array_api_reference(q_init)
     mask = np.ones((p, p))
     if directions is not None:
         d = np.zeros(p)
         d[np.asarray(directions, dtype=int)] = 1.0
         mask = np.outer(d, d)
     rng = check_random_state(random_state)
-    xi = rng.standard_normal((n_samples, L, p))
-    eta = rng.standard_normal((n_samples, L, p))
+    xi = _standard_normal_like(rng, (n_samples, L, p), reference)
+    eta = _standard_normal_like(rng, (n_samples, L, p), reference)
     noise_seed = int(rng.randint(np.iinfo(np.int32).max))
     q = _clip_overlap(_as_overlap(q_init, p, "q_init") * mask)
     history = [q.copy()]
@@ -245,9 +292,12 @@ def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8
     qh = qh * mask
     free_entropy = (-0.5 * np.trace(q @ qh) + 0.5 * (np.trace(qh) - np.linalg.slogdet(
         np.eye(p) + qh)[1]) + alpha * mean_logZ)
-    result = Bunch(q=q, q_hat=qh, history=np.array(history), n_iter=n_iter,
-                   converged=converged, weight_mse=float(np.trace(np.eye(p) - q) / p),
-                   free_entropy=float(free_entropy))
+    weight_mse = float(np.trace(np.eye(p) - q) / p)
+    history = np.array(history)
+    if reference is not None:
+        q, qh, history = (move_like(a, reference) for a in (q, qh, history))
+    result = Bunch(q=q, q_hat=qh, history=history, n_iter=n_iter, converged=converged,
+                   weight_mse=weight_mse, free_entropy=float(free_entropy))
     if compute_test_errors:
         err = test_errors(channel, q, n_samples=n_samples, n_inner=n_inner,
                           random_state=rng.randint(np.iinfo(np.int32).max))
