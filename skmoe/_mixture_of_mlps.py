@@ -57,13 +57,24 @@ def expert_n_parameters(n_features, hidden_layer_sizes, n_outputs, prelu):
     Parameters
     ----------
     n_features : int
+        Input dimension.
     hidden_layer_sizes : sequence of int
+        Widths of the hidden layers.
     n_outputs : int
+        Output dimension.
     prelu : bool
+        Whether every hidden unit has a learnable PReLU slope.
 
     Returns
     -------
     n_parameters : int
+        Weights, biases and (for PReLU) slopes.
+
+    Examples
+    --------
+    >>> from skmoe.utils import expert_n_parameters
+    >>> expert_n_parameters(2, (8,), 1, prelu=False)  # (2 + 1) 8 + 8 + 1
+    33
     """
     sizes = [n_features, *hidden_layer_sizes, n_outputs]
     return int(_kernels.layer_offsets(sizes, prelu)[4])
@@ -82,14 +93,24 @@ def mlp_width_for_n_parameters(n_parameters, n_features, n_hidden_layers=2, n_ou
     n_parameters : int
         Target number of weights and biases.
     n_features : int
+        Input dimension.
     n_hidden_layers : int, default=2
+        Number of hidden layers, all of width ``W``.
     n_outputs : int, default=1
+        Output dimension.
 
     Returns
     -------
     width : int
         The width ``W >= 1`` whose parameter count is nearest to
         ``n_parameters`` (ties to the smaller width).
+
+    Examples
+    --------
+    >>> from skmoe.utils import expert_n_parameters, mlp_width_for_n_parameters
+    >>> width = mlp_width_for_n_parameters(1000, n_features=2)
+    >>> width, expert_n_parameters(2, (width, width), 1, prelu=False)
+    (29, 987)
     """
     J = int(n_hidden_layers)
     if J < 1:

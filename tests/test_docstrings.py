@@ -8,6 +8,8 @@ import pytest
 import skmoe
 import skmoe.amp
 import skmoe.datasets
+import skmoe.metrics
+import skmoe.utils
 
 # Checks we do not enforce: summary layout details, See Also everywhere,
 # Examples on every method, and parameters inherited from scikit-learn mixins.
@@ -15,7 +17,7 @@ IGNORED = {"GL01", "GL02", "SA01", "EX01", "ES01", "RT02", "PR02", "SS05", "GL08
 
 
 def _public_objects():
-    for module in (skmoe, skmoe.amp, skmoe.datasets):
+    for module in (skmoe, skmoe.amp, skmoe.datasets, skmoe.metrics, skmoe.utils):
         for name in module.__all__:
             obj = getattr(module, name)
             if not (inspect.isclass(obj) or inspect.isfunction(obj)):

@@ -19,7 +19,7 @@ import time
 from sklearn.neural_network import MLPRegressor
 
 from skmoe import MixtureOfMLPsRegressor
-from skmoe._mixture_of_mlps import mlp_width_for_n_parameters
+from skmoe.utils import mlp_width_for_n_parameters
 
 from .common import (
     MOMLP_HIDDEN,

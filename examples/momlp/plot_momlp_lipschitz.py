@@ -37,7 +37,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPRegressor
 
 from skmoe import MixtureOfMLPsRegressor
-from skmoe._mixture_of_mlps import mlp_width_for_n_parameters
+from skmoe.utils import mlp_width_for_n_parameters
 
 warnings.simplefilter("ignore", ConvergenceWarning)
 
