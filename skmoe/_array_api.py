@@ -108,7 +108,9 @@ def from_numpy(x, xp, device, dtype=None):
     """
     if xp is None:
         return x if dtype is None else np.asarray(x, dtype=dtype)
-    return xp.asarray(np.ascontiguousarray(x), dtype=dtype, device=device)
+    # Always a copy: a library on the CPU (PyTorch) would otherwise share
+    # memory with host arrays that skmoe goes on updating.
+    return xp.asarray(np.ascontiguousarray(x), dtype=dtype, device=device, copy=True)
 
 
 def move_like(x, like):

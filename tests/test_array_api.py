@@ -67,6 +67,15 @@ def _cupy_with_gpu():
 def _namespace_devices():
     yield pytest.param(xps, xps.Device("CPU_DEVICE"), id="strict-cpu")
     yield pytest.param(xps, xps.Device("device1"), id="strict-device1")
+    try:
+        # A real array library on the CPU, where PyTorch is installed (it is
+        # not a test dependency: too heavy for CI).
+        import torch
+
+        yield pytest.param(torch, "cpu", id="torch-cpu")
+    except ImportError:
+        yield pytest.param(None, None, id="torch-cpu",
+                           marks=pytest.mark.skip(reason="PyTorch is not installed"))
     cupy = _cupy_with_gpu()
     if cupy is not None:
         yield pytest.param(cupy, cupy.cuda.Device(0), id="cupy")
