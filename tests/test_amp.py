@@ -380,3 +380,40 @@ def test_gamp_divergence_warning_names_the_cause():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         SequenceMultiIndexAMP(channel, max_iter=30, random_state=0).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "channel",
+    [
+        AbsChannel(n_tokens=2, n_directions=2),
+        SquareChannel(n_tokens=2),
+        OuterProductChannel(n_tokens=3),
+        SumSquareChannel(n_tokens=3),
+        LinearChannel(n_tokens=2, n_directions=2, noise_std=0.5),
+        DeepAttentionChannel(n_grid=40),
+        DeepAttentionChannel(n_layers=1),
+        GenericChannel(lambda Z: np.tanh(Z[:, :, 0]), (1,), noise_std=0.3, n_nodes=20),
+    ],
+    ids=repr,
+)
+@pytest.mark.parametrize("v", [1.0, 1e-3])
+def test_log_partition_likelihood_ratio(channel, v):
+    """exp(log Z(y; omega') - log Z(y; omega)) has mean 1 for y ~ P(. | omega, V).
+
+    log Z_out is the density of y given (omega, V) up to a function of y
+    alone, so the ratio at two prior means is a likelihood ratio; its mean
+    under the second law is exactly one (an importance-sampling identity that
+    no other test constrains, and that small-V cancellation would break).
+    """
+    rng = np.random.default_rng(0)
+    L, p = channel.n_tokens, channel.n_directions
+    n = 3000 if isinstance(channel, DeepAttentionChannel) else 20000
+    V = v * (0.8 * np.eye(p) + 0.2 * np.ones((p, p)))
+    root = _sym_sqrt(V)
+    omega = rng.standard_normal((n, L, p))
+    shifted = omega + 0.3 * rng.standard_normal((n, L, p)) @ root
+    y = channel.sample(omega + rng.standard_normal((n, L, p)) @ root, random_state=1)
+    ratio = np.exp(channel.posterior(y, shifted, V)[2] - channel.posterior(y, omega, V)[2])
+    standard_error = ratio.std() / np.sqrt(n)
+    assert standard_error < 0.05
+    assert abs(ratio.mean() - 1.0) < 4 * standard_error + 1e-3, (ratio.mean(), standard_error)

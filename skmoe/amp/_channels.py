@@ -37,6 +37,7 @@ results back.  ``V`` is a small host matrix in every case.
 """
 
 import functools
+import inspect
 import itertools
 import math
 from numbers import Integral, Real
@@ -71,28 +72,40 @@ def _namespace(x):
     return array_api_namespace(x) or np
 
 
-def _on_host(reference_arg):
+def _on_host(reference):
     """Run a NumPy-only channel method on the host for array-API inputs.
 
-    The positional argument number ``reference_arg`` (``Z`` or ``omega``)
-    fixes the namespace, device and dtype the results are moved back to.
-    NumPy inputs pass straight through.
+    The argument named ``reference`` (``Z`` or ``omega``) fixes the
+    namespace, device and dtype the results are moved back to.  NumPy inputs
+    pass straight through.
     """
 
     def decorate(method):
+        signature = inspect.signature(method)
+
         @functools.wraps(method)
-        def wrapper(self, *args):
-            reference = args[reference_arg]
-            if array_api_namespace(reference) is None:
-                return method(self, *args)
-            result = method(self, *(to_numpy(a, dtype=np.float64) for a in args))
+        def wrapper(self, *args, **kwargs):
+            arguments = signature.bind(self, *args, **kwargs).arguments
+            like = arguments[reference]
+            if array_api_namespace(like) is None:
+                return method(self, *args, **kwargs)
+            host = {name: value if name == "self" else to_numpy(value, dtype=np.float64)
+                    for name, value in arguments.items()}
+            result = method(**host)
             if isinstance(result, tuple):
-                return tuple(move_like(r, reference) for r in result)
-            return move_like(result, reference)
+                return tuple(move_like(r, like) for r in result)
+            return move_like(result, like)
 
         return wrapper
 
     return decorate
+
+
+def _positive_part(x):
+    """``max(x, 0)`` element-wise, in ``x``'s namespace."""
+    xp = _namespace(x)
+    # where, not clip: array_api_compat's CuPy clip synchronises with the host.
+    return xp.where(x > 0, x, xp.zeros_like(x))
 
 
 def _block_diagonal_tokens(block, n_tokens):
@@ -131,9 +144,10 @@ class BaseChannel:
     posterior_is_quadrature = False
 
     #: True when :meth:`posterior` computes in the namespace and on the device
-    #: of array-API inputs; False when it runs on the host in float64 and
-    #: moves its results back (callers then keep ``y`` on the host too).
-    array_api_posterior = True
+    #: of array-API inputs.  False (the default, safe for NumPy-only
+    #: subclasses) makes GAMP call the posterior on the host in float64 and
+    #: state evolution simulate on the host, results moved back.
+    array_api_posterior = False
 
     @property
     def supports_posterior(self):
@@ -303,6 +317,8 @@ class _SignChannel(BaseChannel):
     are independent given ``(y, omega)``, so cross-token covariances vanish.
     """
 
+    array_api_posterior = True
+
     def __init__(self, n_tokens=1, n_directions=1):
         self.n_tokens = _check_int(n_tokens, "n_tokens")
         self.n_directions = _check_int(n_directions, "n_directions")
@@ -353,14 +369,21 @@ class _SignChannel(BaseChannel):
         w = xp.exp(logw - mx)
         norm = xp.sum(w, axis=1, keepdims=True)
         w = w / norm
-        # E[s] and E[s s^T] under the sign weights, then scaled by r.
         sign_mean = xp.reshape(w @ signs, (n, L, p))
-        sign_outer = move_like((signs_host[:, :, None] * signs_host[:, None, :]).reshape(S, -1),
-                               omega)
-        sign_second = xp.reshape(w @ sign_outer, (n, L, p, p))
         mean = sign_mean * r
-        block = (sign_second - sign_mean[..., :, None] * sign_mean[..., None, :]) * (
-            r[..., :, None] * r[..., None, :])
+        # Cov(s_i, s_j) = 4 [P(++) P(--) - P(+-) P(-+)] for +-1 signs: exact,
+        # and unlike E[s_i s_j] - E[s_i] E[s_j] free of cancellation when a
+        # sign is nearly certain (small V), where float32 would give negative
+        # variances.  The four joint probabilities come from one product.
+        plus = (signs_host > 0).astype(np.float64)
+        minus = 1.0 - plus
+        joint = np.concatenate(
+            [(a[:, :, None] * b[:, None, :]).reshape(S, p * p)
+             for a, b in ((plus, plus), (minus, minus), (plus, minus), (minus, plus))], axis=1)
+        probs = xp.reshape(w @ move_like(joint, omega), (n, L, 4, p, p))
+        sign_cov = 4.0 * (probs[:, :, 0, ...] * probs[:, :, 1, ...]
+                          - probs[:, :, 2, ...] * probs[:, :, 3, ...])
+        block = sign_cov * (r[..., :, None] * r[..., None, :])
         log_partition = xp.sum(xp.reshape(mx[:, 0] + xp.log(norm[:, 0]), (n, L)), axis=1) - (
             0.5 * L * (logdet + p * math.log(2 * math.pi)))
         return mean, _block_diagonal_tokens(block, L), log_partition
@@ -481,6 +504,8 @@ class OuterProductChannel(BaseChannel):
            [-2.,  4.]])
     """
 
+    array_api_posterior = True
+
     def __init__(self, n_tokens=2):
         self.n_tokens = _check_int(n_tokens, "n_tokens")
         self.n_directions = 1
@@ -537,7 +562,7 @@ class OuterProductChannel(BaseChannel):
         v = float(V[0, 0])
         L = self.n_tokens
         eye = move_like(np.eye(L), omega)
-        diag = xp.clip(xp.sum(y * eye, axis=2), 0.0, None)
+        diag = _positive_part(xp.sum(y * eye, axis=2))
         r = xp.sqrt(diag)
         # The signs of z are those of the row of y at the largest |z_l|
         # (sign(y_ref,l) = sign(z_ref) sign(z_l)); a zero entry counts as +.
@@ -551,9 +576,14 @@ class OuterProductChannel(BaseChannel):
         t = xp.tanh(h)
         mean = t[:, None] * z0
         cov = (1 - t**2)[:, None, None] * z0[:, :, None] * z0[:, None, :]
+        # -(|z0|^2 + |w|^2) / 2v + log(2 cosh h), written without the
+        # cancellation of two large terms when v is small:
+        # -|z0 - sign(h) w|^2 / 2v + log(1 + exp(-2|h|)).
+        sign_h = 1.0 - 2.0 * xp.astype(h < 0, omega.dtype)  # +1 at h = 0
+        gap = z0 - sign_h[:, None] * w
         log_partition = (
-            -0.5 * (xp.sum(r**2, axis=1) + xp.sum(w**2, axis=1)) / v
-            + xp.logaddexp(h, -h)
+            -0.5 * xp.sum(gap**2, axis=1) / v
+            + xp.log1p(xp.exp(-2.0 * xp.abs(h)))
             - 0.5 * L * math.log(v)
         )
         return mean[:, :, None], cov[:, :, None, :, None], log_partition
@@ -582,6 +612,8 @@ class SumSquareChannel(BaseChannel):
     >>> SumSquareChannel(n_tokens=2).output(np.array([[[1.0], [2.0]]]))
     array([[5.]])
     """
+
+    array_api_posterior = True
 
     def __init__(self, n_tokens=2):
         self.n_tokens = _check_int(n_tokens, "n_tokens")
@@ -636,31 +668,39 @@ class SumSquareChannel(BaseChannel):
         y, omega, V, xp = _check_posterior_args(self, y, omega, V)
         v = float(V[0, 0])
         L = self.n_tokens
-        r = xp.sqrt(xp.clip(xp.reshape(y, (-1,)), 0.0, None))
+        r = xp.sqrt(_positive_part(xp.reshape(y, (-1,))))
         w = omega[:, :, 0]
         norm_w = xp.sqrt(xp.sum(w**2, axis=1))
         # The Bessel functions of order L/2 - 1 have no array-API version:
-        # they are evaluated on the host on the (n,) concentrations only.
-        A, A_over_k, log_bessel = (
-            move_like(a, omega) for a in _von_mises_fisher_terms(to_numpy(r * norm_w) / v, L)
-        )
+        # they are evaluated on the host, in float64, on the (n,)
+        # concentrations only, and come back in one transfer.
+        terms = move_like(np.stack(_von_mises_fisher_terms(
+            to_numpy(r * norm_w, dtype=np.float64) / v, L)),
+                          omega)
+        A, A_over_k, radial, log_bessel = (terms[i, ...] for i in range(4))
         # Unit mean direction; mu = 0 where omega = 0 (then w = 0 too).
         mu = w / (norm_w + xp.astype(norm_w == 0, omega.dtype))[:, None]
         mean = (r * A)[:, None] * mu
-        second = (r**2)[:, None, None] * (
-            A_over_k[:, None, None] * move_like(np.eye(L), omega)
-            + (1 - L * A_over_k)[:, None, None] * mu[:, :, None] * mu[:, None, :]
+        # Tangential variance A/k off mu, radial variance 1 - A^2 - (L-1) A/k
+        # along it (r^2 times): no small difference of large terms.
+        mu_outer = mu[:, :, None] * mu[:, None, :]
+        cov = (r**2)[:, None, None] * (
+            A_over_k[:, None, None] * (move_like(np.eye(L), omega) - mu_outer)
+            + radial[:, None, None] * mu_outer
         )
-        cov = second - mean[:, :, None] * mean[:, None, :]
-        log_partition = -0.5 * (r**2 + norm_w**2) / v + log_bessel - 0.5 * L * math.log(v)
+        log_partition = -0.5 * (r - norm_w) ** 2 / v + log_bessel - 0.5 * L * math.log(v)
         return mean[:, :, None], cov[:, :, None, :, None], log_partition
 
 
 def _von_mises_fisher_terms(kappa, L):
-    """``A(k)``, ``A(k) / k`` and ``log(k^-nu I_nu(k))`` of the von Mises-Fisher law on S^{L-1}.
+    """Moments and log-normaliser of the von Mises-Fisher law on S^{L-1}.
 
-    ``A(k) = I_{L/2}(k) / I_{L/2-1}(k)`` is the mean resultant length; the
-    last term is the log-normaliser up to constants.  Small ``k`` uses the
+    Returns ``A(k)``, ``A(k) / k``, ``1 - A(k)^2 - (L - 1) A(k) / k`` and
+    ``log(k^-nu I_nu(k)) - k``, with ``A(k) = I_{L/2}(k) / I_{L/2-1}(k)`` the
+    mean resultant length (``E u = A mu``), ``A / k`` the variance of ``u``
+    across ``mu`` and the third term its variance along ``mu``; the last is
+    the log-normaliser up to constants, less ``k`` (so that the caller adds
+    ``k`` to a Gaussian exponent without cancellation).  Small ``k`` uses the
     limits ``A(k)/k -> 1/L`` and ``k^-nu I_nu(k) -> 2^-nu / Gamma(nu + 1)``.
     """
     nu = 0.5 * L - 1.0
@@ -669,12 +709,13 @@ def _von_mises_fisher_terms(kappa, L):
     A = special.ive(nu + 1, ks) / special.ive(nu, ks)
     A_over_k = np.where(small, 1.0 / L, A / ks)
     A = np.where(small, kappa / L, A)
+    radial = 1.0 - A**2 - (L - 1) * A_over_k
     log_bessel = np.where(
         small,
-        -nu * np.log(2.0) - special.gammaln(nu + 1),
-        np.log(special.ive(nu, ks)) + ks - nu * np.log(ks),
+        -nu * np.log(2.0) - special.gammaln(nu + 1) - kappa,
+        np.log(special.ive(nu, ks)) - nu * np.log(ks),
     )
-    return A, A_over_k, log_bessel
+    return A, A_over_k, radial, log_bessel
 
 
 # --------------------------------------------------------------------------
@@ -707,6 +748,7 @@ class LinearChannel(BaseChannel):
     array([[[1.]]])
     """
 
+    array_api_posterior = True
     even = False
 
     def __init__(self, n_tokens=1, n_directions=1, noise_std=0.1):
@@ -859,7 +901,6 @@ class DeepAttentionChannel(BaseChannel):
     """
 
     posterior_is_quadrature = True
-    array_api_posterior = False
     _posterior_limits = (
         "the posterior needs n_tokens=2 (closed-form inversion of the last "
         "softmax) and n_layers in (1, 2); sampling and output work for any size."
@@ -939,7 +980,7 @@ class DeepAttentionChannel(BaseChannel):
         s = np.sqrt(np.clip(a + b, 1e-300, None))
         return np.column_stack([a / s, -b / s])
 
-    @_on_host(1)
+    @_on_host("omega")
     def posterior(self, y, omega, V):
         """Posterior moments of ``Z`` given ``(y, omega, V)``.
 
@@ -1045,8 +1086,6 @@ class GenericChannel(BaseChannel):
     array([[0.]])
     """
 
-    array_api_posterior = False
-
     def __init__(self, func, y_trailing_shape, n_tokens=1, n_directions=1, noise_std=0.1,
                  n_nodes=12, even=False):
         if not callable(func):
@@ -1066,7 +1105,7 @@ class GenericChannel(BaseChannel):
                 "y_trailing_shape": self.y_trailing_shape, "noise_std": self.noise_std,
                 "n_nodes": self.n_nodes, "even": self.even}
 
-    @_on_host(0)
+    @_on_host("Z")
     def output(self, Z):
         """Noiseless output ``func(Z)``.
 
@@ -1102,7 +1141,7 @@ class GenericChannel(BaseChannel):
         out = self.output(Z)
         return out + self.noise_std * _host_normal(out, random_state)
 
-    @_on_host(1)
+    @_on_host("omega")
     def posterior(self, y, omega, V):
         """Posterior moments by tensor Gauss-Hermite quadrature.
 

@@ -29,6 +29,40 @@ def _sym_psd_clip(A, floor=0.0):
     return spectral_map(A, lambda w: np.maximum(w, floor))
 
 
+def _output_denoiser(channel, y, Omega, V, on_device):
+    """Posterior mean of ``Z`` and the summed token-diagonal posterior covariance.
+
+    Parameters
+    ----------
+    channel : channel object
+    y : array
+        Targets, where the posterior reads them (see ``on_device``).
+    Omega : array of shape (n, L, p)
+        Prior means, in the namespace and on the device of ``X``.
+    V : ndarray of shape (p, p)
+        Prior covariance (host).
+    on_device : bool
+        Whether the channel's posterior runs where ``Omega`` lives; if not it
+        runs on the host in float64 and only its mean moves back.
+
+    Returns
+    -------
+    mean : array of shape (n, L, p)
+        Where ``Omega`` lives.
+    diag_cov : ndarray of shape (p, p)
+        ``sum_{mu, l} Cov(z_l | y_mu)`` on the host, in float64.
+    """
+    if on_device:
+        mean, cov, _ = channel.posterior(y, Omega, V)
+    else:
+        mean, cov, _ = channel.posterior(y, to_numpy(Omega, dtype=np.float64), V)
+        mean = move_like(mean, Omega)
+    xp = array_api_namespace(cov) or np
+    L = cov.shape[1]
+    blocks = sum(cov[:, l, :, l, :] for l in range(L))  # (n, p, p), one transfer below
+    return mean, to_numpy(xp.sum(blocks, axis=0), dtype=np.float64)
+
+
 class SequenceMultiIndexAMP(BaseEstimator):
     """Bayes-optimal GAMP for sequence multi-index models.
 
@@ -224,7 +258,8 @@ class SequenceMultiIndexAMP(BaseEstimator):
             return from_numpy(a, xp, where, dtype=X.dtype)
 
         y = channel.check_y(to_numpy(y), n_samples=n)
-        if channel.array_api_posterior:
+        posterior_on_device = getattr(channel, "array_api_posterior", False)
+        if posterior_on_device:
             y = to_device(y)  # else the posterior reads float64 y on the host
         if W_star is not None:
             W_star = to_numpy(W_star, dtype=np.float64)
@@ -243,21 +278,18 @@ class SequenceMultiIndexAMP(BaseEstimator):
         Qs = [W_host.T @ W_host / d]
         Ms = [None if W_star is None else W_host.T @ W_star / d]
         deltas = []
-        damp = self.damping
+        damp = float(self.damping)  # a NumPy scalar could promote float32 arrays
         converged = False
         n_iter = 0
         for n_iter in range(1, self.max_iter + 1):
             # Floor the eigenvalues of V: near perfect recovery V -> 0.
             V = _sym_psd_clip(C, floor=1e-9)
             Vinv = np.linalg.inv(V)
-            # Data-sized arrays (Omega, G, the channel posterior) stay where X
-            # lives; only p x p summaries come to the host.
+            # Data-sized arrays (Omega, G) stay where X lives; only p x p
+            # summaries come to the host.
             Omega = xp_or_np.reshape(X_rows @ W, (n, L, p)) / sqrt_d - G @ to_device(V)
-            mean, cov, _ = channel.posterior(y, Omega, V)
+            mean, diag_cov = _output_denoiser(channel, y, Omega, V, posterior_on_device)
             G_new = (mean - Omega) @ to_device(Vinv)
-            # Sum of the token-diagonal blocks of cov over samples and tokens.
-            diag_cov = sum(to_numpy(xp_or_np.sum(cov[:, l, :, l, :], axis=0), dtype=np.float64)
-                           for l in range(L))
             # A = -(1/d) sum_{mu,l} dg_ll,  dg_ll = V^-1 C_ll V^-1 - V^-1.
             A_new = _sym_psd_clip(-(Vinv @ diag_cov @ Vinv - n * L * Vinv) / d)
             if n_iter == 1:

@@ -19,7 +19,10 @@ Under ``sklearn.set_config(array_api_dispatch=True)`` an array-API ``q_init``
 (``q`` for :func:`test_errors`) moves the Monte Carlo work -- the fields, the
 channel posterior and output, the reductions -- to its namespace and device.
 The draws are made on the host with NumPy, so a seed gives the same samples
-everywhere, and the ``p x p`` algebra stays on the host.
+everywhere, and the ``p x p`` algebra stays on the host.  Channels whose
+posterior runs on the host (``array_api_posterior`` False) are simulated on
+the host; their ``q``, ``q_hat`` and ``history`` still come back in the
+namespace of ``q_init``.
 """
 
 from numbers import Integral, Real
@@ -81,10 +84,6 @@ def _as_overlap(q, p, name="q"):
 def _draw(channel, q, xi, eta, noise_seed):
     """Omega, Z, y and V = I - q for the standard normal draws ``xi, eta``."""
     Omega, Z = _correlated_fields(q, xi, eta)
-    if not channel.array_api_posterior:
-        # A host posterior reads float64 targets: drawn from a float32 Z on
-        # the device, softmax targets would underflow to 0.
-        Z = to_numpy(Z, dtype=np.float64)
     y = channel.sample(Z, random_state=noise_seed)
     return Omega, Z, y, np.eye(channel.n_directions) - q
 
@@ -115,8 +114,26 @@ def _standard_normal_like(rng, shape, like):
 
 
 def _array_api_reference(q):
-    """``q`` itself if it is an array-API array that dispatch applies to, else None."""
-    return q if array_api_namespace(q) is not None else None
+    """``q`` as a floating array if it is an array-API array dispatch applies to, else None.
+
+    Its namespace, device and dtype are those of the results (an integer
+    ``q`` gives float64).
+    """
+    xp = array_api_namespace(q)
+    if xp is None:
+        return None
+    return q if xp.isdtype(q.dtype, "real floating") else xp.astype(q, xp.float64)
+
+
+def _simulation_reference(channel, reference):
+    """Where the Monte Carlo runs: ``reference``, or None (the host) for host posteriors.
+
+    A channel whose posterior runs on the host (``array_api_posterior``
+    False) is simulated there in float64 -- moving the fields back and forth
+    every iteration would cost more than it saves, and float32 softmax
+    targets would underflow.
+    """
+    return reference if getattr(channel, "array_api_posterior", False) else None
 
 
 # A channel is anything with this interface (see skmoe.amp.BaseChannel).
@@ -165,7 +182,7 @@ def test_errors(channel, q, *, n_samples=20000, n_inner=32, random_state=0):
     """
     rng = check_random_state(random_state)
     L, p = channel.n_tokens, channel.n_directions
-    reference = _array_api_reference(q)
+    reference = _simulation_reference(channel, _array_api_reference(q))
     q = _clip_overlap(_as_overlap(q, p))
     shape = (n_samples, L, p)
     Omega, Z = _correlated_fields(q, _standard_normal_like(rng, shape, reference),
@@ -220,8 +237,9 @@ def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8
     q_init : float, array-like of shape (p,) or (p, p), default=0.05
         Initial overlap (``q = 0`` is a fixed point of even channels).  An
         array-API array (with dispatch enabled) runs the Monte Carlo in its
-        namespace, on its device and in its dtype; ``q``, ``q_hat`` and
-        ``history`` are then returned there.
+        namespace, on its device and in its dtype (float64 for an integer
+        array) when the channel's posterior runs there; ``q``, ``q_hat`` and
+        ``history`` are returned there in every case.
     directions : array-like of int, default=None
         If given, the overlap is kept zero outside the block
         ``directions x directions`` (used for staircase thresholds:
@@ -262,7 +280,8 @@ def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8
     """
     channel.check_posterior_support()
     L, p = channel.n_tokens, channel.n_directions
-    reference = _array_api_reference(q_init)
+    result_reference = _array_api_reference(q_init)
+    reference = _simulation_reference(channel, result_reference)
     mask = np.ones((p, p))
     if directions is not None:
         d = np.zeros(p)
@@ -294,8 +313,8 @@ def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8
         np.eye(p) + qh)[1]) + alpha * mean_logZ)
     weight_mse = float(np.trace(np.eye(p) - q) / p)
     history = np.array(history)
-    if reference is not None:
-        q, qh, history = (move_like(a, reference) for a in (q, qh, history))
+    if result_reference is not None:
+        q, qh, history = (move_like(a, result_reference) for a in (q, qh, history))
     result = Bunch(q=q, q_hat=qh, history=history, n_iter=n_iter, converged=converged,
                    weight_mse=weight_mse, free_entropy=float(free_entropy))
     if compute_test_errors:
