@@ -81,20 +81,20 @@ def _nishimori(channel, q, n=20000, seed=0):
     return mz, mm, second, zz
 
 
-@pytest.mark.parametrize(
-    "channel",
-    [
-        AbsChannel(n_tokens=2, n_directions=2),
-        SquareChannel(n_tokens=2),
-        OuterProductChannel(n_tokens=3),
-        SumSquareChannel(n_tokens=3),
-        LinearChannel(n_tokens=2, n_directions=2, noise_std=0.5),
-        DeepAttentionChannel(n_grid=40),
-        DeepAttentionChannel(n_layers=1),
-        GenericChannel(lambda Z: np.tanh(Z[:, :, 0]), (1,), noise_std=0.3, n_nodes=20),
-    ],
-    ids=repr,
-)
+# Every channel with a posterior: closed forms, quadratures and a user function.
+POSTERIOR_CHANNELS = [
+    AbsChannel(n_tokens=2, n_directions=2),
+    SquareChannel(n_tokens=2),
+    OuterProductChannel(n_tokens=3),
+    SumSquareChannel(n_tokens=3),
+    LinearChannel(n_tokens=2, n_directions=2, noise_std=0.5),
+    DeepAttentionChannel(n_grid=40),
+    DeepAttentionChannel(n_layers=1),
+    GenericChannel(lambda Z: np.tanh(Z[:, :, 0]), (1,), noise_std=0.3, n_nodes=20),
+]
+
+
+@pytest.mark.parametrize("channel", POSTERIOR_CHANNELS, ids=repr)
 def test_posterior_nishimori(channel):
     p = channel.n_directions
     q = 0.3 * np.eye(p) + (0.1 * (np.ones((p, p)) - np.eye(p)) if p > 1 else 0)
@@ -382,20 +382,7 @@ def test_gamp_divergence_warning_names_the_cause():
         SequenceMultiIndexAMP(channel, max_iter=30, random_state=0).fit(X, y)
 
 
-@pytest.mark.parametrize(
-    "channel",
-    [
-        AbsChannel(n_tokens=2, n_directions=2),
-        SquareChannel(n_tokens=2),
-        OuterProductChannel(n_tokens=3),
-        SumSquareChannel(n_tokens=3),
-        LinearChannel(n_tokens=2, n_directions=2, noise_std=0.5),
-        DeepAttentionChannel(n_grid=40),
-        DeepAttentionChannel(n_layers=1),
-        GenericChannel(lambda Z: np.tanh(Z[:, :, 0]), (1,), noise_std=0.3, n_nodes=20),
-    ],
-    ids=repr,
-)
+@pytest.mark.parametrize("channel", POSTERIOR_CHANNELS, ids=repr)
 @pytest.mark.parametrize("v", [1.0, 1e-3])
 def test_log_partition_likelihood_ratio(channel, v):
     """exp(log Z(y; omega') - log Z(y; omega)) has mean 1 for y ~ P(. | omega, V).
