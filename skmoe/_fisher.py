@@ -20,7 +20,12 @@ from sklearn.linear_model import (
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
 
 from ._array_api import array_api_namespace
 from ._kernels import _fisher as _k
@@ -486,6 +491,11 @@ class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
             )
         X = validate_data(self, X, dtype=np.float64, order="C")
         net = self._network(X, y, net)
+        if not all(np.all(np.isfinite(a)) for a in (*net.coefs, *net.intercepts)):
+            raise ValueError(
+                f"{type(_unwrap(self.estimator)).__name__} has non-finite (NaN or infinite) "
+                "parameters; its Fisher information is undefined. Refit the model."
+            )
         if X.shape[1] != net.n_features:
             raise ValueError(
                 f"X has {X.shape[1]} features, but {type(_unwrap(self.estimator)).__name__} "
@@ -535,7 +545,9 @@ class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
             return float(self.noise_variance)
         if y is None:
             raise ValueError("noise_variance='auto' needs the targets: call fit(X, y).")
-        y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1)
+        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        check_consistent_length(X, y)
+        y = y.reshape(X.shape[0], -1)
         if y.shape[1] != net.n_outputs:
             raise ValueError(f"y has {y.shape[1]} outputs, the model has {net.n_outputs}.")
         residual = y - net.predict_natural(X)

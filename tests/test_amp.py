@@ -280,6 +280,41 @@ def test_gamp_bad_input():
         amp.fit(X, y)
     with pytest.raises(ValueError, match="features"):
         amp.predict(X[:, :, :5])
+    for n_draws in (0, -1, 2.5, "a", True):
+        with pytest.raises(ValueError, match="n_draws must be an integer"):
+            amp.predict(X, method="bayes", n_draws=n_draws)
+    with pytest.raises(ValueError, match="0 feature"):
+        SequenceMultiIndexAMP(ch, max_iter=1).fit(X[:, :, :0], y)
+    with pytest.raises(ValueError, match="W_star contains NaN"):
+        amp.overlaps(np.full(W.shape, np.nan))
+    with pytest.raises(ValueError, match="W_star contains NaN"):
+        SequenceMultiIndexAMP(ch, max_iter=1).fit(X, y, W_star=np.full(W.shape, np.inf))
+    with pytest.raises(ValueError, match="instance, e.g. LinearChannel()"):
+        SequenceMultiIndexAMP(LinearChannel).fit(X, y)
+    with pytest.raises(ValueError, match="Complex"):
+        SequenceMultiIndexAMP(LinearChannel(n_tokens=2, n_directions=2)).fit(X, y + 1j)
+
+
+@pytest.mark.parametrize("func", ["state_evolution", "test_errors", "weak_recovery_threshold"])
+def test_overlap_and_direction_arguments_are_validated(func):
+    """Non-finite overlaps and out-of-range directions: a ValueError, not NaN results."""
+    channel = AbsChannel(n_directions=2)
+    call = {
+        "state_evolution": lambda **kw: state_evolution(channel, 1.0, n_samples=200, **kw),
+        "test_errors": lambda **kw: test_errors(channel, n_samples=200, **kw),
+        "weak_recovery_threshold": lambda **kw: weak_recovery_threshold(
+            channel, n_samples=200, **kw),
+    }[func]
+    overlap = {"state_evolution": "q_init", "test_errors": "q",
+               "weak_recovery_threshold": "learned_overlap"}[func]
+    for bad in (np.nan, [0.1, np.inf], np.array([None, None])):
+        with pytest.raises(ValueError, match=f"{overlap} (contains NaN|must be numeric)"):
+            call(**{overlap: bad})
+    if func != "test_errors":
+        extra = {} if func == "state_evolution" else {"method": "mc"}
+        for bad in ([5], [-1], [0.5], [[0, 1]], [], [0, 0]):
+            with pytest.raises(ValueError, match="directions must be a non-empty 1-D list"):
+                call(directions=bad, **extra)
 
 
 def test_make_sequence_multi_index():

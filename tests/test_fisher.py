@@ -465,9 +465,20 @@ def test_bad_inputs():
         DiagonalFisherEstimator(model, method="bogus").fit(X)
     with pytest.raises(ValueError, match="n_label_samples"):
         DiagonalFisherEstimator(model, n_label_samples=0).fit(X)
-    reg, Xr, _ = _mlp("gaussian", "tanh", (4,))
+    reg, Xr, yr = _mlp("gaussian", "tanh", (4,))
     with pytest.raises(ValueError, match="needs the targets"):
         DiagonalFisherEstimator(reg, noise_variance="auto").fit(Xr)
+    for bad in (np.nan, np.inf):
+        y_bad = np.array(yr, dtype=float)
+        y_bad[0] = bad
+        with pytest.raises(ValueError, match="y contains (NaN|infinity)"):
+            DiagonalFisherEstimator(reg, noise_variance="auto").fit(Xr, y_bad)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        DiagonalFisherEstimator(reg, noise_variance="auto").fit(Xr, yr[:-1])
+    broken = LogisticRegression().fit(X, np.arange(len(X)) % 2)
+    broken.coef_[0, 0] = np.inf
+    with pytest.raises(ValueError, match="non-finite .* parameters"):
+        DiagonalFisherEstimator(broken).fit(X)
 
 
 def test_sampled_direction_hessian_path_matches():

@@ -214,6 +214,9 @@ class BaseChannel:
         ValueError
             If the shape or the values are incompatible with the channel.
         """
+        y = np.asarray(y)
+        if np.iscomplexobj(y):
+            raise ValueError("Complex data not supported: y has a complex dtype.")
         y = np.asarray(y, dtype=np.float64)
         shape = tuple(self.y_trailing_shape)
         if y.ndim == 1 and int(np.prod(shape)) == 1:

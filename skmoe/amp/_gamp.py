@@ -29,6 +29,16 @@ def _sym_psd_clip(A, floor=0.0):
     return spectral_map(A, lambda w: np.maximum(w, floor))
 
 
+def _check_ground_truth(W_star, shape):
+    """``W_star`` as a finite float64 host array of the given shape."""
+    W_star = to_numpy(W_star, dtype=np.float64)
+    if W_star.shape != tuple(shape):
+        raise ValueError(f"W_star must have shape {tuple(shape)}, got {W_star.shape}.")
+    if not np.all(np.isfinite(W_star)):
+        raise ValueError("W_star contains NaN or infinity.")
+    return W_star
+
+
 def _output_denoiser(channel, y, Omega, V, on_device):
     """Posterior mean of ``Z`` and the summed token-diagonal posterior covariance.
 
@@ -210,6 +220,10 @@ class SequenceMultiIndexAMP(BaseEstimator):
                 f"X has {X.shape[1]} tokens (axis 1) but the channel {self.channel!r} "
                 f"has n_tokens={L}."
             )
+        if X.shape[2] == 0:
+            raise ValueError(
+                f"0 feature(s) (shape={tuple(X.shape)}) while a minimum of 1 is required."
+            )
         if reset:
             self.n_features_in_ = X.shape[2]
             self.n_tokens_in_ = X.shape[1]
@@ -240,6 +254,11 @@ class SequenceMultiIndexAMP(BaseEstimator):
             Fitted estimator.
         """
         channel = self.channel
+        if isinstance(channel, type):
+            raise ValueError(
+                f"channel must be a channel instance, e.g. {channel.__name__}(), got the "
+                f"class {channel.__name__} itself."
+            )
         channel.check_posterior_support()
         p = channel.n_directions
         if self.n_directions is not None and self.n_directions != p:
@@ -262,9 +281,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
         if posterior_on_device:
             y = to_device(y)  # else the posterior reads float64 y on the host
         if W_star is not None:
-            W_star = to_numpy(W_star, dtype=np.float64)
-            if W_star.shape != (d, p):
-                raise ValueError(f"W_star must have shape ({d}, {p}), got {W_star.shape}.")
+            W_star = _check_ground_truth(W_star, (d, p))
         rng = check_random_state(self.random_state)
         # (n L, d) view: the two products per iteration are plain BLAS matmuls.
         xp_or_np = np if xp is None else xp
@@ -357,10 +374,8 @@ class SequenceMultiIndexAMP(BaseEstimator):
             Self-overlap (NumPy, on the host).
         """
         check_is_fitted(self)
-        W_star = to_numpy(W_star, dtype=np.float64)
         coef = to_numpy(self.coef_, dtype=np.float64)
-        if W_star.shape != coef.shape:
-            raise ValueError(f"W_star must have shape {coef.shape}, got {W_star.shape}.")
+        W_star = _check_ground_truth(W_star, coef.shape)
         d = coef.shape[0]
         return coef.T @ W_star / d, coef.T @ coef / d
 
@@ -388,6 +403,8 @@ class SequenceMultiIndexAMP(BaseEstimator):
         check_is_fitted(self)
         if method not in ("plugin", "bayes"):
             raise ValueError(f"method must be 'plugin' or 'bayes', got {method!r}.")
+        if not isinstance(n_draws, Integral) or isinstance(n_draws, bool) or n_draws < 1:
+            raise ValueError(f"n_draws must be an integer >= 1, got {n_draws!r}.")
         X = self._check_X(X, reset=False, method="predict")
         n, L, d = X.shape
         xp = array_api_namespace(X)

@@ -70,7 +70,13 @@ def _correlated_fields(q, xi, eta):
 
 
 def _as_overlap(q, p, name="q"):
-    q = to_numpy(q, dtype=np.float64)
+    """``q`` as a finite ``p x p`` float64 host matrix (from a scalar, a diagonal or a matrix)."""
+    try:
+        q = to_numpy(q, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric, got {q!r}.") from exc
+    if not np.all(np.isfinite(q)):
+        raise ValueError(f"{name} contains NaN or infinity.")
     if q.ndim == 0:
         q = q * np.eye(p)
     elif q.ndim == 1:
@@ -79,6 +85,18 @@ def _as_overlap(q, p, name="q"):
         raise ValueError(f"{name} must be a scalar, a length-{p} vector or a {p}x{p} matrix, "
                          f"got shape {q.shape}.")
     return q
+
+
+def _check_directions(directions, p):
+    """``directions`` as a sorted array of distinct indices in ``[0, p)``."""
+    values = np.asarray(directions)
+    if (values.ndim != 1 or values.size == 0 or values.dtype.kind not in "iu"
+            or np.any(values < 0) or np.any(values >= p) or np.unique(values).size != values.size):
+        raise ValueError(
+            f"directions must be a non-empty 1-D list of distinct integer indices in "
+            f"[0, {p}) (n_directions={p}), got {directions!r}."
+        )
+    return np.sort(values)
 
 
 def _draw(channel, q, xi, eta, noise_seed):
@@ -285,7 +303,7 @@ def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8
     mask = np.ones((p, p))
     if directions is not None:
         d = np.zeros(p)
-        d[np.asarray(directions, dtype=int)] = 1.0
+        d[_check_directions(directions, p)] = 1.0
         mask = np.outer(d, d)
     rng = check_random_state(random_state)
     xi = _standard_normal_like(rng, (n_samples, L, p), reference)
@@ -433,7 +451,7 @@ def weak_recovery_threshold(channel, *, directions=None, learned_overlap=None,
     """
     channel.check_posterior_support()
     L, p = channel.n_tokens, channel.n_directions
-    dirs = np.arange(p) if directions is None else np.asarray(directions, dtype=int)
+    dirs = np.arange(p) if directions is None else _check_directions(directions, p)
     r = len(dirs)
     if not getattr(channel, "even", True):
         return Bunch(threshold=0.0, threshold_std=0.0, eigenvalue=np.inf, eigenvector=None,
