@@ -20,7 +20,7 @@ from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _num_features, check_is_fitted, validate_data
 
 from . import _gaussian_gated_xp
 from ._array_api import (
@@ -569,6 +569,15 @@ def _params_from_vector(vector, like):
     return params
 
 
+def _warm_start_mismatch(what, fitted, current):
+    """The error for a warm start from parameters of another shape or type."""
+    return ValueError(
+        f"warm_start=True continues from the fitted parameters, but {what} changed "
+        f"from {fitted!r} to {current!r} since they were fitted. Set "
+        "warm_start=False (or use a fresh estimator) to refit from scratch."
+    )
+
+
 # --------------------------------------------------------------------------
 # Estimator
 # --------------------------------------------------------------------------
@@ -642,7 +651,9 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
 
     warm_start : bool, default=False
         If True, each ``fit`` starts from the previous solution and
-        ``n_init`` is ignored.
+        ``n_init`` is ignored.  ``fit`` raises a ``ValueError`` if
+        ``n_components``, ``covariance_type`` or the number of features or
+        outputs differ from those of the previous solution.
 
     verbose : int, default=0
         0 is silent, 1 prints the initialisation and iteration numbers, 2
@@ -802,6 +813,8 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
             Fitted estimator.
         """
         do_init = not (self.warm_start and hasattr(self, "converged_"))
+        if not do_init:
+            self._check_warm_start(X)
         X, y = validate_data(
             self,
             X,
@@ -821,10 +834,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
                 f"n_components = {self.n_components}, n_samples = {n_samples}."
             )
         if not do_init and Y.shape[1] != self.n_outputs_:
-            raise ValueError(
-                f"y has {Y.shape[1]} outputs, but the warm-started model was fitted "
-                f"with {self.n_outputs_}."
-            )
+            raise _warm_start_mismatch("the number of outputs in y", self.n_outputs_, Y.shape[1])
         user_params = None
         if isinstance(self.init_params, dict) and do_init:
             user_params = check_moe_params(
@@ -872,6 +882,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
                 ConvergenceWarning,
             )
         self._set_parameters(params, X)
+        self._fitted_covariance_type = self.covariance_type
         self.n_outputs_ = Y.shape[1]
         self._y_ndim = np.ndim(y)
         self.converged_ = converged
@@ -879,6 +890,20 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
         self.lower_bound_ = float(lower_bound)
         self.lower_bounds_ = lower_bounds
         return self
+
+    def _check_warm_start(self, X):
+        """Raise unless the fitted parameters fit the current settings and ``X``."""
+        checks = [
+            ("n_components", self.weights_.shape[0], self.n_components),
+            ("covariance_type", self._fitted_covariance_type, self.covariance_type),
+        ]
+        try:
+            checks.append(("the number of features in X", self.n_features_in_, _num_features(X)))
+        except (TypeError, IndexError):
+            pass  # not a 2-D array-like: validate_data reports it
+        for what, fitted, current in checks:
+            if fitted != current:
+                raise _warm_start_mismatch(what, fitted, current)
 
     def _initialize_parameters(self, X, Y, random_state):
         """Responsibilities from ``init_params`` on ``[X, Y]``, then one M-step.

@@ -69,6 +69,51 @@ def test_convergence_rates_validates_sample_sizes():
         convergence_rates(1, 4, sample_sizes=[2, 100])
 
 
+def _without(params, key):
+    return {k: v for k, v in params.items() if k != key}
+
+
+def _with_nan(params):
+    out = {key: np.array(value) for key, value in params.items()}
+    out["means"][0, 0] = np.nan
+    return out
+
+
+@pytest.mark.parametrize(
+    "true_params, kwargs, match",
+    [
+        (None, {"n_samples": 0}, "n_samples"),
+        (None, {"n_samples": -1}, "n_samples"),
+        (None, {"n_components": 4.5}, "n_components"),
+        (None, {"n_components": 2}, "n_components >= 3"),
+        ("missing", {}, r"missing \['coef'\]"),
+        ("nan", {}, "'means' contains NaN"),
+    ],
+)
+def test_near_truth_start_rejects_invalid_arguments(true_params, kwargs, match):
+    truth = ggmoe_paper_setting(1)
+    truth = {None: truth, "missing": _without(truth, "coef"), "nan": _with_nan(truth)}[true_params]
+    args = {"n_components": 4, "n_samples": 100, "random_state": 0, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        near_truth_start(truth, **args)
+
+
+def test_near_truth_start_accepts_lists():
+    truth = ggmoe_paper_setting(1)
+    as_lists = {key: value.tolist() for key, value in truth.items()}
+    assert_allclose(
+        near_truth_start(as_lists, 4, 100, 0)["means"], near_truth_start(truth, 4, 100, 0)["means"]
+    )
+
+
+@pytest.mark.parametrize(
+    "sample_sizes", [[], [200], [200, 200], [200.5, 400], [2, 200], [[200, 400]]]
+)
+def test_convergence_rates_rejects_invalid_sample_sizes(sample_sizes):
+    with pytest.raises(ValueError, match="sample_sizes must be .* at least two distinct integers"):
+        convergence_rates(1, 3, sample_sizes=sample_sizes, n_repetitions=1)
+
+
 def test_near_truth_start_accepts_seeds_and_generators():
     truth = ggmoe_paper_setting(3)
     from_seed = near_truth_start(truth, 4, 500, 7)

@@ -386,6 +386,34 @@ def test_warm_start_continues_em(moe_data):
     assert_allclose(warm.lower_bound_, cold.lower_bound_, rtol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"n_components": 2}, "n_components changed from 3 to 2"),
+        ({"covariance_type": "tied"}, "covariance_type changed from 'full' to 'tied'"),
+        ({"covariance_type": "spherical"}, "covariance_type changed"),
+        ({"X": "extra feature"}, "number of features in X changed from 2 to 3"),
+        ({"y": "two outputs"}, "number of outputs in y changed from 1 to 2"),
+    ],
+)
+def test_warm_start_with_changed_settings_or_data_raises(moe_data, change, match):
+    X, y, _, _ = moe_data
+    model = GaussianGatedMoERegressor(3, max_iter=5, warm_start=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+        if "X" in change:
+            X = np.hstack([X, X[:, :1]])
+        elif "y" in change:
+            y = np.column_stack([y, y])
+        else:
+            model.set_params(**change)
+        with pytest.raises(ValueError, match=match + ".*warm_start=False"):
+            model.fit(X, y)
+        model.set_params(warm_start=False).fit(X, y)
+    assert model.weights_.shape == (model.n_components,)
+
+
 def test_convergence_warning_and_flags(moe_data):
     X, y, _, _ = moe_data
     with pytest.warns(ConvergenceWarning, match="did not converge"):

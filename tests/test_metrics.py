@@ -124,3 +124,30 @@ def test_unfitted_estimator_and_dimension_mismatch():
         voronoi_loss(GaussianGatedMoERegressor(), ggmoe_paper_setting(1))
     with pytest.raises(ValueError, match="dimensions"):
         voronoi_loss(ggmoe_paper_setting(1), ggmoe_paper_setting(3))
+    with pytest.raises(ValueError, match="different feature or output dimensions"):
+        voronoi_cells(ggmoe_paper_setting(1), ggmoe_paper_setting(3))
+
+
+@pytest.mark.parametrize("function", [voronoi_cells, voronoi_loss])
+def test_params_must_be_dicts_or_estimators(function):
+    with pytest.raises(ValueError, match="estimator_or_params"):
+        function([1.0], ggmoe_paper_setting(1))
+    with pytest.raises(ValueError, match="true_params"):
+        function(ggmoe_paper_setting(1), [1.0])
+
+
+@pytest.mark.parametrize(
+    "rbar, match",
+    [
+        ({1: 1, 3: 6}, "no exponent for it"),
+        ({1: 1, 2: np.nan}, "rbar must map"),
+        ({1: 1, 2: "4"}, "rbar must map"),
+        ({1: 1, 2: -4}, "rbar must map"),
+        ({0: 1, 2: 4}, "rbar must map"),
+    ],
+)
+def test_invalid_rbar_raises(rbar, match):
+    truth = ggmoe_paper_setting(1)
+    fitted = _split_atom(truth, 2, [_delta(truth, 0.01), _delta(truth, 0.02)], [0.5, 0.5])
+    with pytest.raises(ValueError, match=match):
+        voronoi_loss(fitted, truth, rbar=rbar)

@@ -16,7 +16,7 @@ from scipy import stats
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-from .._gaussian_gated import GaussianGatedMoERegressor
+from .._gaussian_gated import GaussianGatedMoERegressor, check_moe_params
 from ..datasets import ggmoe_paper_setting, make_gaussian_gated_moe
 from ..metrics import voronoi_loss
 
@@ -35,6 +35,15 @@ _COMPONENT_KEYS = (
 )
 
 
+@validate_params(
+    {
+        "true_params": [dict],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "random_state": [Interval(Integral, 0, None, closed="left"), np.random.Generator, None],
+    },
+    prefer_skip_nested_validation=True,
+)
 def near_truth_start(true_params, n_components, n_samples, random_state):
     """The authors' initialisation: a noisy split of the true atoms.
 
@@ -60,7 +69,15 @@ def near_truth_start(true_params, n_components, n_samples, random_state):
     -------
     start : dict
         Parameters usable as ``init_params``.
+
+    Raises
+    ------
+    ValueError
+        If ``true_params`` is not a valid parameter dict with full
+        covariances (missing keys, non-finite values, inconsistent shapes),
+        or ``n_components`` is smaller than its number of atoms.
     """
+    true_params = check_moe_params(true_params)
     n_true = len(true_params["weights"])
     if n_components < n_true:
         raise ValueError(
@@ -264,7 +281,7 @@ def convergence_rates(
     n_components : int, default=4
         Number of fitted experts (>= 3).
     sample_sizes : array-like of int, default=(300, 1000, 3000, 10000)
-        Sample sizes ``n``.
+        Sample sizes ``n``: at least two distinct integers >= ``n_components``.
     n_repetitions : int, default=8
         Repetitions per sample size.
     init : {"near_truth", "kmeans"}, default="near_truth"
@@ -298,11 +315,21 @@ def convergence_rates(
     >>> res.values["D1"].shape
     (2, 2)
     """
-    sample_sizes = np.asarray(sample_sizes, dtype=int)
-    if sample_sizes.ndim != 1 or np.any(sample_sizes < n_components):
+    sizes = np.asarray(sample_sizes)
+    if (
+        sizes.ndim != 1
+        or sizes.dtype.kind not in "iuf"
+        or not np.all(np.isfinite(sizes))
+        or np.any(sizes != np.round(sizes))
+        or np.any(sizes < n_components)
+        or np.unique(sizes).size < 2
+    ):
         raise ValueError(
-            "sample_sizes must be a 1-D sequence of integers >= n_components."
+            "sample_sizes must be a 1-D sequence of at least two distinct integers "
+            f">= n_components={n_components} (a log-log slope needs two sizes), got "
+            f"{sample_sizes!r}."
         )
+    sample_sizes = sizes.astype(int)
     seeds = np.random.SeedSequence(random_state).spawn(len(sample_sizes) * n_repetitions)
     fit_params = {"tol": tol, "max_iter": max_iter, "acceleration": acceleration}
     tasks = [

@@ -8,6 +8,8 @@ powers ``rbar(|A_j|)`` that match the slower rates at which those atoms
 converge, so that the loss itself is ``O(sqrt(log n / n))``.
 """
 
+from numbers import Integral, Real
+
 import numpy as np
 from sklearn.utils._param_validation import StrOptions, validate_params
 
@@ -43,6 +45,22 @@ def _as_full_params(estimator_or_params):
     return check_moe_params(estimator_or_params)
 
 
+def _check_fitted_and_true(estimator_or_params, true_params):
+    """Validated full parameter dicts of the fitted and true mixing measures."""
+    fitted = _as_full_params(estimator_or_params)
+    true = check_moe_params(true_params)
+    if fitted["means"].shape[1:] != true["means"].shape[1:] or (
+        fitted["intercept"].shape[1:] != true["intercept"].shape[1:]
+    ):
+        raise ValueError(
+            "Fitted and true parameters have different feature or output dimensions: "
+            f"(n_features, n_outputs) = ({fitted['means'].shape[1]}, "
+            f"{fitted['intercept'].shape[1]}) fitted and ({true['means'].shape[1]}, "
+            f"{true['intercept'].shape[1]}) true."
+        )
+    return fitted, true
+
+
 def _atom_distances(fitted, true):
     """Per-part distances ``(n_fitted, n_true)`` between every pair of atoms.
 
@@ -56,6 +74,13 @@ def _atom_distances(fitted, true):
     return out
 
 
+@validate_params(
+    {
+        "estimator_or_params": [GaussianGatedMoERegressor, dict],
+        "true_params": [dict],
+    },
+    prefer_skip_nested_validation=True,
+)
 def voronoi_cells(estimator_or_params, true_params):
     """Assign each fitted atom to the Voronoi cell of its nearest true atom.
 
@@ -74,9 +99,14 @@ def voronoi_cells(estimator_or_params, true_params):
     -------
     cells : ndarray of shape (n_fitted_components,)
         Index of the true atom whose cell contains each fitted atom.
+
+    Raises
+    ------
+    ValueError
+        If the parameters are invalid or the fitted and true parameters have
+        different feature or output dimensions.
     """
-    fitted = _as_full_params(estimator_or_params)
-    true = check_moe_params(true_params)
+    fitted, true = _check_fitted_and_true(estimator_or_params, true_params)
     distances = _atom_distances(fitted, true)
     return np.argmin(sum(distances.values()), axis=1)
 
@@ -128,8 +158,10 @@ def voronoi_loss(
         ``D1`` (the paper's bar-D, Type I) or ``D2`` (tilde-D, Type II).
     rbar : dict, default=None
         Exponent ``rbar(m)`` for a cell of ``m`` fitted atoms; defaults to
-        ``{1: 1, 2: 4, 3: 6}``.  A cell larger than the table raises a
-        ``ValueError`` (the exponent is not known in closed form).
+        ``{1: 1, 2: 4, 3: 6}``.  Keys are integers >= 1 and values finite
+        positive numbers.  A cell of several atoms whose size is not in the
+        table raises a ``ValueError`` (the exponent is not known in closed
+        form).
     return_components : bool, default=False
         Also return a breakdown by parameter.
 
@@ -147,6 +179,13 @@ def voronoi_loss(
         ``"<name>_overfit"`` (atoms sharing a cell; 0 if none); and
         ``"cell_sizes"``, the number of fitted atoms per true atom.
 
+    Raises
+    ------
+    ValueError
+        If the parameters are invalid, the fitted and true parameters have
+        different feature or output dimensions, or ``rbar`` is invalid or
+        lacks the size of a cell.
+
     Examples
     --------
     >>> from skmoe.datasets import ggmoe_paper_setting
@@ -155,24 +194,30 @@ def voronoi_loss(
     >>> voronoi_loss(truth, truth)
     0.0
     """
-    fitted = _as_full_params(estimator_or_params)
-    true = check_moe_params(true_params)
-    if fitted["means"].shape[1:] != true["means"].shape[1:] or (
-        fitted["intercept"].shape[1:] != true["intercept"].shape[1:]
+    fitted, true = _check_fitted_and_true(estimator_or_params, true_params)
+    rbar = DEFAULT_RBAR if rbar is None else rbar
+    if not all(
+        isinstance(size, Integral)
+        and size >= 1
+        and isinstance(exponent, Real)
+        and np.isfinite(exponent)
+        and exponent > 0
+        for size, exponent in rbar.items()
     ):
         raise ValueError(
-            "Fitted and true parameters have different feature or output dimensions."
+            "rbar must map cell sizes (integers >= 1) to finite positive exponents, "
+            f"got {rbar!r}."
         )
-    rbar = DEFAULT_RBAR if rbar is None else rbar
     distances = _atom_distances(fitted, true)
     cells = np.argmin(sum(distances.values()), axis=1)
     n_true = len(true["weights"])
     cell_sizes = np.bincount(cells, minlength=n_true)
-    too_big = cell_sizes[cell_sizes > max(rbar)]
-    if too_big.size:
+    missing = sorted(set(cell_sizes[cell_sizes > 1].tolist()) - set(rbar))
+    if missing:
         raise ValueError(
-            f"A Voronoi cell holds {too_big.max()} fitted atoms but rbar is only "
-            f"given up to {max(rbar)}; pass rbar={{..., {too_big.max()}: value}}."
+            f"A Voronoi cell holds {missing[0]} fitted atoms but rbar has no exponent "
+            f"for it (given for cell sizes {sorted(rbar)}); pass "
+            f"rbar={{..., {missing[0]}: value}}."
         )
     pi = fitted["weights"]
     weight_term = float(
