@@ -12,8 +12,12 @@ from scipy import linalg
 from scipy.optimize import linear_sum_assignment
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils._param_validation import (
+    Interval,
+    StrOptions,
+    validate_parameter_constraints,
+)
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._kernels import _sgd_moe as _kernels
 from ._kernels._hermite import hermite_basis
@@ -127,16 +131,46 @@ def _overlaps(W, truth):
 
 
 def _check_truth(truth, n_features):
+    """Check the ground-truth dict of ``make_latent_cluster_regression``.
+
+    Raises a ValueError naming the key that is missing, not finite, of the
+    wrong type or of the wrong shape.
+    """
     keys = ("cluster_means", "separation", "cluster_directions", "global_direction")
     if not isinstance(truth, dict) or any(key not in truth for key in keys):
         raise ValueError(
             "truth must be the dict returned by make_latent_cluster_regression("
             f"..., return_truth=True), with keys {list(keys)}."
         )
-    if np.shape(truth["global_direction"]) != (n_features,):
+    validate_parameter_constraints(
+        {"separation": [Interval(Real, 0.0, None, closed="left")]},
+        {"separation": truth["separation"]},
+        caller_name="the truth dict",
+    )
+    arrays = {}
+    for key in ("cluster_means", "cluster_directions", "global_direction"):
+        try:
+            arrays[key] = check_array(
+                truth[key], ensure_2d=False, allow_nd=True, dtype=np.float64
+            )
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"truth[{key!r}] must be a finite real array: {exc}") from exc
+    if arrays["global_direction"].shape != (n_features,):
         raise ValueError(
-            f"truth has directions of dimension {np.shape(truth['global_direction'])}, "
+            f"truth has directions of dimension {arrays['global_direction'].shape}, "
             f"but the model has {n_features} features."
+        )
+    means = arrays["cluster_means"]
+    if means.ndim != 2 or means.shape[1] != n_features:
+        raise ValueError(
+            "truth['cluster_means'] must have shape (n_clusters, n_features="
+            f"{n_features}), got shape {means.shape}."
+        )
+    if arrays["cluster_directions"].shape != means.shape:
+        raise ValueError(
+            "truth['cluster_directions'] must have the shape of truth['cluster_means'] "
+            f"(one direction per cluster), {means.shape}, got shape "
+            f"{arrays['cluster_directions'].shape}."
         )
 
 
@@ -437,6 +471,13 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         -------
         self : SGDMoERegressor
             Fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            If ``n_samples < n_experts``, or if ``truth`` is not such a dict
+            (missing key, non-finite or negative ``separation``, non-finite
+            arrays, or shapes that do not match ``n_features`` or one another).
         """
         # ``validate_data`` resets ``n_features_in_`` (and
         # ``feature_names_in_``) before anything can fail; every other fitted
@@ -461,6 +502,10 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         if truth is not None:
             _check_truth(truth, X.shape[1])
         n_samples, d = X.shape
+        if n_samples < self.n_experts:
+            raise ValueError(
+                f"n_samples={n_samples} should be >= n_experts={self.n_experts}."
+            )
         M, J, k = self.n_experts, self.n_neurons, self.information_exponent
         rng = check_random_state(self.random_state)
         y64 = np.asarray(y, dtype=np.float64)
@@ -670,6 +715,11 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
             (10,000 per cluster, fixed seed) whose top-1 expert matches their
             cluster under the best one-to-one relabelling of clusters to
             experts.
+
+        Raises
+        ------
+        ValueError
+            If ``truth`` is not such a dict (see :meth:`fit`).
         """
         check_is_fitted(self)
         _check_truth(truth, self.n_features_in_)

@@ -421,6 +421,58 @@ def test_parameter_counts_and_vc_bound():
 
 
 @pytest.mark.parametrize(
+    "args, match",
+    [
+        ((3, (-4,), 1, True), "hidden_layer_sizes must be a positive int or"),
+        ((3, (), 1, True), "hidden_layer_sizes must be a positive int or"),
+        ((3, (2.5,), 1, True), "hidden_layer_sizes must be a positive int or"),
+        ((3, [[3, 3]], 1, True), "hidden_layer_sizes must be a positive int or"),
+        ((3, 4, 1, True), "'hidden_layer_sizes' parameter of expert_n_parameters"),
+        ((0, (4,), 1, True), "'n_features' parameter of expert_n_parameters"),
+        (("3", (4,), 1, True), "'n_features' parameter of expert_n_parameters"),
+        ((True, (4,), 1, True), "'n_features' parameter of expert_n_parameters"),
+        ((3, (4,), 0, True), "'n_outputs' parameter of expert_n_parameters"),
+        ((3, (4,), 1, "yes"), "'prelu' parameter of expert_n_parameters"),
+    ],
+)
+def test_expert_n_parameters_rejects_bad_arguments(args, match):
+    with pytest.raises(ValueError, match=match):
+        expert_n_parameters(*args)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((-10, 3), "'n_parameters' parameter of mlp_width_for_n_parameters must be an int"),
+        ((0, 3), "'n_parameters' parameter of mlp_width_for_n_parameters must be an int"),
+        ((np.inf, 3), "'n_parameters' parameter of mlp_width_for_n_parameters must be an int"),
+        ((1000.0, 3), "'n_parameters' parameter of mlp_width_for_n_parameters must be an int"),
+        ((10**30, 3), r"'n_parameters' parameter .* range \[1, 9223372036854775807\]"),
+        ((1000, 0), "'n_features' parameter of mlp_width_for_n_parameters"),
+        ((1000, "3"), "'n_features' parameter of mlp_width_for_n_parameters"),
+        ((1000, 3, 0), "'n_hidden_layers' parameter of mlp_width_for_n_parameters"),
+        ((1000, 3, 2, True), "'n_outputs' parameter of mlp_width_for_n_parameters"),
+    ],
+)
+def test_mlp_width_for_n_parameters_rejects_bad_arguments(args, match):
+    with pytest.raises(ValueError, match=match):
+        mlp_width_for_n_parameters(*args)
+
+
+@pytest.mark.parametrize("n_hidden_layers", [1, 2, 3])
+def test_mlp_width_for_n_parameters_at_the_largest_count(n_hidden_layers):
+    # Exact integer arithmetic: the width is the nearest one even where float
+    # square roots or int64 counts would lose it.
+    n_parameters = int(np.iinfo(np.int64).max)
+    width = mlp_width_for_n_parameters(n_parameters, 3, n_hidden_layers)
+    gaps = [
+        abs(expert_n_parameters(3, (w,) * n_hidden_layers, 1, False) - n_parameters)
+        for w in (width - 1, width, width + 1)
+    ]
+    assert gaps[1] <= min(gaps[0], gaps[2])
+
+
+@pytest.mark.parametrize(
     "n_parameters, n_features, n_layers, n_outputs",
     [(38_000, 2, 2, 1), (1000, 5, 1, 1), (5000, 3, 3, 2), (7, 2, 2, 1)],
 )
@@ -618,6 +670,39 @@ def test_bad_parameters(params, match):
     X = np.random.RandomState(0).uniform(size=(20, 2))
     with pytest.raises(ValueError, match=match):
         MixtureOfMLPsRegressor(**params).fit(X, X[:, 0])
+
+
+@pytest.mark.parametrize("Estimator", [MixtureOfMLPsRegressor, MixtureOfMLPsClassifier])
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(hidden_layer_sizes=(2.5,)), "hidden_layer_sizes must be a positive int or"),
+        (dict(hidden_layer_sizes=[[3, 3]]), "hidden_layer_sizes must be a positive int or"),
+        (dict(hidden_layer_sizes=(3, True)), "hidden_layer_sizes must be a positive int or"),
+        (dict(hidden_layer_sizes=()), "hidden_layer_sizes must be a positive int or"),
+        (dict(hidden_layer_sizes=True), "'hidden_layer_sizes' parameter"),
+        (dict(hidden_layer_sizes=0), "'hidden_layer_sizes' parameter"),
+        (dict(n_experts=True), "'n_experts' parameter .* must be an int"),
+        (dict(n_experts=2.0), "'n_experts' parameter .* must be an int"),
+    ],
+)
+def test_bad_sizes_are_rejected_before_routing(Estimator, params, match):
+    X = np.random.RandomState(0).uniform(size=(20, 2))
+    y = (X[:, 0] > 0.5).astype(int)
+    with pytest.raises(ValueError, match=match):
+        Estimator(**params).fit(X, y)
+
+
+@pytest.mark.parametrize("hidden_layer_sizes", [3, [3], (3,), np.array([3]), np.array(3), (np.int64(3),)])
+def test_hidden_layer_sizes_int_or_sequence_of_ints(hidden_layer_sizes):
+    X = np.random.RandomState(0).uniform(size=(40, 2))
+    model = _fit_quietly(
+        MixtureOfMLPsRegressor(np.int64(2), hidden_layer_sizes=hidden_layer_sizes, max_iter=2,
+                               random_state=0),
+        X,
+        X[:, 0],
+    )
+    assert model.layer_sizes_ == (2, 3, 1)
 
 
 def test_bad_input():

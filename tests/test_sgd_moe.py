@@ -291,3 +291,53 @@ def test_bad_input_is_rejected():
         model.alignment(truth7)
     with pytest.raises(ValueError, match="features"):
         model.predict(X[:, :5])
+
+
+def test_fewer_samples_than_experts_is_rejected():
+    X, y = make_latent_cluster_regression(10, 6, random_state=0)
+    with pytest.raises(ValueError, match="n_samples=1 should be >= n_experts=2"):
+        SGDMoERegressor().fit(X[:1], y[:1])
+    with pytest.raises(ValueError, match="n_samples=3 should be >= n_experts=4"):
+        SGDMoERegressor(4).fit(X[:3], y[:3])
+    # As many samples as experts is accepted.
+    SGDMoERegressor(2, random_state=0).fit(X[:2], y[:2])
+
+
+def _bad_truths(truth):
+    """``(key, bad value, message)`` for every checked entry of ``truth``."""
+    nan_means = truth["cluster_means"].copy()
+    nan_means[0, 0] = np.nan
+    inf_global = truth["global_direction"].copy()
+    inf_global[1] = np.inf
+    return [
+        ("separation", np.nan, "'separation' parameter of the truth dict"),
+        ("separation", "3", "'separation' parameter of the truth dict"),
+        ("separation", -1.0, "'separation' parameter of the truth dict"),
+        ("separation", np.inf, "'separation' parameter of the truth dict"),
+        ("cluster_means", nan_means, r"truth\['cluster_means'\] must be a finite real array"),
+        ("cluster_means", truth["cluster_means"][:, :-1],
+         r"truth\['cluster_means'\] must have shape \(n_clusters, n_features=6\)"),
+        ("cluster_means", truth["cluster_means"][0], r"truth\['cluster_means'\] must have shape"),
+        ("cluster_directions", "abc", r"truth\['cluster_directions'\] must be a finite real"),
+        ("cluster_directions", truth["cluster_directions"][:1],
+         r"truth\['cluster_directions'\] must have the shape of truth\['cluster_means'\]"),
+        ("global_direction", inf_global, r"truth\['global_direction'\] must be a finite real"),
+    ]
+
+
+def test_bad_truth_is_rejected_naming_the_key():
+    X, y, truth = make_latent_cluster_regression(100, 6, return_truth=True, random_state=0)
+    model = SGDMoERegressor(random_state=0).fit(X, y)
+    for key, value, match in _bad_truths(truth):
+        bad = {**truth, key: value}
+        with pytest.raises(ValueError, match=match):
+            model.alignment(bad)
+        with pytest.raises(ValueError, match=match):
+            SGDMoERegressor(random_state=0).fit(X, y, truth=bad)
+    # A truth with three clusters, whose means and directions agree, is valid.
+    _, _, truth3 = make_latent_cluster_regression(
+        10, 7, n_clusters=3, return_truth=True, random_state=0
+    )
+    X7, y7 = make_latent_cluster_regression(100, 7, random_state=0)
+    scores = SGDMoERegressor(random_state=0).fit(X7, y7, truth=truth3).alignment(truth3)
+    assert scores["cluster"].shape == (3,)
