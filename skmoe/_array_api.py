@@ -133,6 +133,37 @@ def move_like(x, like):
     return from_numpy(np.asarray(x), array_api_namespace(like), device(like), dtype=like.dtype)
 
 
+def namespace_or_numpy(x):
+    """The namespace to compute in for ``x``: :func:`array_api_namespace`, or NumPy.
+
+    For code written once for NumPy and array-API inputs (NumPy >= 2.1 is an
+    array-API namespace itself).
+    """
+    return array_api_namespace(x) or np
+
+
+def standard_normal_like(rng, shape, like=None):
+    """Standard normal draws made on the host, in the namespace, device and dtype of ``like``.
+
+    Drawing with NumPy whatever the namespace keeps one stream of random
+    numbers: a seed gives the same draws on every library and device.
+
+    Parameters
+    ----------
+    rng : numpy.random.RandomState
+        Host generator.
+    shape : tuple of int
+    like : array, default=None
+        Target array; None gives NumPy float64.
+
+    Returns
+    -------
+    draws : array of shape ``shape``
+    """
+    draws = rng.standard_normal(tuple(shape))
+    return draws if like is None else move_like(draws, like)
+
+
 def supported_float_dtypes(xp):
     """The dtypes skmoe computes in: float64 and float32 of ``xp`` (NumPy if None)."""
     xp = np if xp is None else xp

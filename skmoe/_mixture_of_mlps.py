@@ -21,6 +21,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from joblib import Parallel, delayed
+from scipy import special
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
@@ -1224,17 +1225,10 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
         if n_classes == 1:
             proba = np.ones((X.shape[0], 1))
         elif raw.shape[1] == 1:
-            p1 = np.empty(X.shape[0])
-            z = raw[:, 0]
-            pos = z >= 0
-            p1[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
-            e = np.exp(z[~pos])
-            p1[~pos] = e / (1.0 + e)
+            p1 = special.expit(raw[:, 0])
             proba = np.column_stack([1.0 - p1, p1])
         else:
-            raw -= raw.max(axis=1, keepdims=True)
-            proba = np.exp(raw)
-            proba /= proba.sum(axis=1, keepdims=True)
+            proba = special.softmax(raw, axis=1)
         constant = ~self.expert_is_mlp_[experts]
         if constant.any():
             proba[constant] = self.expert_constants_[experts[constant]]

@@ -46,7 +46,14 @@ import numpy as np
 from scipy import special
 from sklearn.utils import check_random_state
 
-from .._array_api import array_api_namespace, device, move_like, to_numpy
+from .._array_api import (
+    array_api_namespace,
+    device,
+    move_like,
+    namespace_or_numpy,
+    standard_normal_like,
+    to_numpy,
+)
 from .._kernels import _attention as _attention_kernels
 from .._kernels._threading import run_blocks
 
@@ -65,11 +72,6 @@ def _check_int(value, name, minimum=1):
     if not isinstance(value, Integral) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
     return int(value)
-
-
-def _namespace(x):
-    """Namespace to compute with for ``x``: NumPy unless array-API dispatch applies."""
-    return array_api_namespace(x) or np
 
 
 def _on_host(reference):
@@ -103,7 +105,7 @@ def _on_host(reference):
 
 def _positive_part(x):
     """``max(x, 0)`` element-wise, in ``x``'s namespace."""
-    xp = _namespace(x)
+    xp = namespace_or_numpy(x)
     # where, not clip: array_api_compat's CuPy clip synchronises with the host.
     return xp.where(x > 0, x, xp.zeros_like(x))
 
@@ -430,7 +432,7 @@ class AbsChannel(_SignChannel):
             ``|Z|``.
         """
         Z = self._check_Z(Z)
-        return _namespace(Z).abs(Z)
+        return namespace_or_numpy(Z).abs(Z)
 
     def _magnitude(self, y, xp):
         return y
@@ -640,7 +642,7 @@ class SumSquareChannel(BaseChannel):
             Sums of squares.
         """
         Z = self._check_Z(Z)
-        return _namespace(Z).sum(Z**2, axis=1)
+        return namespace_or_numpy(Z).sum(Z**2, axis=1)
 
     def _check_y_values(self, y):
         if np.any(y < 0):
@@ -779,7 +781,8 @@ class LinearChannel(BaseChannel):
             Noisy targets.
         """
         Z = self._check_Z(Z)
-        return Z + self.noise_std * _host_normal(Z, random_state)
+        noise = standard_normal_like(check_random_state(random_state), Z.shape, Z)
+        return Z + self.noise_std * noise
 
     def output(self, Z):
         """Noiseless output ``Z``.
@@ -795,7 +798,7 @@ class LinearChannel(BaseChannel):
             ``Z`` itself.
         """
         Z = self._check_Z(Z)
-        return _namespace(Z).asarray(Z, copy=True)
+        return namespace_or_numpy(Z).asarray(Z, copy=True)
 
     def posterior(self, y, omega, V):
         """Gaussian posterior of ``Z`` given ``(y, omega, V)``.
@@ -837,18 +840,8 @@ class LinearChannel(BaseChannel):
 # --------------------------------------------------------------------------
 
 
-def _host_normal(like, random_state):
-    """Standard normal noise of ``like``'s shape, drawn on the host and moved to it.
-
-    Drawing with NumPy whatever the namespace keeps one stream of random
-    numbers: a seed gives the same targets on every library and device.
-    """
-    noise = check_random_state(random_state).standard_normal(tuple(like.shape))
-    return move_like(noise, like)
-
-
 def _softmax_rows(S):
-    xp = _namespace(S)
+    xp = namespace_or_numpy(S)
     E = xp.exp(S - xp.max(S, axis=-1, keepdims=True))
     return E / xp.sum(E, axis=-1, keepdims=True)
 
@@ -946,7 +939,7 @@ class DeepAttentionChannel(BaseChannel):
             Row-stochastic attention matrices.
         """
         Z = self._check_Z(Z)
-        xp = _namespace(Z)
+        xp = namespace_or_numpy(Z)
         L = self.n_tokens
         eye = move_like(np.eye(L), Z)
         # B is the accumulated token-mixing matrix (h_{k-1} = B X).
@@ -1142,7 +1135,8 @@ class GenericChannel(BaseChannel):
             Noisy targets.
         """
         out = self.output(Z)
-        return out + self.noise_std * _host_normal(out, random_state)
+        noise = standard_normal_like(check_random_state(random_state), out.shape, out)
+        return out + self.noise_std * noise
 
     @_on_host("omega")
     def posterior(self, y, omega, V):

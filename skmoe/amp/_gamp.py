@@ -16,6 +16,8 @@ from .._array_api import (
     device,
     from_numpy,
     move_like,
+    namespace_or_numpy,
+    standard_normal_like,
     supported_float_dtypes,
     to_numpy,
 )
@@ -67,7 +69,7 @@ def _output_denoiser(channel, y, Omega, V, on_device):
     else:
         mean, cov, _ = channel.posterior(y, to_numpy(Omega, dtype=np.float64), V)
         mean = move_like(mean, Omega)
-    xp = array_api_namespace(cov) or np
+    xp = namespace_or_numpy(cov)
     L = cov.shape[1]
     blocks = sum(cov[:, l, :, l, :] for l in range(L))  # (n, p, p), one transfer below
     return mean, to_numpy(xp.sum(blocks, axis=0), dtype=np.float64)
@@ -205,7 +207,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
         X = check_array(X, allow_nd=True, ensure_2d=False, dtype=supported_float_dtypes(xp))
         if X.ndim == 2 and self.channel.n_tokens == 1:
             # One token: the classical (non-sequence) multi-index model.
-            X = (np if xp is None else xp).reshape(X, (X.shape[0], 1, X.shape[1]))
+            X = namespace_or_numpy(X).reshape(X, (X.shape[0], 1, X.shape[1]))
         if X.ndim != 3:
             single = " (or (n_samples, n_features) for a single-token channel)"
             raise ValueError(
@@ -284,7 +286,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
             W_star = _check_ground_truth(W_star, (d, p))
         rng = check_random_state(self.random_state)
         # (n L, d) view: the two products per iteration are plain BLAS matmuls.
-        xp_or_np = np if xp is None else xp
+        xp_or_np = namespace_or_numpy(X)
         X_rows = xp_or_np.reshape(X, (n * L, d))
         sqrt_d = float(np.sqrt(d))
         eye = np.eye(p)
@@ -426,7 +428,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
             rng = np.random.RandomState(0)
             y_pred = 0.0
             for _ in range(n_draws):
-                noise = move_like(rng.standard_normal(Omega.shape), Omega)
+                noise = standard_normal_like(rng, Omega.shape, Omega)
                 y_pred = y_pred + self.channel.output(Omega + noise @ root)
             y_pred = y_pred / n_draws
         if xp is None:

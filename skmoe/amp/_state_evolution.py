@@ -31,7 +31,13 @@ import numpy as np
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 
-from .._array_api import array_api_namespace, move_like, to_numpy
+from .._array_api import (
+    array_api_namespace,
+    move_like,
+    namespace_or_numpy,
+    standard_normal_like,
+    to_numpy,
+)
 from ._channels import tensor_gauss_hermite
 
 __all__ = ["state_evolution", "weak_recovery_threshold", "test_errors"]
@@ -112,23 +118,10 @@ def _q_hat(channel, alpha, q, xi, eta, noise_seed):
     mean, _, logZ = channel.posterior(y, Omega, V)
     n, L, p = Omega.shape
     g = (mean - Omega) @ move_like(np.linalg.inv(V), Omega)
-    xp = _namespace(g)
+    xp = namespace_or_numpy(g)
     g = xp.reshape(g, (n * L, p))
     qh = alpha * to_numpy(g.T @ g, dtype=np.float64) / n
     return 0.5 * (qh + qh.T), float(to_numpy(xp.mean(logZ)))
-
-
-def _namespace(x):
-    return array_api_namespace(x) or np
-
-
-def _standard_normal_like(rng, shape, like):
-    """Host standard normal draws of ``shape`` in the namespace/device/dtype of ``like``.
-
-    ``like`` is None for NumPy float64.
-    """
-    draws = rng.standard_normal(shape)
-    return draws if like is None else move_like(draws, like)
 
 
 def _array_api_reference(q):
@@ -203,9 +196,9 @@ def test_errors(channel, q, *, n_samples=20000, n_inner=32, random_state=0):
     reference = _simulation_reference(channel, _array_api_reference(q))
     q = _clip_overlap(_as_overlap(q, p))
     shape = (n_samples, L, p)
-    Omega, Z = _correlated_fields(q, _standard_normal_like(rng, shape, reference),
-                                  _standard_normal_like(rng, shape, reference))
-    xp = _namespace(Omega)
+    Omega, Z = _correlated_fields(q, standard_normal_like(rng, shape, reference),
+                                  standard_normal_like(rng, shape, reference))
+    xp = namespace_or_numpy(Omega)
     sv = move_like(_sym_sqrt(np.eye(p) - q), Omega)
 
     def flat_output(Z):
@@ -217,7 +210,7 @@ def test_errors(channel, q, *, n_samples=20000, n_inner=32, random_state=0):
     inner_sum = xp.zeros_like(gz)
     inner_sq = xp.zeros_like(plug)
     for _ in range(n_inner):
-        g = flat_output(Omega + _standard_normal_like(rng, shape, reference) @ sv)
+        g = flat_output(Omega + standard_normal_like(rng, shape, reference) @ sv)
         inner_sum = inner_sum + g
         inner_sq = inner_sq + xp.sum(g**2, axis=1)
     u_stat = (xp.sum(inner_sum**2, axis=1) - inner_sq) / (n_inner * (n_inner - 1))
@@ -306,8 +299,8 @@ def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8
         d[_check_directions(directions, p)] = 1.0
         mask = np.outer(d, d)
     rng = check_random_state(random_state)
-    xi = _standard_normal_like(rng, (n_samples, L, p), reference)
-    eta = _standard_normal_like(rng, (n_samples, L, p), reference)
+    xi = standard_normal_like(rng, (n_samples, L, p), reference)
+    eta = standard_normal_like(rng, (n_samples, L, p), reference)
     noise_seed = int(rng.randint(np.iinfo(np.int32).max))
     q = _clip_overlap(_as_overlap(q_init, p, "q_init") * mask)
     history = [q.copy()]
