@@ -23,7 +23,7 @@ from skmoe import (
     SequenceMultiIndexAMP,
     SGDMoERegressor,
 )
-from skmoe._fisher import _extract_network
+from skmoe.inspection._fisher import _extract_network
 from skmoe.amp import LinearChannel
 
 

@@ -8,7 +8,10 @@ import pytest
 import skmoe
 import skmoe.amp
 import skmoe.datasets
+import skmoe.inspection
 import skmoe.metrics
+import skmoe.mixture
+import skmoe.neural_network
 import skmoe.utils
 
 # Checks we do not enforce: summary layout details, See Also everywhere,
@@ -17,7 +20,16 @@ IGNORED = {"GL01", "GL02", "SA01", "EX01", "ES01", "RT02", "PR02", "SS05", "GL08
 
 
 def _public_objects():
-    for module in (skmoe, skmoe.amp, skmoe.datasets, skmoe.metrics, skmoe.utils):
+    for module in (
+        skmoe,
+        skmoe.amp,
+        skmoe.datasets,
+        skmoe.inspection,
+        skmoe.metrics,
+        skmoe.mixture,
+        skmoe.neural_network,
+        skmoe.utils,
+    ):
         for name in module.__all__:
             obj = getattr(module, name)
             if not (inspect.isclass(obj) or inspect.isfunction(obj)):

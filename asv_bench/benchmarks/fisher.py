@@ -82,8 +82,8 @@ def gradient_pass(net, X, labels):
 
 
 def _operations(activation):
-    from skmoe._fisher import _extract_network, fisher_statistics, score_diagonal
-    from skmoe._kernels import _fisher as _k
+    from skmoe.inspection._fisher import _extract_network, fisher_statistics, score_diagonal
+    from skmoe.inspection import _fisher_numba as _k
 
     net = _extract_network(fisher_network(activation))
     X = fisher_batch()

@@ -40,13 +40,12 @@ import functools
 import inspect
 import itertools
 import math
-from numbers import Integral, Real
 
 import numpy as np
 from scipy import special
 from sklearn.utils import check_random_state
 
-from .._array_api import (
+from ..utils._array_api import (
     array_api_namespace,
     device,
     move_like,
@@ -54,8 +53,9 @@ from .._array_api import (
     standard_normal_like,
     to_numpy,
 )
-from .._kernels import _attention as _attention_kernels
-from .._kernels._threading import run_blocks
+from ..utils._threading import run_blocks
+from ..utils._validation import check_int, check_real
+from . import _attention_numba as _attention_kernels
 
 __all__ = [
     "AbsChannel",
@@ -66,12 +66,6 @@ __all__ = [
     "DeepAttentionChannel",
     "GenericChannel",
 ]
-
-
-def _check_int(value, name, minimum=1):
-    if not isinstance(value, Integral) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
 
 
 def _on_host(reference):
@@ -118,14 +112,6 @@ def _block_diagonal_tokens(block, n_tokens):
     """
     eye = move_like(np.eye(n_tokens), block)
     return block[:, :, :, None, :] * eye[None, :, None, :, None]
-
-
-def _check_real(value, name, minimum=0.0, strict=False):
-    if not isinstance(value, Real) or isinstance(value, bool) or not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite real number, got {value!r}.")
-    if value < minimum or (strict and value == minimum):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum}, got {value!r}.")
-    return float(value)
 
 
 class BaseChannel:
@@ -325,8 +311,8 @@ class _SignChannel(BaseChannel):
     array_api_posterior = True
 
     def __init__(self, n_tokens=1, n_directions=1):
-        self.n_tokens = _check_int(n_tokens, "n_tokens")
-        self.n_directions = _check_int(n_directions, "n_directions")
+        self.n_tokens = check_int(n_tokens, "n_tokens")
+        self.n_directions = check_int(n_directions, "n_directions")
         if self.n_directions > 10:
             raise ValueError("element-wise sign channels enumerate 2**n_directions signs; "
                              "n_directions must be <= 10.")
@@ -512,7 +498,7 @@ class OuterProductChannel(BaseChannel):
     array_api_posterior = True
 
     def __init__(self, n_tokens=2):
-        self.n_tokens = _check_int(n_tokens, "n_tokens")
+        self.n_tokens = check_int(n_tokens, "n_tokens")
         self.n_directions = 1
         self.y_trailing_shape = (self.n_tokens, self.n_tokens)
 
@@ -621,7 +607,7 @@ class SumSquareChannel(BaseChannel):
     array_api_posterior = True
 
     def __init__(self, n_tokens=2):
-        self.n_tokens = _check_int(n_tokens, "n_tokens")
+        self.n_tokens = check_int(n_tokens, "n_tokens")
         self.n_directions = 1
         self.y_trailing_shape = (1,)
 
@@ -757,9 +743,9 @@ class LinearChannel(BaseChannel):
     even = False
 
     def __init__(self, n_tokens=1, n_directions=1, noise_std=0.1):
-        self.n_tokens = _check_int(n_tokens, "n_tokens")
-        self.n_directions = _check_int(n_directions, "n_directions")
-        self.noise_std = _check_real(noise_std, "noise_std", strict=True)
+        self.n_tokens = check_int(n_tokens, "n_tokens")
+        self.n_directions = check_int(n_directions, "n_directions")
+        self.noise_std = check_real(noise_std, "noise_std", strict=True)
         self.y_trailing_shape = (self.n_tokens, self.n_directions)
 
     def _params(self):
@@ -908,11 +894,11 @@ class DeepAttentionChannel(BaseChannel):
         return self.n_tokens == 2 and self.n_layers <= 2
 
     def __init__(self, n_layers=2, skip=1.0, n_tokens=2, *, n_grid=64, box=6.0):
-        self.n_layers = _check_int(n_layers, "n_layers")
-        self.skip = _check_real(skip, "skip")
-        self.n_tokens = _check_int(n_tokens, "n_tokens", minimum=2)
-        self.n_grid = _check_int(n_grid, "n_grid", minimum=4)
-        self.box = _check_real(box, "box", strict=True)
+        self.n_layers = check_int(n_layers, "n_layers")
+        self.skip = check_real(skip, "skip")
+        self.n_tokens = check_int(n_tokens, "n_tokens", minimum=2)
+        self.n_grid = check_int(n_grid, "n_grid", minimum=4)
+        self.box = check_real(box, "box", strict=True)
         self.n_directions = self.n_layers
         self.y_trailing_shape = (self.n_tokens, self.n_tokens)
 
@@ -1088,10 +1074,10 @@ class GenericChannel(BaseChannel):
             raise ValueError("func must be callable.")
         self.func = func
         self.y_trailing_shape = tuple(int(s) for s in y_trailing_shape)
-        self.n_tokens = _check_int(n_tokens, "n_tokens")
-        self.n_directions = _check_int(n_directions, "n_directions")
-        self.noise_std = _check_real(noise_std, "noise_std", strict=True)
-        self.n_nodes = _check_int(n_nodes, "n_nodes", minimum=2)
+        self.n_tokens = check_int(n_tokens, "n_tokens")
+        self.n_directions = check_int(n_directions, "n_directions")
+        self.noise_std = check_real(noise_std, "noise_std", strict=True)
+        self.n_nodes = check_int(n_nodes, "n_nodes", minimum=2)
         self.even = bool(even)
         if self.n_nodes ** (self.n_tokens * self.n_directions) > 2_000_000:
             raise ValueError("n_nodes ** (n_tokens * n_directions) exceeds 2e6 nodes.")

@@ -10,7 +10,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from .._array_api import (
+from ..utils._array_api import (
     array_api_namespace,
     check_same_namespace,
     device,

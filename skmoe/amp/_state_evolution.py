@@ -31,7 +31,7 @@ import numpy as np
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 
-from .._array_api import (
+from ..utils._array_api import (
     array_api_namespace,
     move_like,
     namespace_or_numpy,

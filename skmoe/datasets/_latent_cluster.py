@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
 
-from .._kernels._hermite import hermite_basis
+from ..utils._numba_math import hermite_basis
 
 
 def _default_signs(n_clusters):

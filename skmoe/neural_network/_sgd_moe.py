@@ -1,6 +1,6 @@
 """Mixture of two-layer experts with a linear router, trained by staged online SGD.
 
-The stage loops are numba kernels in :mod:`skmoe._kernels._sgd_moe` (one call
+The stage loops are numba kernels in :mod:`skmoe.neural_network._sgd_moe_numba` (one call
 per stage); the second layers are fitted by a ridge regression in NumPy.
 """
 
@@ -19,8 +19,8 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._kernels import _sgd_moe as _kernels
-from ._kernels._hermite import hermite_basis
+from . import _sgd_moe_numba as _kernels
+from ..utils._numba_math import hermite_basis
 
 # Snapshots recorded per SGD stage when a ground truth is monitored.
 _N_RECORDS = 50
@@ -43,7 +43,7 @@ def _gates(X, router, top_k):
     """Gates of shape (n_rows, n_experts): softmax over the ``top_k`` best scores.
 
     Scores are ``X @ router.T``; the row-wise kernel
-    :func:`skmoe._kernels._sgd_moe.topk_gates_rows` is the one used by the
+    :func:`skmoe.neural_network._sgd_moe_numba.topk_gates_rows` is the one used by the
     SGD stages (ties go to the lowest expert index).
     """
     scores = np.ascontiguousarray(X @ router.T, dtype=np.float64)

@@ -3,7 +3,7 @@
 The estimator class is a thin wrapper: the EM building blocks are small pure
 functions (parameter validation, M-step from sufficient statistics, precision
 Cholesky factors) and the passes over the data are numba kernels in
-:mod:`skmoe._kernels._gaussian_gated`.
+:mod:`skmoe.mixture._passes_numba`.
 """
 
 # Parts of the EM skeleton (initialisation schemes, n_init/warm_start logic,
@@ -22,8 +22,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _num_features, check_is_fitted, validate_data
 
-from . import _gaussian_gated_xp
-from ._array_api import (
+from . import _passes_xp
+from ..utils._array_api import (
     array_api_namespace,
     check_same_namespace,
     device,
@@ -31,7 +31,7 @@ from ._array_api import (
     supported_float_dtypes,
     to_numpy,
 )
-from ._kernels import _gaussian_gated as _kernels
+from . import _passes_numba as _kernels
 
 _COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 _PARAM_KEYS = (
@@ -301,9 +301,9 @@ def _data_passes(X):
 
     Other arrays reach here only under ``array_api_dispatch=True`` (otherwise
     ``validate_data`` converts them to NumPy) and use
-    :mod:`skmoe._gaussian_gated_xp`, whose functions take the same arguments.
+    :mod:`skmoe.mixture._passes_xp`, whose functions take the same arguments.
     """
-    return _kernels if isinstance(X, np.ndarray) else _gaussian_gated_xp
+    return _kernels if isinstance(X, np.ndarray) else _passes_xp
 
 
 def _target_matrix(X, y):
@@ -329,7 +329,7 @@ def _moments_from_responsibilities(Z, resp):
     Returns
     -------
     s0, s1, s2, centers
-        As returned by :func:`skmoe._kernels._gaussian_gated.em_pass`, with
+        As returned by :func:`skmoe.mixture._passes_numba.em_pass`, with
         moments taken about ``centers`` (the weighted means, so ``s1 = 0``).
     """
     s0 = resp.sum(axis=0)

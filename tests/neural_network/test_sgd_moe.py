@@ -9,8 +9,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import NotFittedError
 
 from skmoe import SGDMoERegressor
-from skmoe._kernels import _sgd_moe as kernels
-from skmoe._kernels._hermite import hermite_and_derivative
+from skmoe.neural_network import _sgd_moe_numba as kernels
+from skmoe.utils._numba_math import hermite_and_derivative
 from skmoe.datasets import make_latent_cluster_regression
 
 

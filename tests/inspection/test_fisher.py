@@ -18,8 +18,8 @@ from sklearn.linear_model import (
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from skmoe import DiagonalFisherEstimator
-from skmoe._fisher import _extract_network, score_diagonal
-from skmoe._kernels import _fisher as _k
+from skmoe.inspection._fisher import _extract_network, score_diagonal
+from skmoe.inspection import _fisher_numba as _k
 
 
 def _fit_quietly(model, X, y):
@@ -483,7 +483,7 @@ def test_bad_inputs():
 
 def test_sampled_direction_hessian_path_matches():
     """Without variances only the sampled directions are backpropagated."""
-    from skmoe._fisher import fisher_statistics
+    from skmoe.inspection._fisher import fisher_statistics
 
     model, X, _ = _mlp("softmax", "logistic", (3, 4, 3), n=20)
     net = _extract_network(model)
@@ -511,7 +511,7 @@ def test_no_intercept_means_no_intercept_entries():
 
 def test_results_do_not_depend_on_thread_count(monkeypatch):
     """Several row blocks of unit statistics, 1 vs 3 threads: bitwise identical."""
-    from skmoe._kernels import _threading
+    from skmoe.utils import _threading
 
     model, X, _ = _mlp("softmax", "tanh", (4, 3), n=300)
     assert len(X) > 2 * _k._UNIT_BLOCK_ROWS

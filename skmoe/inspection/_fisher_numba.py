@@ -30,7 +30,7 @@ Output families (``family`` codes) and their effective residual
 import numpy as np
 from numba import njit
 
-from ._threading import run_blocks
+from ..utils._threading import run_blocks
 
 GAUSSIAN = 0
 INDEPENDENT = 1

@@ -3,7 +3,7 @@
 Layout of the computation
 -------------------------
 Rows are split into a fixed number of *blocks* that depend only on
-``n_samples`` (see :mod:`skmoe._kernels._threading`); the ``_*_blocks``
+``n_samples`` (see :mod:`skmoe.utils._threading`); the ``_*_blocks``
 kernels are ``nogil`` and handle a range of blocks, writing one partial
 result per block, and the Python wrappers at the bottom of this module run
 them on threads and combine the partial results in block order.  Results are
@@ -36,7 +36,7 @@ algorithm), which avoids catastrophic cancellation in ``E[uu^T] - E[u]E[u]^T``.
 import numpy as np
 from numba import njit
 
-from ._threading import block_partition, run_blocks
+from ..utils._threading import block_partition, run_blocks
 
 # Rows per vectorised chunk.  Fixed: changing it changes rounding, not results.
 _CHUNK = 256

@@ -26,8 +26,8 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
-from ._kernels import _mlp as _kernels
-from ._kernels._threading import block_partition, run_blocks
+from . import _mlp_numba as _kernels
+from ..utils._threading import block_partition, run_blocks
 
 
 def route_flat(X, prototypes):

@@ -1,7 +1,7 @@
 """Array-API data passes of the Gaussian-gated MoE (CuPy, PyTorch, ...).
 
 Drop-in counterparts of the public functions of
-:mod:`skmoe._kernels._gaussian_gated`, with the same arguments: the data
+:mod:`skmoe.mixture._passes_numba`, with the same arguments: the data
 ``X``, ``Y`` live in any array-API namespace (and device), the parameters are
 the host NumPy float64 arrays built by ``_kernel_params``, and are copied to
 the data's device in the data's dtype.  Computation is vectorised over rows
@@ -16,7 +16,7 @@ results stay on the device, in the data's dtype.
 
 import math
 
-from ._array_api import array_api_namespace, device, from_numpy, to_numpy
+from ..utils._array_api import array_api_namespace, device, from_numpy, to_numpy
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -67,7 +67,7 @@ def _log_prob_matrices(X, Y, args, xp, need_gates):
 
 
 def em_pass(X, Y, *params_and_flag):
-    """Array-API version of :func:`skmoe._kernels._gaussian_gated.em_pass`.
+    """Array-API version of :func:`skmoe.mixture._passes_numba.em_pass`.
 
     Parameters
     ----------
@@ -106,7 +106,7 @@ def em_pass(X, Y, *params_and_flag):
 
 
 def log_densities(X, Y, *params):
-    """Array-API version of :func:`skmoe._kernels._gaussian_gated.log_densities`."""
+    """Array-API version of :func:`skmoe.mixture._passes_numba.log_densities`."""
     xp, args = _namespace_args(X, params)
     log_joint, log_gates = _log_prob_matrices(X, Y, args, xp, need_gates=True)
     return _logsumexp_rows(log_joint, xp), _logsumexp_rows(log_gates, xp)
@@ -125,13 +125,13 @@ def _gates(X, args, xp):
 
 
 def gate_probabilities(X, *params):
-    """Array-API version of :func:`skmoe._kernels._gaussian_gated.gate_probabilities`."""
+    """Array-API version of :func:`skmoe.mixture._passes_numba.gate_probabilities`."""
     xp, args = _namespace_args(X, params)
     return _gates(X, args, xp)
 
 
 def predictive_moments(X, *params):
-    """Array-API version of :func:`skmoe._kernels._gaussian_gated.predictive_moments`."""
+    """Array-API version of :func:`skmoe.mixture._passes_numba.predictive_moments`."""
     xp, args = _namespace_args(X, params)
     gates = _gates(X, args, xp)
     coef, intercept, noise_var = args[4:]

@@ -10,7 +10,7 @@ are drawn inside the kernels: the stream order and the initialisation come
 from the caller, so results are a deterministic function of the inputs.
 
 Notation: ``h_k = He_k / sqrt(k!)`` is the normalised Hermite polynomial and
-``h_k' = sqrt(k) h_{k-1}`` (both from :mod:`skmoe._kernels._hermite`).
+``h_k' = sqrt(k) h_{k-1}`` (both from :mod:`skmoe.utils._numba_math`).
 Neurons are unit vectors ``w`` with fixed signs ``a`` in ``{-1, +1}``; the
 loss of a neuron is the correlation loss
 ``-y a h_k(w^T x)`` and the update is the spherical step
@@ -22,7 +22,7 @@ Gram-Schmidt pass over the neurons of a group when ``orthogonalize`` is set
 import numpy as np
 from numba import njit
 
-from ._hermite import hermite_and_derivative
+from ..utils._numba_math import hermite_and_derivative
 
 # Step size at the end of a stage, relative to the initial one.
 FINAL_LR_RATIO = 0.05

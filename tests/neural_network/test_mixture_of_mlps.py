@@ -11,15 +11,10 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from skmoe import MixtureOfMLPsClassifier, MixtureOfMLPsRegressor
-from skmoe import _routing
-from skmoe._kernels import _mlp
-from skmoe._mixture_of_mlps import (
-    expert_n_parameters,
-    fold_scaling,
-    mlp_width_for_n_parameters,
-    n_validation_samples,
-    train_expert,
-)
+from skmoe.neural_network import _mlp_numba as _mlp
+from skmoe.neural_network import _routing
+from skmoe.neural_network._mixture_of_mlps import fold_scaling, n_validation_samples, train_expert
+from skmoe.utils import expert_n_parameters, mlp_width_for_n_parameters
 
 # --------------------------------------------------------------------------
 # Independent NumPy reference of the documented parameter layout

@@ -6,9 +6,9 @@ from numpy.testing import assert_allclose
 from scipy import stats
 from scipy.special import logsumexp
 
-from skmoe._gaussian_gated import _kernel_params, compute_precision_cholesky
-from skmoe._kernels import _gaussian_gated as kernels
-from skmoe._kernels._threading import block_partition
+from skmoe.mixture._gaussian_gated import _kernel_params, compute_precision_cholesky
+from skmoe.mixture import _passes_numba as kernels
+from skmoe.utils._threading import block_partition
 
 
 def _random_params(rng, K, d, p):

@@ -438,7 +438,7 @@ def test_verbose_output(moe_data, capsys):
 
 def test_results_do_not_depend_on_thread_count(monkeypatch):
     """Several blocks, 1 vs 3 threads: bitwise identical fits."""
-    from skmoe._kernels import _threading
+    from skmoe.utils import _threading
 
     X, y = make_gaussian_gated_moe(9000, 2, n_components=3, random_state=0)
     assert _threading.block_partition(len(X))[0] > 1
@@ -609,7 +609,7 @@ def test_squarem_reaches_plain_em_likelihood_monotonically(covariance_type):
 
 
 def test_parameter_vector_round_trip(moe_data):
-    from skmoe._gaussian_gated import _params_from_vector, _params_to_vector
+    from skmoe.mixture._gaussian_gated import _params_from_vector, _params_to_vector
 
     X, y, _, _ = moe_data
     for covariance_type in COVARIANCE_TYPES:

@@ -4,7 +4,7 @@ of its two unbiased estimators (Soen & Sun, NeurIPS 2024).
 The estimator class is a thin wrapper: the network description is extracted
 from the fitted model by :func:`_extract_network`, and the passes over the data
 are in :func:`fisher_statistics` (dense products through BLAS, per-unit
-statistics in the numba kernels of :mod:`skmoe._kernels._fisher`).
+statistics in the numba kernels of :mod:`skmoe.inspection._fisher_numba`).
 """
 
 from numbers import Integral, Real
@@ -27,8 +27,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._array_api import array_api_namespace
-from ._kernels import _fisher as _k
+from ..utils._array_api import array_api_namespace
+from . import _fisher_numba as _k
 
 try:  # scikit-learn >= 1.6
     from sklearn.frozen import FrozenEstimator
@@ -292,7 +292,7 @@ def score_diagonal(net, X, R):
     net : _Network
     X : ndarray of shape (n, n_features)
     R : ndarray of shape (n, M, C)
-        Effective residuals (see :func:`skmoe._kernels._fisher.sample_residuals`).
+        Effective residuals (see :func:`skmoe.inspection._fisher_numba.sample_residuals`).
 
     Returns
     -------

@@ -1,0 +1,178 @@
+"""Validation helpers shared by every estimator: strict scalar checks,
+sample-count checks, the atomic fit context and the inference snapshot."""
+
+import copy
+import functools
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import Interval
+
+
+class StrictIntInterval(Interval):
+    """``Interval(Integral, ...)`` that also rejects booleans.
+
+    scikit-learn's ``Interval(Integral, ...)`` accepts ``True`` as 1; for a
+    count such as ``n_experts`` that is almost certainly a mistake.
+    """
+
+    def __init__(self, left, right, *, closed):
+        super().__init__(Integral, left, right, closed=closed)
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
+
+
+def check_int(value, name, minimum=1):
+    """``value`` as a Python int, or a ``ValueError`` naming ``name``.
+
+    Booleans are rejected (``True`` is not a count).
+
+    Parameters
+    ----------
+    value : object
+        The value to check.
+    name : str
+        Its name, for the error message.
+    minimum : int, default=1
+        Smallest accepted value.
+
+    Returns
+    -------
+    value : int
+    """
+    if not isinstance(value, Integral) or isinstance(value, (bool, np.bool_)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def check_real(value, name, minimum=0.0, strict=False):
+    """``value`` as a finite Python float ``>= minimum`` (``>`` if ``strict``).
+
+    Parameters
+    ----------
+    value : object
+        The value to check.
+    name : str
+        Its name, for the error message.
+    minimum : float, default=0.0
+        Lower bound.
+    strict : bool, default=False
+        Whether the bound itself is excluded.
+
+    Returns
+    -------
+    value : float
+    """
+    if not isinstance(value, Real) or isinstance(value, (bool, np.bool_)) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}.")
+    if value < minimum or (strict and value == minimum):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum}, got {value!r}.")
+    return float(value)
+
+
+def check_min_samples(n_samples, n_components, component_name="n_components"):
+    """Raise a ``ValueError`` unless there are at least as many samples as components.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of samples.
+    n_components : int
+        Number of components (experts, cells, ...).
+    component_name : str, default="n_components"
+        Name of the hyper-parameter, for the error message.
+    """
+    if n_samples < n_components:
+        raise ValueError(
+            f"Expected n_samples >= {component_name} but got {component_name} = "
+            f"{n_components}, n_samples = {n_samples}."
+        )
+
+
+def fit_context(*, prefer_skip_nested_validation=True):
+    """``sklearn.base._fit_context`` plus an atomic fit.
+
+    The decorated method (``fit``, ``partial_fit``) validates the
+    hyper-parameters as scikit-learn does.  If it raises anything at all
+    (bad input, ``KeyboardInterrupt``, ``MemoryError``, divergence), the
+    estimator's ``__dict__`` is restored to what it was before the call, so a
+    previously fitted estimator keeps its fitted state, including
+    ``n_features_in_`` and ``feature_names_in_``, and an unfitted one stays
+    unfitted.
+
+    The snapshot is shallow: fits must build new fitted arrays rather than
+    modify the stored ones in place (every skmoe estimator does).
+
+    Parameters
+    ----------
+    prefer_skip_nested_validation : bool, default=True
+        Passed to scikit-learn's ``_fit_context``.
+
+    Returns
+    -------
+    decorator : callable
+    """
+
+    def decorator(fit_method):
+        validated = _fit_context(prefer_skip_nested_validation=prefer_skip_nested_validation)(
+            fit_method
+        )
+
+        @functools.wraps(fit_method)
+        def wrapper(estimator, *args, **kwargs):
+            saved = dict(estimator.__dict__)
+            try:
+                return validated(estimator, *args, **kwargs)
+            except BaseException:
+                estimator.__dict__.clear()
+                estimator.__dict__.update(saved)
+                raise
+
+        return wrapper
+
+    return decorator
+
+
+def snapshot_params(estimator, names):
+    """Copies of the hyper-parameters that inference reads, taken at fit time.
+
+    ``predict`` and friends read the returned dict (stored by the caller on a
+    private fitted attribute) instead of the live hyper-parameters, so that
+    ``set_params`` after ``fit`` cannot change predictions, nor make a kernel
+    index past the fitted arrays, until the next ``fit``.
+
+    Parameters
+    ----------
+    estimator : BaseEstimator
+        The estimator being fitted.
+    names : iterable of str
+        Hyper-parameters to copy.
+
+    Returns
+    -------
+    settings : dict
+        ``{name: deep copy of the value}``.
+    """
+    return {name: copy.deepcopy(getattr(estimator, name)) for name in names}
+
+
+def draw_seed(random_state):
+    """One 31-bit seed for a compiled kernel or a NumPy generator.
+
+    Every numba kernel that needs random numbers is seeded through this one
+    function from the fit's single :func:`~sklearn.utils.check_random_state`
+    instance, so a fit is reproducible from ``random_state`` alone.
+
+    Parameters
+    ----------
+    random_state : numpy.random.RandomState
+        The fit's random state.
+
+    Returns
+    -------
+    seed : int
+        In ``[0, 2**31 - 1)``.
+    """
+    return int(random_state.randint(np.iinfo(np.int32).max))
