@@ -18,7 +18,7 @@ from sklearn.linear_model import (
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from skmoe import DiagonalFisherEstimator
-from skmoe.inspection._fisher import _extract_network, score_diagonal
+from skmoe.inspection._fisher_statistics import _extract_network, score_diagonal
 from skmoe.inspection import _fisher_numba as _k
 
 
@@ -483,7 +483,7 @@ def test_bad_inputs():
 
 def test_sampled_direction_hessian_path_matches():
     """Without variances only the sampled directions are backpropagated."""
-    from skmoe.inspection._fisher import fisher_statistics
+    from skmoe.inspection._fisher_statistics import fisher_statistics
 
     model, X, _ = _mlp("softmax", "logistic", (3, 4, 3), n=20)
     net = _extract_network(model)
