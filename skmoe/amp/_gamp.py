@@ -1,11 +1,9 @@
 """Bayes-optimal GAMP for sequence multi-index models (matrix form)."""
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
@@ -21,6 +19,7 @@ from ..utils._array_api import (
     supported_float_dtypes,
     to_numpy,
 )
+from ..utils._monitor import ConvergenceMonitor
 from ._state_evolution import _sym_sqrt, spectral_map
 
 __all__ = ["SequenceMultiIndexAMP"]
@@ -113,15 +112,18 @@ class SequenceMultiIndexAMP(BaseEstimator):
     max_iter : int, default=100
         Maximum number of GAMP iterations.
     tol : float, default=1e-6
-        Stop when the mean squared change of the entries of ``coef_`` is
-        below ``tol``.
+        Stop when the mean squared change of the entries of ``coef_`` in one
+        iteration is below ``tol``.  A ``ConvergenceWarning`` is emitted if
+        that does not happen within ``max_iter`` iterations.
     init_scale : float, default=0.1
         Standard deviation of the random initial entries of ``coef_``; the
         initial posterior covariance is ``(1 - init_scale**2) I``.
     random_state : int, RandomState instance or None, default=None
         Seed of the random initialisation.
     verbose : int, default=0
-        Print the overlaps every iteration when positive.
+        When positive, print one progress line per iteration (iteration,
+        mean self-overlap ``tr(Q) / p``, change, elapsed time, ETA) and one
+        when the loop ends, in the format of every skmoe iterative fit.
 
     Attributes
     ----------
@@ -134,11 +136,16 @@ class SequenceMultiIndexAMP(BaseEstimator):
         Number of iterations run.
     converged_ : bool
         Whether ``tol`` was reached.
-    history_ : dict
-        ``"Q"``: (`n_iter_` + 1, p, p) self-overlaps ``W^T W / d``; ``"delta"``:
-        mean squared change per iteration; ``"M"``: (`n_iter_` + 1, p, p)
-        overlaps ``W^T W* / d`` with the ground truth passed to ``fit`` (or
-        None).
+    history_ : dict of ndarray
+        The iterations, one row each (``n_iter_`` rows), in the format of
+        every skmoe iterative fit: ``"iteration"`` (1, 2, ...),
+        ``"objective"`` (the mean self-overlap ``tr(Q) / p``), ``"change"``
+        (the mean squared change of the entries of ``coef_``, the quantity
+        compared with ``tol``), ``"elapsed"`` (seconds since the start of the
+        iterations), ``"Q"`` of shape (``n_iter_``, p, p), the self-overlaps
+        ``coef_^T coef_ / d`` after each iteration, and, only when ``W_star``
+        is passed to ``fit``, ``"M"`` of shape (``n_iter_``, p, p), the
+        overlaps ``coef_^T W* / d``.  Float64 NumPy arrays on the host.
     n_features_in_ : int
         Dimension ``d`` of each token.
     n_tokens_in_ : int
@@ -294,13 +301,12 @@ class SequenceMultiIndexAMP(BaseEstimator):
         W = to_device(W_host)
         C = (1.0 - self.init_scale**2) * eye
         G = to_device(np.zeros((n, L, p)))
-        Qs = [W_host.T @ W_host / d]
-        Ms = [None if W_star is None else W_host.T @ W_star / d]
-        deltas = []
+        monitor = ConvergenceMonitor(
+            tol=self.tol, max_iter=self.max_iter, verbose=self.verbose,
+            label="SequenceMultiIndexAMP GAMP", objective_name="overlap",
+        )
         damp = float(self.damping)  # a NumPy scalar could promote float32 arrays
-        converged = False
-        n_iter = 0
-        for n_iter in range(1, self.max_iter + 1):
+        for iteration in range(1, self.max_iter + 1):
             # Floor the eigenvalues of V: near perfect recovery V -> 0.
             V = _sym_psd_clip(C, floor=1e-9)
             Vinv = np.linalg.inv(V)
@@ -311,7 +317,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
             G_new = (mean - Omega) @ to_device(Vinv)
             # A = -(1/d) sum_{mu,l} dg_ll,  dg_ll = V^-1 C_ll V^-1 - V^-1.
             A_new = _sym_psd_clip(-(Vinv @ diag_cov @ Vinv - n * L * Vinv) / d)
-            if n_iter == 1:
+            if iteration == 1:
                 G, A = G_new, A_new
             else:
                 G = damp * G_new + (1 - damp) * G
@@ -321,43 +327,32 @@ class SequenceMultiIndexAMP(BaseEstimator):
             W_old_host = W_host
             W = B @ to_device(C)
             W_host = to_numpy(W, dtype=np.float64)
-            delta = float(np.mean((W_host - W_old_host) ** 2))
-            deltas.append(delta)
-            Qs.append(W_host.T @ W_host / d)
-            Ms.append(None if W_star is None else W_host.T @ W_star / d)
-            if self.verbose:
-                msg = f"GAMP iter {n_iter}: delta={delta:.3e} diag(Q)={np.diag(Qs[-1])}"
-                if W_star is not None:
-                    msg += f" diag(M)={np.diag(Ms[-1])}"
-                print(msg)
+            Q = W_host.T @ W_host / d
+            overlaps = {"Q": Q} if W_star is None else {"Q": Q, "M": W_host.T @ W_star / d}
+            stop = monitor.report(
+                np.trace(Q) / p, change=float(np.mean((W_host - W_old_host) ** 2)), **overlaps
+            )
             if not np.all(np.isfinite(W_host)):
                 raise FloatingPointError(
                     "GAMP diverged (non-finite estimates); increase damping towards 0 "
                     "(e.g. damping=0.5) or check that y was generated by the channel."
                 )
-            if delta < self.tol:
-                converged = True
+            if stop:
                 break
-        if not converged:
+        changes = monitor.history["change"]
+        if len(changes) > 1 and changes[-1] > changes[0]:
             # Growing steps mean divergence, not slow convergence.
-            hint = (" The iterates diverged: GAMP assumes X with i.i.d. standard Gaussian "
-                    "entries (standardise X) and y generated by the channel; a damping "
-                    "closer to 0 (e.g. 0.5) may also help."
-                    if len(deltas) > 1 and deltas[-1] > deltas[0] else "")
-            warnings.warn(
-                f"GAMP did not converge in max_iter={self.max_iter} iterations "
-                f"(last mean squared change {deltas[-1]:.3g} > tol={self.tol}).{hint}",
-                ConvergenceWarning,
+            monitor.hint = (
+                "The iterates diverged: GAMP assumes X with i.i.d. standard Gaussian "
+                "entries (standardise X) and y generated by the channel; a damping "
+                "closer to 0 (e.g. 0.5) may also help."
             )
+        monitor.finish()
         self.coef_ = W if xp is not None else W.astype(input_dtype, copy=False)
         self.posterior_covariance_ = from_numpy(0.5 * (C + C.T), xp, where, dtype=input_dtype)
-        self.n_iter_ = n_iter
-        self.converged_ = converged
-        self.history_ = {
-            "Q": np.array(Qs),
-            "M": None if W_star is None else np.array(Ms),
-            "delta": np.array(deltas),
-        }
+        self.n_iter_ = monitor.n_iter
+        self.converged_ = monitor.converged
+        self.history_ = monitor.history
         return self
 
     def overlaps(self, W_star):

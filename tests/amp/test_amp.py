@@ -1,5 +1,6 @@
 """Tests of skmoe.amp: channels, state evolution, thresholds and GAMP."""
 
+import re
 import warnings
 
 import numpy as np
@@ -161,6 +162,7 @@ def test_attention_thresholds_and_order():
     assert 0.17 < layer2.threshold < 0.21
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # a fixed budget
 def test_attention_state_evolution_staircase():
     ch = DeepAttentionChannel(n_grid=32)
     se = state_evolution(ch, 1.2, n_samples=1500, max_iter=60, compute_test_errors=False)
@@ -243,7 +245,7 @@ def test_gamp_predict_shapes_and_determinism():
         amp = SequenceMultiIndexAMP(ch, random_state=0, max_iter=20).fit(X, y)
     assert amp.coef_.shape == (100, 1)
     assert amp.posterior_covariance_.shape == (1, 1)
-    assert amp.history_["M"] is None
+    assert "M" not in amp.history_
     assert amp.predict(X).shape == y.shape
     b1 = amp.predict(X, method="bayes")
     assert np.array_equal(b1, amp.predict(X, method="bayes"))
@@ -439,3 +441,82 @@ def test_log_partition_likelihood_ratio(channel, v):
     standard_error = ratio.std() / np.sqrt(n)
     assert standard_error < 0.05
     assert abs(ratio.mean() - 1.0) < 4 * standard_error + 1e-3, (ratio.mean(), standard_error)
+
+
+# --------------------------------------------------------------------------
+# One convergence monitor: history, progress lines and warning
+# --------------------------------------------------------------------------
+
+
+def test_gamp_history_is_one_row_per_iteration():
+    """history_ is the monitor's dict of equal-length columns, one row per iteration,
+    and its overlaps are those of the iterates (the last one those of coef_)."""
+    ch = LinearChannel(n_tokens=2, n_directions=2, noise_std=0.5)
+    X, y, W = make_sequence_multi_index(300, 80, ch, random_state=0)
+    tol = 1e-6
+    amp = SequenceMultiIndexAMP(ch, tol=tol, max_iter=100, random_state=0).fit(X, y, W_star=W)
+    h = amp.history_
+    assert list(h) == ["iteration", "objective", "change", "elapsed", "Q", "M"]
+    assert {len(v) for v in h.values()} == {amp.n_iter_}
+    np.testing.assert_array_equal(h["iteration"], np.arange(1, amp.n_iter_ + 1))
+    assert h["Q"].shape == h["M"].shape == (amp.n_iter_, 2, 2)
+    M, Q = amp.overlaps(W)
+    np.testing.assert_allclose(h["Q"][-1], Q, rtol=1e-12)
+    np.testing.assert_allclose(h["M"][-1], M, rtol=1e-12)
+    np.testing.assert_allclose(h["objective"], np.trace(h["Q"], axis1=1, axis2=2) / 2)
+    # The stopping rule fired at the first change below tol, not before or after.
+    assert amp.converged_ and h["change"][-1] < tol
+    assert np.all(h["change"][:-1] >= tol)
+    assert np.all(np.diff(h["elapsed"]) >= 0)
+    # Without the ground truth there is no "M" column (not a None entry).
+    without = SequenceMultiIndexAMP(ch, tol=tol, max_iter=100, random_state=0).fit(X, y)
+    assert list(without.history_) == ["iteration", "objective", "change", "elapsed", "Q"]
+    np.testing.assert_array_equal(without.history_["change"], h["change"])
+
+
+def test_gamp_verbose_lines_use_the_monitor_format(capsys):
+    ch = LinearChannel(noise_std=0.3)
+    X, y, _ = make_sequence_multi_index(200, 50, ch, random_state=0)
+    with pytest.warns(ConvergenceWarning, match=(
+            r"SequenceMultiIndexAMP GAMP did not converge: the stopping rule \(tol=0\) "
+            r"did not fire within max_iter=3 iterations")):
+        amp = SequenceMultiIndexAMP(ch, tol=0.0, max_iter=3, verbose=1, random_state=0).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4
+    pattern = (r"\[SequenceMultiIndexAMP GAMP\] iter +(\d+)/3  overlap +(\S+)  change +(\S+)  "
+               r"elapsed \d+\.\d\ds  ETA <= \d+\.\ds")
+    for k, line in enumerate(lines[:3]):
+        match = re.fullmatch(pattern, line)
+        assert match, line
+        assert int(match.group(1)) == k + 1
+        # The printed numbers are the recorded ones.
+        assert float(match.group(2)) == pytest.approx(amp.history_["objective"][k], rel=1e-5)
+        assert float(match.group(3)) == pytest.approx(amp.history_["change"][k], rel=1e-3)
+    assert re.fullmatch(r"\[SequenceMultiIndexAMP GAMP\] did not converge after 3 "
+                        r"iterations in \d+\.\d\ds", lines[3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        SequenceMultiIndexAMP(ch, tol=0.0, max_iter=3, random_state=0).fit(X, y)
+    assert capsys.readouterr().out == ""
+
+
+def test_state_evolution_monitor_history_and_warning():
+    channel = AbsChannel()
+    params = dict(n_samples=2000, compute_test_errors=False)
+    with pytest.warns(ConvergenceWarning, match=(
+            r"state_evolution did not converge: the stopping rule \(tol=0\) did not fire "
+            r"within max_iter=4 iterations")):
+        se = state_evolution(channel, 2.0, tol=0.0, max_iter=4, **params)
+    h = se.monitor_history
+    assert list(h) == ["iteration", "objective", "change", "elapsed"]
+    assert {len(v) for v in h.values()} == {se.n_iter} == {4}
+    assert not se.converged
+    # One monitor row per step of the q trajectory (which also holds q_init).
+    steps = np.abs(np.diff(se.history, axis=0)).max(axis=(1, 2))
+    np.testing.assert_array_equal(h["change"], steps)
+    np.testing.assert_array_equal(h["objective"], se.history[1:, 0, 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        converged = state_evolution(channel, 2.0, tol=1e-3, max_iter=200, **params)
+    assert converged.converged and converged.monitor_history["change"][-1] < 1e-3
+    assert np.all(converged.monitor_history["change"][:-1] >= 1e-3)
