@@ -3,7 +3,7 @@
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, _fit_context
+from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
@@ -20,6 +20,7 @@ from ..utils._array_api import (
     to_numpy,
 )
 from ..utils._monitor import ConvergenceMonitor
+from ..utils._validation import fit_context
 from ._state_evolution import _sym_sqrt, spectral_map
 
 __all__ = ["SequenceMultiIndexAMP"]
@@ -243,7 +244,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
             )
         return X
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, W_star=None):
         """Run GAMP on ``(X, y)``.
 

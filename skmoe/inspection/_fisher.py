@@ -10,7 +10,7 @@ are made by :func:`fisher_statistics`, both in
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context
+from sklearn.base import BaseEstimator, MetaEstimatorMixin
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
     check_array,
@@ -19,6 +19,7 @@ from sklearn.utils.validation import (
 )
 
 from ..utils._array_api import array_api_namespace
+from ..utils._validation import fit_context
 # fisher_statistics is looked up in this module's globals at every fit (the
 # protocol tests interrupt a fit there); _extract_network is imported from
 # here by tests/test_common.py.
@@ -174,7 +175,7 @@ class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
         self.random_state = random_state
         self.batch_size = batch_size
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Compute the diagonal Fisher information and its estimators on ``X``.
 

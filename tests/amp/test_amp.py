@@ -520,3 +520,35 @@ def test_state_evolution_monitor_history_and_warning():
         converged = state_evolution(channel, 2.0, tol=1e-3, max_iter=200, **params)
     assert converged.converged and converged.monitor_history["change"][-1] < 1e-3
     assert np.all(converged.monitor_history["change"][:-1] >= 1e-3)
+
+
+# --------------------------------------------------------------------------
+# Fit protocol: atomic fit, fitted state only
+# --------------------------------------------------------------------------
+
+
+def _pickled_state(est):
+    import pickle
+
+    return {k: pickle.dumps(v) for k, v in vars(est).items()}
+
+
+def test_gamp_failed_refit_leaves_the_fitted_state_unchanged():
+    """y is validated after X resets n_features_in_: a failure there restores everything."""
+    ch = AbsChannel(n_tokens=2)
+    X, y, _ = make_sequence_multi_index(200, 50, ch, random_state=0)
+    amp = SequenceMultiIndexAMP(ch, max_iter=5, tol=0.0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        amp.fit(X, y)
+    state, prediction = _pickled_state(amp), amp.predict(X)
+    X2, y2, _ = make_sequence_multi_index(100, 30, ch, random_state=1)
+    with pytest.raises(ValueError, match="non-negative"):
+        amp.fit(X2, -y2)
+    assert _pickled_state(amp) == state
+    assert amp.n_features_in_ == 50
+    np.testing.assert_array_equal(amp.predict(X), prediction)
+    fresh = SequenceMultiIndexAMP(ch)
+    with pytest.raises(ValueError, match="non-negative"):
+        fresh.fit(X2, -y2)
+    assert not [k for k in vars(fresh) if k.endswith("_")]

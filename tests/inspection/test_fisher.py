@@ -551,3 +551,43 @@ def test_softmax_hessian_lower_bound_is_informative():
         assert np.all(lower <= variance * (1 + 1e-12)) and np.all(variance <= upper * (1 + 1e-12))
     # The last layer has no Hessian term: all three vanish.
     assert_array_equal(bounds["upper"][n_layers - 1], 0.0)
+
+
+# --------------------------------------------------------------------------
+# Fit protocol: atomic fit, one random state, fitted state only
+# --------------------------------------------------------------------------
+
+
+def _fitted_state(est):
+    import pickle
+
+    return {k: pickle.dumps(v) for k, v in vars(est).items()}
+
+
+def test_failed_refit_leaves_the_fitted_state_unchanged():
+    """A refit that fails after family_ and noise_variance_ were computed restores them."""
+    clf, X, _ = _mlp("softmax", "tanh", (4,))
+    est = DiagonalFisherEstimator(clf, random_state=0).fit(X)
+    state = _fitted_state(est)
+    reg, Xr, _ = _mlp("gaussian", "tanh", (4,), d=5)
+    # Fails in _noise_variance, i.e. after X (5 features) was validated and
+    # the Gaussian family recognised.
+    est.set_params(estimator=reg, noise_variance="auto")
+    with pytest.raises(ValueError, match="needs the targets"):
+        est.fit(Xr)
+    est.set_params(estimator=clf, noise_variance=1.0)
+    assert _fitted_state(est) == state
+    assert est.n_features_in_ == 3 and est.family_ == "softmax" and est.noise_variance_ is None
+    # A first fit that fails leaves no fitted attribute behind.
+    fresh = DiagonalFisherEstimator(reg, noise_variance="auto")
+    with pytest.raises(ValueError, match="needs the targets"):
+        fresh.fit(Xr)
+    assert not [k for k in vars(fresh) if k.endswith("_")]
+
+
+def test_set_params_after_fit_changes_no_fitted_attribute():
+    model, X, _ = _mlp("softmax", "tanh", (4,))
+    est = DiagonalFisherEstimator(model, random_state=0).fit(X)
+    fitted = {k: v for k, v in _fitted_state(est).items() if k.endswith("_")}
+    est.set_params(method="score", n_label_samples=3, random_state=1, batch_size=2)
+    assert {k: v for k, v in _fitted_state(est).items() if k.endswith("_")} == fitted
