@@ -20,7 +20,7 @@ from ..utils._array_api import (
     to_numpy,
 )
 from ..utils._monitor import ConvergenceMonitor
-from ..utils._validation import fit_context
+from ..utils._validation import fit_context, snapshot_params
 from ._state_evolution import _sym_sqrt, spectral_map
 
 __all__ = ["SequenceMultiIndexAMP"]
@@ -102,7 +102,10 @@ class SequenceMultiIndexAMP(BaseEstimator):
     ----------
     channel : channel object
         Output channel, e.g. :class:`skmoe.amp.DeepAttentionChannel`; it
-        fixes the number of tokens ``L`` and of directions ``p``.
+        fixes the number of tokens ``L`` and of directions ``p``.  ``fit``
+        works on a deep copy, which :meth:`predict` and :meth:`score` use:
+        changing the channel after ``fit`` (``set_params`` or in place) has
+        no effect until the next ``fit``.
     n_directions : int, default=None
         Number of columns of ``W``; must equal ``channel.n_directions`` if
         given (a consistency check).
@@ -207,27 +210,30 @@ class SequenceMultiIndexAMP(BaseEstimator):
         tags.array_api_support = True
         return tags
 
-    def _check_X(self, X, reset, method="fit"):
-        """Validated 3-D ``X`` (float64 or float32, in its own namespace)."""
+    def _check_X(self, X, channel, reset, method="fit"):
+        """Validated 3-D ``X`` (float64 or float32, in its own namespace).
+
+        ``channel`` is the one being fitted (``reset=True``) or the fitted one.
+        """
         if not reset:
             check_same_namespace(X, self, attribute="coef_", method=method)
         xp = array_api_namespace(X)
         X = check_array(X, allow_nd=True, ensure_2d=False, dtype=supported_float_dtypes(xp))
-        if X.ndim == 2 and self.channel.n_tokens == 1:
+        if X.ndim == 2 and channel.n_tokens == 1:
             # One token: the classical (non-sequence) multi-index model.
             X = namespace_or_numpy(X).reshape(X, (X.shape[0], 1, X.shape[1]))
         if X.ndim != 3:
             single = " (or (n_samples, n_features) for a single-token channel)"
             raise ValueError(
                 "SequenceMultiIndexAMP expects X of shape (n_samples, n_tokens, "
-                f"n_features) (3-D){single if self.channel.n_tokens == 1 else ''}, got "
+                f"n_features) (3-D){single if channel.n_tokens == 1 else ''}, got "
                 f"an array with {X.ndim} dimension(s) and shape {X.shape}. Reshape your "
                 "data accordingly."
             )
-        L = self.channel.n_tokens
+        L = channel.n_tokens
         if X.shape[1] != L:
             raise ValueError(
-                f"X has {X.shape[1]} tokens (axis 1) but the channel {self.channel!r} "
+                f"X has {X.shape[1]} tokens (axis 1) but the channel {channel!r} "
                 f"has n_tokens={L}."
             )
         if X.shape[2] == 0:
@@ -263,18 +269,22 @@ class SequenceMultiIndexAMP(BaseEstimator):
         self : object
             Fitted estimator.
         """
-        channel = self.channel
-        if isinstance(channel, type):
+        if isinstance(self.channel, type):
             raise ValueError(
-                f"channel must be a channel instance, e.g. {channel.__name__}(), got the "
-                f"class {channel.__name__} itself."
+                f"channel must be a channel instance, e.g. {self.channel.__name__}(), got "
+                f"the class {self.channel.__name__} itself."
             )
+        # predict and score read this copy: set_params(channel=...) after fit
+        # (or changing the channel object in place) changes nothing until the
+        # next fit.
+        fitted_params = snapshot_params(self, ["channel"])
+        channel = fitted_params["channel"]
         channel.check_posterior_support()
         p = channel.n_directions
         if self.n_directions is not None and self.n_directions != p:
             raise ValueError(f"n_directions={self.n_directions} does not match the channel "
                              f"({channel!r} has n_directions={p}).")
-        X = self._check_X(X, reset=True)
+        X = self._check_X(X, channel, reset=True)
         n, L, d = X.shape
         # NumPy X is processed in float64 and the results are stored in its
         # dtype; other namespaces compute in their own dtype on their device.
@@ -354,6 +364,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
         self.n_iter_ = monitor.n_iter
         self.converged_ = monitor.converged
         self.history_ = monitor.history
+        self._fitted_params = fitted_params
         return self
 
     def overlaps(self, W_star):
@@ -403,7 +414,8 @@ class SequenceMultiIndexAMP(BaseEstimator):
             raise ValueError(f"method must be 'plugin' or 'bayes', got {method!r}.")
         if not isinstance(n_draws, Integral) or isinstance(n_draws, bool) or n_draws < 1:
             raise ValueError(f"n_draws must be an integer >= 1, got {n_draws!r}.")
-        X = self._check_X(X, reset=False, method="predict")
+        channel = self._fitted_params["channel"]
+        X = self._check_X(X, channel, reset=False, method="predict")
         n, L, d = X.shape
         xp = array_api_namespace(X)
         # Everything runs where X lives (NumPy: in float64).
@@ -416,7 +428,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
             Omega = xp.reshape(xp.reshape(X, (n * L, d)) @ self.coef_, (n, L, -1))
         Omega = Omega / float(np.sqrt(d))
         if method == "plugin":
-            y_pred = self.channel.output(Omega)
+            y_pred = channel.output(Omega)
         else:
             root = move_like(
                 _sym_sqrt(to_numpy(self.posterior_covariance_, dtype=np.float64)), Omega)
@@ -425,7 +437,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
             y_pred = 0.0
             for _ in range(n_draws):
                 noise = standard_normal_like(rng, Omega.shape, Omega)
-                y_pred = y_pred + self.channel.output(Omega + noise @ root)
+                y_pred = y_pred + channel.output(Omega + noise @ root)
             y_pred = y_pred / n_draws
         if xp is None:
             return y_pred.astype(X.dtype, copy=False)
@@ -449,7 +461,8 @@ class SequenceMultiIndexAMP(BaseEstimator):
         score : float
             Negative mean (over samples) squared Frobenius error.
         """
+        check_is_fitted(self)
         # Validate y before predicting: "bayes" costs n_draws forward passes.
-        y = self.channel.check_y(to_numpy(y), n_samples=np.shape(X)[0])
+        y = self._fitted_params["channel"].check_y(to_numpy(y), n_samples=np.shape(X)[0])
         y_pred = to_numpy(self.predict(X, method=method), dtype=np.float64)
         return -float(np.mean(np.sum((y - y_pred).reshape(len(y), -1) ** 2, axis=1)))

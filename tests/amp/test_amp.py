@@ -552,3 +552,23 @@ def test_gamp_failed_refit_leaves_the_fitted_state_unchanged():
     with pytest.raises(ValueError, match="non-negative"):
         fresh.fit(X2, -y2)
     assert not [k for k in vars(fresh) if k.endswith("_")]
+
+
+def test_gamp_predicts_with_the_channel_it_was_fitted_with():
+    """The channel is copied at fit: replacing or mutating it afterwards changes nothing."""
+    ch = DeepAttentionChannel(n_grid=8)
+    X, y, _ = make_sequence_multi_index(60, 20, ch, random_state=0)
+    amp = SequenceMultiIndexAMP(ch, max_iter=2, tol=0.0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        amp.fit(X, y)
+    outputs = (amp.predict(X), amp.predict(X, method="bayes", n_draws=3), amp.score(X, y))
+    ch.skip = 3.0  # in place: the object the estimator was given
+    for channel in (ch, DeepAttentionChannel(skip=0.0, n_grid=8), AbsChannel(n_tokens=2)):
+        amp.set_params(channel=channel)
+        after = (amp.predict(X), amp.predict(X, method="bayes", n_draws=3), amp.score(X, y))
+        for before_i, after_i in zip(outputs, after):
+            np.testing.assert_array_equal(after_i, before_i)
+    # The test is sensitive: the mutated channel does predict differently.
+    Z = np.random.RandomState(0).standard_normal((5, 2, 2))
+    assert not np.allclose(ch.output(Z), DeepAttentionChannel().output(Z))
