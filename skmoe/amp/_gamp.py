@@ -98,6 +98,11 @@ class SequenceMultiIndexAMP(BaseEstimator):
     ``(n_samples, L, p)`` fields and moments once per iteration.  The ``p x p``
     algebra runs on the host; ``history_`` stays there.
 
+    dtype: float32 ``X`` gives float32 ``coef_``, ``posterior_covariance_``
+    and predictions.  NumPy ``X`` is processed in float64 and the results are
+    rounded to its dtype once, at the end; array-API ``X`` is processed in
+    its own dtype.  ``history_`` and :meth:`overlaps` are float64 summaries.
+
     Parameters
     ----------
     channel : channel object

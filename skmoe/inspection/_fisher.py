@@ -116,7 +116,8 @@ class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
     recommended_ : list of ndarray of str or None
         For ``method="both"``, per parameter, ``"score"`` where
         :math:`\\hat I_1` has the strictly lower closed-form variance and
-        ``"hessian"`` otherwise; None for the other methods.
+        ``"hessian"`` otherwise (compared in float64, before the results are
+        stored in the dtype of ``X``); None for the other methods.
 
     parameter_names_ : list of str
         Names of the model's parameter arrays, in the order of the lists
@@ -138,6 +139,11 @@ class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
 
     Notes
     -----
+    dtype: every statistic is accumulated in float64, whatever the dtype of
+    ``X`` (the quartic variance terms would lose most of float32's range and
+    digits); float32 ``X`` gives float32 fitted arrays, the float64 results
+    rounded once at the end, and float64 (or integer) ``X`` float64 ones.
+
     Soen, A. and Sun, K., "Trade-Offs of Diagonal Fisher Information Matrix
     Estimators", NeurIPS 2024.
 
@@ -183,7 +189,8 @@ class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_features)
             Inputs; labels are drawn from the fitted model, never taken from
-            data.
+            data.  The fitted arrays have the dtype of ``X`` (float32 or
+            float64; the computation is float64 in both cases).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs), \
                 default=None
             Used only by ``noise_variance="auto"`` (regression residuals).
@@ -204,7 +211,10 @@ class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
                 "scikit-learn models, whose parameters are NumPy arrays. Pass X as a "
                 "NumPy array (e.g. cupy.asnumpy(X)), or disable array_api_dispatch."
             )
-        X = validate_data(self, X, dtype=np.float64, order="C")
+        X = validate_data(self, X, dtype=(np.float64, np.float32), order="C")
+        # The statistics are accumulated in float64; float32 X only fixes the
+        # dtype of the stored results.
+        dtype, X = X.dtype, np.ascontiguousarray(X, dtype=np.float64)
         net = self._network(X, y, net)
         if not all(np.all(np.isfinite(a)) for a in (*net.coefs, *net.intercepts)):
             raise ValueError(
@@ -231,24 +241,28 @@ class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
             with_hessian=with_hessian, batch_size=self.batch_size,
         )
         keys = [k for k, on in (("score", with_score), ("hessian", with_hessian)) if on]
-        self.parameter_names_ = self._names(net)
-        self.fisher_exact_ = self._layout(net, stats["fisher"])
-        self.estimates_ = {k: self._layout(net, stats[k]) for k in keys}
-        self.variances_ = {k: self._layout(net, stats["var_" + k]) for k in keys}
-        self.empirical_variances_ = {k: self._layout(net, stats["evar_" + k]) for k in keys}
-        self.x_variances_ = self._layout(net, stats["x_variance"])
-        self.variance_bounds_ = {
-            k: {"lower": self._layout(net, stats["lower_" + k]),
-                "upper": self._layout(net, stats["upper_" + k])}
-            for k in keys
-        }
+
+        def layout(name):
+            return self._layout(net, stats[name], dtype)
+
         if self.method == "both":
+            # Compared in float64, before any rounding to float32.
             self.recommended_ = [
                 np.where(v1 < v2, "score", "hessian")
-                for v1, v2 in zip(self.variances_["score"], self.variances_["hessian"])
+                for v1, v2 in zip(self._layout(net, stats["var_score"]),
+                                  self._layout(net, stats["var_hessian"]))
             ]
         else:
             self.recommended_ = None
+        self.parameter_names_ = self._names(net)
+        self.fisher_exact_ = layout("fisher")
+        self.estimates_ = {k: layout(k) for k in keys}
+        self.variances_ = {k: layout("var_" + k) for k in keys}
+        self.empirical_variances_ = {k: layout("evar_" + k) for k in keys}
+        self.x_variances_ = layout("x_variance")
+        self.variance_bounds_ = {
+            k: {"lower": layout("lower_" + k), "upper": layout("upper_" + k)} for k in keys
+        }
         return self
 
     def _network(self, X, y, net):
@@ -282,12 +296,16 @@ class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
         return [f"coefs_[{i}]" for i in range(L)] + [f"intercepts_[{i}]" for i in range(L)]
 
     @staticmethod
-    def _layout(net, per_layer):
-        """Map per-layer ``(weights, bias)`` pairs to the model's parameter layout."""
+    def _layout(net, per_layer, dtype=np.float64):
+        """Map per-layer ``(weights, bias)`` pairs to the model's parameter layout.
+
+        The float64 statistics are stored in ``dtype`` (the dtype of ``X``).
+        """
         if net.kind == "linear":
             weights, bias = per_layer[0]
-            coef = weights.T.reshape(net.coef_shape).copy()
+            coef = weights.T.reshape(net.coef_shape).astype(dtype)
             if net.intercept_shape is None:
                 return [coef]
-            return [coef, bias.reshape(net.intercept_shape).copy()]
-        return [w for w, _ in per_layer] + [b for _, b in per_layer]
+            return [coef, bias.reshape(net.intercept_shape).astype(dtype)]
+        return ([w.astype(dtype, copy=False) for w, _ in per_layer]
+                + [b.astype(dtype, copy=False) for _, b in per_layer])

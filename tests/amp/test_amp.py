@@ -572,3 +572,35 @@ def test_gamp_predicts_with_the_channel_it_was_fitted_with():
     # The test is sensitive: the mutated channel does predict differently.
     Z = np.random.RandomState(0).standard_normal((5, 2, 2))
     assert not np.allclose(ch.output(Z), DeepAttentionChannel().output(Z))
+
+
+@pytest.mark.parametrize("channel", [AbsChannel(n_tokens=2), DeepAttentionChannel(n_grid=8)],
+                         ids=repr)
+def test_gamp_float32_policy(channel):
+    """NumPy float32 X: computed in float64, fitted arrays and predictions in float32."""
+    X, y, W = make_sequence_multi_index(120, 30, channel, random_state=0)
+    X32 = X.astype(np.float32)
+    params = dict(max_iter=4, tol=0.0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        amp32 = SequenceMultiIndexAMP(channel, **params).fit(X32, y, W_star=W)
+        amp64 = SequenceMultiIndexAMP(channel, **params).fit(X32.astype(np.float64), y,
+                                                             W_star=W)
+    for name in ("coef_", "posterior_covariance_"):
+        assert getattr(amp32, name).dtype == np.float32
+        np.testing.assert_array_equal(getattr(amp32, name),
+                                      getattr(amp64, name).astype(np.float32))
+    for method in ("plugin", "bayes"):
+        y32 = amp32.predict(X32, method=method, n_draws=3)
+        assert y32.dtype == np.float32
+        np.testing.assert_allclose(y32, amp64.predict(X, method=method, n_draws=3),
+                                   rtol=1e-4, atol=1e-5)
+    # Outputs follow the dtype of the X they are computed for.
+    assert amp32.predict(X).dtype == np.float64
+    # The history and overlaps are float64 summaries of the same iterates.
+    for key, column in amp32.history_.items():
+        if key not in ("iteration", "elapsed"):
+            assert column.dtype == np.float64
+            np.testing.assert_array_equal(column, amp64.history_[key])
+    assert amp32.overlaps(W)[0].dtype == np.float64
+    assert isinstance(amp32.score(X32, y), float)

@@ -591,3 +591,32 @@ def test_set_params_after_fit_changes_no_fitted_attribute():
     fitted = {k: v for k, v in _fitted_state(est).items() if k.endswith("_")}
     est.set_params(method="score", n_label_samples=3, random_state=1, batch_size=2)
     assert {k: v for k, v in _fitted_state(est).items() if k.endswith("_")} == fitted
+
+
+@pytest.mark.parametrize("kind", ["softmax", "gaussian", "linear"])
+def test_float32_input_gives_the_float64_results_in_float32(kind):
+    """float32 X: the same float64 computation, stored once in float32."""
+    if kind == "linear":
+        X, rng = _data(40, 3)
+        model = LinearRegression().fit(X, X @ rng.standard_normal(3))
+    else:
+        model, X, _ = _mlp(kind, "tanh", (4, 3))
+    X32 = X.astype(np.float32)
+    f32 = DiagonalFisherEstimator(model, random_state=0).fit(X32)
+    f64 = DiagonalFisherEstimator(model, random_state=0).fit(X32.astype(np.float64))
+
+    def arrays(est):
+        out = list(est.fisher_exact_) + list(est.x_variances_)
+        for name in ("estimates_", "variances_", "empirical_variances_"):
+            for key in ("score", "hessian"):
+                out += getattr(est, name)[key]
+        for key in ("score", "hessian"):
+            out += est.variance_bounds_[key]["lower"] + est.variance_bounds_[key]["upper"]
+        return out
+
+    for a32, a64 in zip(arrays(f32), arrays(f64), strict=True):
+        assert a32.dtype == np.float32 and a64.dtype == np.float64
+        assert_array_equal(a32, a64.astype(np.float32))
+    for r32, r64 in zip(f32.recommended_, f64.recommended_, strict=True):
+        assert_array_equal(r32, r64)
+    assert f32.noise_variance_ == f64.noise_variance_
