@@ -1,11 +1,12 @@
 """Bayes-optimal GAMP for sequence multi-index models (matrix form)."""
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..utils._array_api import (
@@ -114,8 +115,13 @@ class SequenceMultiIndexAMP(BaseEstimator):
     n_directions : int, default=None
         Number of columns of ``W``; must equal ``channel.n_directions`` if
         given (a consistency check).
-    prior : {"gaussian"}, default="gaussian"
-        Prior of the rows of ``W`` (``N(0, I_p)``; the only one implemented).
+    prior : {"gaussian"}, default="deprecated"
+        Prior of the rows of ``W``; it is always ``N(0, I_p)``, whatever the
+        value, and the parameter is not read.
+
+        .. deprecated:: 0.1
+           ``prior`` has no effect and will be removed in 0.3; setting it
+           explicitly raises a ``FutureWarning`` at ``fit``.
     damping : float, default=0.8
         Every update is ``x <- damping * x_new + (1 - damping) * x_old``.
     max_iter : int, default=100
@@ -189,7 +195,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
     _parameter_constraints: dict = {
         "channel": [HasMethods(["posterior", "output", "check_y"])],
         "n_directions": [Interval(Integral, 1, None, closed="left"), None],
-        "prior": [StrOptions({"gaussian"})],
+        "prior": [StrOptions({"gaussian"}), Hidden(StrOptions({"deprecated"}))],
         "damping": [Interval(Real, 0, 1, closed="right")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -198,7 +204,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, channel, *, n_directions=None, prior="gaussian", damping=0.8,
+    def __init__(self, channel, *, n_directions=None, prior="deprecated", damping=0.8,
                  max_iter=100, tol=1e-6, init_scale=0.1, random_state=None, verbose=0):
         self.channel = channel
         self.n_directions = n_directions
@@ -274,6 +280,13 @@ class SequenceMultiIndexAMP(BaseEstimator):
         self : object
             Fitted estimator.
         """
+        if self.prior != "deprecated":
+            warnings.warn(
+                "The parameter 'prior' of SequenceMultiIndexAMP is deprecated in 0.1 and "
+                "will be removed in 0.3: it has no effect (the prior of the rows of W is "
+                "always N(0, I_p)). Stop passing it to silence this warning.",
+                FutureWarning,
+            )
         if isinstance(self.channel, type):
             raise ValueError(
                 f"channel must be a channel instance, e.g. {self.channel.__name__}(), got "

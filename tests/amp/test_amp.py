@@ -604,3 +604,19 @@ def test_gamp_float32_policy(channel):
             np.testing.assert_array_equal(column, amp64.history_[key])
     assert amp32.overlaps(W)[0].dtype == np.float64
     assert isinstance(amp32.score(X32, y), float)
+
+
+def test_gamp_prior_is_deprecated():
+    """prior is never read: setting it warns (FutureWarning) and changes nothing."""
+    ch = LinearChannel(noise_std=0.3)
+    X, y, _ = make_sequence_multi_index(100, 30, ch, random_state=0)
+    params = dict(max_iter=50, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        default = SequenceMultiIndexAMP(ch, **params).fit(X, y)
+    assert default.get_params()["prior"] == "deprecated"
+    with pytest.warns(FutureWarning, match="'prior' .* deprecated in 0.1 .* removed in 0.3"):
+        explicit = SequenceMultiIndexAMP(ch, prior="gaussian", **params).fit(X, y)
+    np.testing.assert_array_equal(explicit.coef_, default.coef_)
+    with pytest.raises(ValueError, match="'prior' parameter"):
+        SequenceMultiIndexAMP(ch, prior="laplace").fit(X, y)
