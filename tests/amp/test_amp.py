@@ -620,3 +620,28 @@ def test_gamp_prior_is_deprecated():
     np.testing.assert_array_equal(explicit.coef_, default.coef_)
     with pytest.raises(ValueError, match="'prior' parameter"):
         SequenceMultiIndexAMP(ch, prior="laplace").fit(X, y)
+
+
+def test_channel_methods_inherit_the_base_docstrings():
+    """Overrides carry BaseChannel's docstring in their own __doc__ (numpydoc reads
+    __doc__, not the MRO), plus the subclass's note where it has one."""
+    import numpydoc.validate
+
+    from skmoe.amp._channels import _DOCUMENTED_METHODS, BaseChannel
+
+    channels = [AbsChannel, SquareChannel, OuterProductChannel, SumSquareChannel,
+                LinearChannel, DeepAttentionChannel, GenericChannel]
+    for cls in channels:
+        for name in _DOCUMENTED_METHODS:
+            doc, base = getattr(cls, name).__doc__, getattr(BaseChannel, name).__doc__
+            assert doc.split("\n\n")[0] == base.split("\n\n")[0], (cls, name)
+            if "Parameters" in base:  # the sections, whole and once
+                assert doc.count("Parameters\n") == 1
+                assert base[base.index("Parameters"):] in doc, (cls, name)
+            if name in vars(cls):
+                result = numpydoc.validate.validate(f"skmoe.amp.{cls.__name__}.{name}")
+                assert not [code for code, _ in result["errors"] if code in ("GL08", "PR01")]
+    # A subclass's note is kept, before the sections.
+    assert "log N(y; omega, V + noise_std**2 I)" in LinearChannel.posterior.__doc__
+    doc = GenericChannel.posterior.__doc__
+    assert doc.index("Gauss-Hermite") < doc.index("Parameters")
