@@ -39,6 +39,7 @@ from ..utils._array_api import (
     to_numpy,
 )
 from ..utils._monitor import ConvergenceMonitor
+from ..utils._validation import draw_seed
 from ._channels import tensor_gauss_hermite
 
 __all__ = ["state_evolution", "weak_recovery_threshold", "test_errors"]
@@ -315,7 +316,7 @@ def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8
     rng = check_random_state(random_state)
     xi = standard_normal_like(rng, (n_samples, L, p), reference)
     eta = standard_normal_like(rng, (n_samples, L, p), reference)
-    noise_seed = int(rng.randint(np.iinfo(np.int32).max))
+    noise_seed = draw_seed(rng)
     q = _clip_overlap(_as_overlap(q_init, p, "q_init") * mask)
     history = [q.copy()]
     monitor = ConvergenceMonitor(tol=tol, max_iter=max_iter, label="state_evolution",
@@ -344,7 +345,7 @@ def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8
                    weight_mse=weight_mse, free_entropy=float(free_entropy))
     if compute_test_errors:
         err = test_errors(channel, q, n_samples=n_samples, n_inner=n_inner,
-                          random_state=rng.randint(np.iinfo(np.int32).max))
+                          random_state=draw_seed(rng))
         result.update(test_error=err.plugin, test_error_std=err.plugin_std,
                       bayes_test_error=err.bayes, bayes_test_error_std=err.bayes_std)
     return result
@@ -494,8 +495,7 @@ def weak_recovery_threshold(channel, *, directions=None, learned_overlap=None,
     Ks = []
     for _ in range(n_batches):
         Omega, Z = _correlated_fields(q, rng.standard_normal(shape), rng.standard_normal(shape))
-        terms = _stability_terms(channel, Omega, Z, V, dirs,
-                                 int(rng.randint(np.iinfo(np.int32).max)))
+        terms = _stability_terms(channel, Omega, Z, V, dirs, draw_seed(rng))
         Ks.append(terms.mean(axis=0))
     K = np.mean(Ks, axis=0)
     eig, vec = _top_eigen(K, r)

@@ -11,6 +11,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
     check_array,
@@ -235,9 +236,11 @@ class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
 
         with_score = self.method in ("both", "score")
         with_hessian = self.method in ("both", "hessian")
+        # The fit's one random state: the labels drawn from the model.
+        rng = check_random_state(self.random_state)
         stats = fisher_statistics(
             net, X, inv_sigma2=inv_sigma2, n_draws=self.n_label_samples,
-            random_state=self.random_state, with_score=with_score,
+            random_state=rng, with_score=with_score,
             with_hessian=with_hessian, batch_size=self.batch_size,
         )
         keys = [k for k, on in (("score", with_score), ("hessian", with_hessian)) if on]

@@ -161,7 +161,9 @@ def fisher_statistics(net, X, *, inv_sigma2=1.0, n_draws=1, random_state=None,
         ``1 / noise_variance`` (Gaussian family only).
     n_draws : int, default=1
         Labels drawn from the model per sample (``M``).
-    random_state : RandomState, default=None
+    random_state : int, RandomState instance or None, default=None
+        Draws the labels (through :func:`~sklearn.utils.check_random_state`:
+        the estimator passes its fit's one ``RandomState`` instance).
     with_score, with_hessian : bool, default=True
         Which sampled estimators to compute.
     with_variances : bool, default=True

@@ -645,3 +645,26 @@ def test_channel_methods_inherit_the_base_docstrings():
     assert "log N(y; omega, V + noise_std**2 I)" in LinearChannel.posterior.__doc__
     doc = GenericChannel.posterior.__doc__
     assert doc.index("Gauss-Hermite") < doc.index("Parameters")
+
+
+def test_study_functions_draw_their_seeds_through_draw_seed(monkeypatch):
+    """The channel-noise and test-error seeds come from the one helper, in order."""
+    from skmoe.amp import _state_evolution
+    from skmoe.utils._validation import draw_seed
+
+    seeds = []
+
+    def recording(rng):
+        seeds.append(draw_seed(rng))
+        return seeds[-1]
+
+    monkeypatch.setattr(_state_evolution, "draw_seed", recording)
+    params = dict(n_samples=500, n_inner=4, max_iter=3, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = state_evolution(AbsChannel(), 1.0, **params)
+        assert len(seeds) == 2  # channel noise, then the test errors
+        again = state_evolution(AbsChannel(), 1.0, **params)
+    assert seeds[2:] == seeds[:2] and first.test_error == again.test_error
+    weak_recovery_threshold(AbsChannel(), method="mc", n_samples=400, n_batches=4)
+    assert len(seeds) == 4 + 4  # one per Monte Carlo batch

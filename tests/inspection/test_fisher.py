@@ -620,3 +620,24 @@ def test_float32_input_gives_the_float64_results_in_float32(kind):
     for r32, r64 in zip(f32.recommended_, f64.recommended_, strict=True):
         assert_array_equal(r32, r64)
     assert f32.noise_variance_ == f64.noise_variance_
+
+
+def test_one_random_state_per_fit(monkeypatch):
+    """fit resolves random_state once and hands that instance to the statistics."""
+    from skmoe.inspection import _fisher
+
+    model, X, _ = _mlp("softmax", "tanh", (4,))
+    seen = []
+    original = _fisher.fisher_statistics
+
+    def recording(*args, random_state, **kwargs):
+        seen.append(random_state)
+        return original(*args, random_state=random_state, **kwargs)
+
+    monkeypatch.setattr(_fisher, "fisher_statistics", recording)
+    rng = np.random.RandomState(0)
+    first = DiagonalFisherEstimator(model, random_state=rng).fit(X)
+    assert seen == [rng]
+    second = DiagonalFisherEstimator(model, random_state=0).fit(X)
+    assert isinstance(seen[1], np.random.RandomState)
+    assert_array_equal(first.estimates_["score"][0], second.estimates_["score"][0])
