@@ -533,14 +533,20 @@ def _pickled_state(est):
     return {k: pickle.dumps(v) for k, v in vars(est).items()}
 
 
+def _fitted_quietly(channel, n_samples, n_features, **params):
+    """Data from ``channel`` and a GAMP fit on it, convergence warnings silenced."""
+    X, y, W = make_sequence_multi_index(n_samples, n_features, channel, random_state=0)
+    amp = SequenceMultiIndexAMP(channel, random_state=0, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        amp.fit(X, y)
+    return amp, X, y
+
+
 def test_gamp_failed_refit_leaves_the_fitted_state_unchanged():
     """y is validated after X resets n_features_in_: a failure there restores everything."""
     ch = AbsChannel(n_tokens=2)
-    X, y, _ = make_sequence_multi_index(200, 50, ch, random_state=0)
-    amp = SequenceMultiIndexAMP(ch, max_iter=5, tol=0.0, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        amp.fit(X, y)
+    amp, X, y = _fitted_quietly(ch, 200, 50, max_iter=5, tol=0.0)
     state, prediction = _pickled_state(amp), amp.predict(X)
     X2, y2, _ = make_sequence_multi_index(100, 30, ch, random_state=1)
     with pytest.raises(ValueError, match="non-negative"):
@@ -557,11 +563,7 @@ def test_gamp_failed_refit_leaves_the_fitted_state_unchanged():
 def test_gamp_predicts_with_the_channel_it_was_fitted_with():
     """The channel is copied at fit: replacing or mutating it afterwards changes nothing."""
     ch = DeepAttentionChannel(n_grid=8)
-    X, y, _ = make_sequence_multi_index(60, 20, ch, random_state=0)
-    amp = SequenceMultiIndexAMP(ch, max_iter=2, tol=0.0, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        amp.fit(X, y)
+    amp, X, y = _fitted_quietly(ch, 60, 20, max_iter=2, tol=0.0)
     outputs = (amp.predict(X), amp.predict(X, method="bayes", n_draws=3), amp.score(X, y))
     ch.skip = 3.0  # in place: the object the estimator was given
     for channel in (ch, DeepAttentionChannel(skip=0.0, n_grid=8), AbsChannel(n_tokens=2)):
