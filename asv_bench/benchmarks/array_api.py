@@ -16,6 +16,7 @@ Skipped (``NotImplementedError``) where CuPy or a CUDA GPU is missing.
 """
 
 import time
+import warnings
 
 import numpy as np
 
@@ -126,6 +127,7 @@ class GPUStateEvolution:
 
     def setup_cache(self):
         import sklearn
+        from sklearn.exceptions import ConvergenceWarning
 
         from skmoe.amp import AbsChannel, state_evolution
 
@@ -138,7 +140,9 @@ class GPUStateEvolution:
         for dtype in ("float64", "float32"):
             candidates[f"cupy_{dtype}"] = cupy.asarray(q_init.astype(dtype))
         seconds = {name: [] for name in candidates}
-        with sklearn.config_context(array_api_dispatch=True):
+        # tol=0 runs a fixed number of iterations, which warns (not converged).
+        with sklearn.config_context(array_api_dispatch=True), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
             state_evolution(channel, 1.0, q_init=candidates["cupy_float32"], max_iter=1,
                             n_samples=1000, compute_test_errors=False)  # compile kernels
             for _ in range(2):

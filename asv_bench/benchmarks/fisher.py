@@ -82,7 +82,11 @@ def gradient_pass(net, X, labels):
 
 
 def _operations(activation):
-    from skmoe.inspection._fisher import _extract_network, fisher_statistics, score_diagonal
+    from skmoe.inspection._fisher_statistics import (
+        _extract_network,
+        fisher_statistics,
+        score_diagonal,
+    )
     from skmoe.inspection import _fisher_numba as _k
 
     net = _extract_network(fisher_network(activation))

@@ -40,6 +40,7 @@ import functools
 import inspect
 import itertools
 import math
+import re
 
 import numpy as np
 from scipy import special
@@ -114,13 +115,53 @@ def _block_diagonal_tokens(block, n_tokens):
     return block[:, :, :, None, :] * eye[None, :, None, :, None]
 
 
+#: The channel methods documented once, on :class:`BaseChannel`.
+_DOCUMENTED_METHODS = ("sample", "output", "posterior", "check_y", "check_posterior_support")
+#: A numpydoc section heading (``Parameters`` over a dashed line), with its indentation.
+_SECTION = re.compile(r"^([ \t]*)[A-Z][A-Za-z ]*\n[ \t]*-{3,}[ \t]*$", flags=re.MULTILINE)
+
+
+def _inherited_docstring(base_doc, own_doc):
+    """The docstring of a subclass method: the base's, with the subclass's note.
+
+    ``own_doc`` None gives ``base_doc``; an ``own_doc`` with sections of its
+    own replaces it; any other ``own_doc`` is a short note (what this
+    subclass computes differently), added to the base's extended summary,
+    before its first section, at its indentation.
+    """
+    if not own_doc:
+        return base_doc
+    if _SECTION.search(own_doc):
+        return own_doc
+    first_section = _SECTION.search(base_doc)
+    head = base_doc[:first_section.start()] if first_section else base_doc.rstrip() + "\n"
+    indent = first_section.group(1) if first_section else ""
+    note = "\n".join(indent + line if line else line
+                     for line in inspect.cleandoc(own_doc).splitlines())
+    tail = base_doc[first_section.start():] if first_section else ""
+    return f"{head.rstrip()}\n\n{note}\n\n{tail}"
+
+
 class BaseChannel:
     """Common interface and helpers of the sequence multi-index channels.
 
     Subclasses set ``n_tokens`` (L), ``n_directions`` (p) and
     ``y_trailing_shape`` (the shape of one target) and implement
     :meth:`output`, :meth:`posterior` and, for noisy channels, :meth:`sample`.
+
+    The methods are documented here once.  A subclass's override inherits
+    the docstring (its ``__doc__`` is filled in when the class is created,
+    so ``help``, numpydoc and Sphinx show it); a short docstring of its own,
+    without sections, is kept as a note at the end of the extended summary.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in _DOCUMENTED_METHODS:
+            method = cls.__dict__.get(name)
+            if callable(method):
+                base_doc = getattr(super(cls, cls), name).__doc__
+                method.__doc__ = _inherited_docstring(base_doc, method.__doc__)
 
     #: True when ``g`` is even in every column of ``Z``, so that
     #: ``E[Z | y] = 0`` and ``q = 0`` is a fixed point of state evolution.
@@ -170,6 +211,51 @@ class BaseChannel:
             Targets.
         """
         return self.output(self._check_Z(Z))
+
+    def output(self, Z):
+        """Noiseless output ``g(Z)``, the conditional mean of ``y`` given ``Z``.
+
+        Used for test errors and predictions.
+
+        Parameters
+        ----------
+        Z : ndarray of shape (n_samples, n_tokens, n_directions)
+            Pre-activations ``X W / sqrt(d)``.
+
+        Returns
+        -------
+        y : ndarray of shape ``(n_samples,) + y_trailing_shape``
+            Outputs, in the namespace, on the device and in the dtype of
+            ``Z``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement output.")
+
+    def posterior(self, y, omega, V):
+        """Posterior moments of ``Z`` given ``(y, omega, V)``.
+
+        The prior of the token rows is ``z_l ~ N(omega_l, V)``, independent
+        across tokens and samples, and the likelihood ``P_out(y | Z)``.
+
+        Parameters
+        ----------
+        y : ndarray of shape ``(n_samples,) + y_trailing_shape``
+            Targets.
+        omega : ndarray of shape (n_samples, n_tokens, n_directions)
+            Means of the Gaussian prior on the token rows.
+        V : ndarray of shape (n_directions, n_directions)
+            Covariance of every token row (a host matrix).
+
+        Returns
+        -------
+        mean : ndarray of shape (n_samples, n_tokens, n_directions)
+            Posterior mean.
+        cov : ndarray of shape (n_samples, n_tokens, n_directions, n_tokens, \
+n_directions)
+            Posterior covariance.
+        log_partition : ndarray of shape (n_samples,)
+            ``log Z_out`` up to a function of ``y`` only.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement posterior.")
 
     def _check_Z(self, Z):
         if array_api_namespace(Z) is None:
@@ -324,25 +410,8 @@ class _SignChannel(BaseChannel):
                              "negative entries.")
 
     def posterior(self, y, omega, V):
-        """Posterior moments of ``Z`` given ``(y, omega, V)``.
-
-        Parameters
-        ----------
-        y : ndarray of shape (n_samples, n_tokens, n_directions)
-            Targets.
-        omega : ndarray of shape (n_samples, n_tokens, n_directions)
-            Means of the Gaussian prior on the token rows.
-        V : ndarray of shape (n_directions, n_directions)
-            Covariance of every token row.
-
-        Returns
-        -------
-        mean : ndarray of shape (n_samples, n_tokens, n_directions)
-            Posterior mean.
-        cov : ndarray of shape (n_samples, n_tokens, n_directions, n_tokens, n_directions)
-            Posterior covariance.
-        log_partition : ndarray of shape (n_samples,)
-            ``log Z_out`` up to a function of ``y`` only.
+        """Exact: each token's posterior is supported on the ``2**p`` sign
+        patterns of ``|z|``, which ``y`` determines.
         """
         y, omega, V, xp = _check_posterior_args(self, y, omega, V)
         n, L, p = omega.shape
@@ -405,18 +474,7 @@ class AbsChannel(_SignChannel):
     """
 
     def output(self, Z):
-        """Noiseless output ``|Z|``.
-
-        Parameters
-        ----------
-        Z : ndarray of shape (n_samples, n_tokens, n_directions)
-            Pre-activations.
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples, n_tokens, n_directions)
-            ``|Z|``.
-        """
+        """Here ``g(Z) = |Z|`` element-wise."""
         Z = self._check_Z(Z)
         return namespace_or_numpy(Z).abs(Z)
 
@@ -447,18 +505,7 @@ class SquareChannel(_SignChannel):
     """
 
     def output(self, Z):
-        """Noiseless output ``Z**2``.
-
-        Parameters
-        ----------
-        Z : ndarray of shape (n_samples, n_tokens, n_directions)
-            Pre-activations.
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples, n_tokens, n_directions)
-            ``Z**2``.
-        """
+        """Here ``g(Z) = Z**2`` element-wise."""
         return self._check_Z(Z) ** 2
 
     def _magnitude(self, y, xp):
@@ -506,18 +553,7 @@ class OuterProductChannel(BaseChannel):
         return {"n_tokens": self.n_tokens}
 
     def output(self, Z):
-        """Noiseless output ``z z^T``.
-
-        Parameters
-        ----------
-        Z : ndarray of shape (n_samples, n_tokens, 1)
-            Pre-activations.
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples, n_tokens, n_tokens)
-            Outer products.
-        """
+        """Here ``g(Z) = z z^T``, of shape (n_samples, n_tokens, n_tokens)."""
         z = self._check_Z(Z)[:, :, 0]
         return z[:, :, None] * z[:, None, :]
 
@@ -529,25 +565,8 @@ class OuterProductChannel(BaseChannel):
                              "non-negative diagonal (y = z z^T).")
 
     def posterior(self, y, omega, V):
-        """Posterior moments of ``Z`` given ``(y, omega, V)``.
-
-        Parameters
-        ----------
-        y : ndarray of shape (n_samples, n_tokens, n_tokens)
-            Targets.
-        omega : ndarray of shape (n_samples, n_tokens, 1)
-            Prior means.
-        V : ndarray of shape (1, 1)
-            Prior variance of every token.
-
-        Returns
-        -------
-        mean : ndarray of shape (n_samples, n_tokens, 1)
-            Posterior mean.
-        cov : ndarray of shape (n_samples, n_tokens, 1, n_tokens, 1)
-            Posterior covariance.
-        log_partition : ndarray of shape (n_samples,)
-            ``log Z_out`` up to a function of ``y`` only.
+        """Exact: ``y`` determines ``z`` up to a global sign, so the posterior
+        has two points.
         """
         y, omega, V, xp = _check_posterior_args(self, y, omega, V)
         v = float(V[0, 0])
@@ -615,18 +634,7 @@ class SumSquareChannel(BaseChannel):
         return {"n_tokens": self.n_tokens}
 
     def output(self, Z):
-        """Noiseless output ``sum_l z_l^2``.
-
-        Parameters
-        ----------
-        Z : ndarray of shape (n_samples, n_tokens, 1)
-            Pre-activations.
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples, 1)
-            Sums of squares.
-        """
+        """Here ``g(Z) = sum_l z_l^2``, of shape (n_samples, 1)."""
         Z = self._check_Z(Z)
         return namespace_or_numpy(Z).sum(Z**2, axis=1)
 
@@ -636,26 +644,7 @@ class SumSquareChannel(BaseChannel):
                              "entries.")
 
     def posterior(self, y, omega, V):
-        """Posterior moments of ``Z`` given ``(y, omega, V)`` (von Mises-Fisher).
-
-        Parameters
-        ----------
-        y : ndarray of shape (n_samples, 1)
-            Targets.
-        omega : ndarray of shape (n_samples, n_tokens, 1)
-            Prior means.
-        V : ndarray of shape (1, 1)
-            Prior variance of every token.
-
-        Returns
-        -------
-        mean : ndarray of shape (n_samples, n_tokens, 1)
-            Posterior mean.
-        cov : ndarray of shape (n_samples, n_tokens, 1, n_tokens, 1)
-            Posterior covariance.
-        log_partition : ndarray of shape (n_samples,)
-            ``log Z_out`` up to a function of ``y`` only.
-        """
+        """Exact: a von Mises-Fisher law on the sphere of radius ``sqrt(y)``."""
         y, omega, V, xp = _check_posterior_args(self, y, omega, V)
         v = float(V[0, 0])
         L = self.n_tokens
@@ -752,60 +741,19 @@ class LinearChannel(BaseChannel):
         return {**super()._params(), "noise_std": self.noise_std}
 
     def sample(self, Z, random_state=None):
-        """Draw ``y = Z + noise_std * eps``.
-
-        Parameters
-        ----------
-        Z : ndarray of shape (n_samples, n_tokens, n_directions)
-            Pre-activations.
-        random_state : int, RandomState instance or None, default=None
-            Seed of the noise.
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples, n_tokens, n_directions)
-            Noisy targets.
-        """
+        """Here ``y = Z + noise_std * eps``."""
         Z = self._check_Z(Z)
         noise = standard_normal_like(check_random_state(random_state), Z.shape, Z)
         return Z + self.noise_std * noise
 
     def output(self, Z):
-        """Noiseless output ``Z``.
-
-        Parameters
-        ----------
-        Z : ndarray of shape (n_samples, n_tokens, n_directions)
-            Pre-activations.
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples, n_tokens, n_directions)
-            ``Z`` itself.
-        """
+        """Here ``g(Z) = Z`` (a copy)."""
         Z = self._check_Z(Z)
         return namespace_or_numpy(Z).asarray(Z, copy=True)
 
     def posterior(self, y, omega, V):
-        """Gaussian posterior of ``Z`` given ``(y, omega, V)``.
-
-        Parameters
-        ----------
-        y : ndarray of shape (n_samples, n_tokens, n_directions)
-            Targets.
-        omega : ndarray of shape (n_samples, n_tokens, n_directions)
-            Prior means.
-        V : ndarray of shape (n_directions, n_directions)
-            Prior covariance of every token.
-
-        Returns
-        -------
-        mean : ndarray of shape (n_samples, n_tokens, n_directions)
-            Posterior mean.
-        cov : ndarray of shape (n_samples, n_tokens, n_directions, n_tokens, n_directions)
-            Posterior covariance.
-        log_partition : ndarray of shape (n_samples,)
-            ``log N(y; omega, V + noise_std**2 I)`` summed over tokens.
+        """Gaussian conjugacy: exact, and ``log_partition`` is
+        ``log N(y; omega, V + noise_std**2 I)`` summed over tokens.
         """
         y, omega, V, xp = _check_posterior_args(self, y, omega, V)
         n, L, p = omega.shape
@@ -912,17 +860,9 @@ class DeepAttentionChannel(BaseChannel):
         }
 
     def output(self, Z):
-        """Network output ``y = g(Z)``, an ``L x L`` attention matrix.
-
-        Parameters
-        ----------
-        Z : ndarray of shape (n_samples, n_tokens, n_layers)
-            Column ``k`` is ``X q_k / sqrt(d)``.
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples, n_tokens, n_tokens)
-            Row-stochastic attention matrices.
+        """Here ``g(Z)`` is the network's last attention matrix, of shape
+        (n_samples, n_tokens, n_tokens) and row-stochastic; column ``k`` of
+        ``Z`` is ``X q_k / sqrt(d)``.
         """
         Z = self._check_Z(Z)
         xp = namespace_or_numpy(Z)
@@ -964,25 +904,8 @@ class DeepAttentionChannel(BaseChannel):
 
     @_on_host("omega")
     def posterior(self, y, omega, V):
-        """Posterior moments of ``Z`` given ``(y, omega, V)``.
-
-        Parameters
-        ----------
-        y : ndarray of shape (n_samples, 2, 2)
-            Targets.
-        omega : ndarray of shape (n_samples, 2, n_layers)
-            Prior means of the token rows.
-        V : ndarray of shape (n_layers, n_layers)
-            Prior covariance of every token row.
-
-        Returns
-        -------
-        mean : ndarray of shape (n_samples, 2, n_layers)
-            Posterior mean.
-        cov : ndarray of shape (n_samples, 2, n_layers, 2, n_layers)
-            Posterior covariance.
-        log_partition : ndarray of shape (n_samples,)
-            ``log Z_out`` up to a function of ``y`` only.
+        """The integral over ``z_1`` runs on an ``n_grid x n_grid`` grid (numba,
+        on the host); needs ``n_tokens=2`` and ``n_layers <= 2``.
         """
         self.check_posterior_support()
         y, omega, V, _ = _check_posterior_args(self, y, omega, V)
@@ -1089,62 +1012,21 @@ class GenericChannel(BaseChannel):
 
     @_on_host("Z")
     def output(self, Z):
-        """Noiseless output ``func(Z)``.
-
-        Parameters
-        ----------
-        Z : ndarray of shape (n_samples, n_tokens, n_directions)
-            Pre-activations.
-
-        Returns
-        -------
-        y : ndarray of shape ``(n_samples,) + y_trailing_shape``
-            Outputs.
-        """
+        """Here ``g(Z) = func(Z)``, evaluated on the host."""
         Z = self._check_Z(Z)
         return np.asarray(self.func(Z), dtype=np.float64).reshape((Z.shape[0],)
                                                                    + self.y_trailing_shape)
 
     def sample(self, Z, random_state=None):
-        """Draw ``y = func(Z) + noise_std * eps``.
-
-        Parameters
-        ----------
-        Z : ndarray of shape (n_samples, n_tokens, n_directions)
-            Pre-activations.
-        random_state : int, RandomState instance or None, default=None
-            Seed of the noise.
-
-        Returns
-        -------
-        y : ndarray of shape ``(n_samples,) + y_trailing_shape``
-            Noisy targets.
-        """
+        """Here ``y = func(Z) + noise_std * eps``."""
         out = self.output(Z)
         noise = standard_normal_like(check_random_state(random_state), out.shape, out)
         return out + self.noise_std * noise
 
     @_on_host("omega")
     def posterior(self, y, omega, V):
-        """Posterior moments by tensor Gauss-Hermite quadrature.
-
-        Parameters
-        ----------
-        y : ndarray of shape ``(n_samples,) + y_trailing_shape``
-            Targets.
-        omega : ndarray of shape (n_samples, n_tokens, n_directions)
-            Prior means.
-        V : ndarray of shape (n_directions, n_directions)
-            Prior covariance of every token.
-
-        Returns
-        -------
-        mean : ndarray of shape (n_samples, n_tokens, n_directions)
-            Posterior mean.
-        cov : ndarray of shape (n_samples, n_tokens, n_directions, n_tokens, n_directions)
-            Posterior covariance.
-        log_partition : ndarray of shape (n_samples,)
-            ``log Z_out`` (exact up to quadrature error).
+        """By tensor Gauss-Hermite quadrature on the host; ``log_partition`` is
+        exact up to the quadrature error.
         """
         y, omega, V, _ = _check_posterior_args(self, y, omega, V)
         n, L, p = omega.shape

@@ -4,10 +4,9 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, _fit_context
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..utils._array_api import (
@@ -21,6 +20,8 @@ from ..utils._array_api import (
     supported_float_dtypes,
     to_numpy,
 )
+from ..utils._monitor import ConvergenceMonitor
+from ..utils._validation import fit_context, snapshot_params
 from ._state_evolution import _sym_sqrt, spectral_map
 
 __all__ = ["SequenceMultiIndexAMP"]
@@ -98,30 +99,46 @@ class SequenceMultiIndexAMP(BaseEstimator):
     ``(n_samples, L, p)`` fields and moments once per iteration.  The ``p x p``
     algebra runs on the host; ``history_`` stays there.
 
+    dtype: float32 ``X`` gives float32 ``coef_``, ``posterior_covariance_``
+    and predictions.  NumPy ``X`` is processed in float64 and the results are
+    rounded to its dtype once, at the end; array-API ``X`` is processed in
+    its own dtype.  ``history_`` and :meth:`overlaps` are float64 summaries.
+
     Parameters
     ----------
     channel : channel object
         Output channel, e.g. :class:`skmoe.amp.DeepAttentionChannel`; it
-        fixes the number of tokens ``L`` and of directions ``p``.
+        fixes the number of tokens ``L`` and of directions ``p``.  ``fit``
+        works on a deep copy, which :meth:`predict` and :meth:`score` use:
+        changing the channel after ``fit`` (``set_params`` or in place) has
+        no effect until the next ``fit``.
     n_directions : int, default=None
         Number of columns of ``W``; must equal ``channel.n_directions`` if
         given (a consistency check).
-    prior : {"gaussian"}, default="gaussian"
-        Prior of the rows of ``W`` (``N(0, I_p)``; the only one implemented).
+    prior : {"gaussian"}, default="deprecated"
+        Prior of the rows of ``W``; it is always ``N(0, I_p)``, whatever the
+        value, and the parameter is not read.
+
+        .. deprecated:: 0.1
+           ``prior`` has no effect and will be removed in 0.3; setting it
+           explicitly raises a ``FutureWarning`` at ``fit``.
     damping : float, default=0.8
         Every update is ``x <- damping * x_new + (1 - damping) * x_old``.
     max_iter : int, default=100
         Maximum number of GAMP iterations.
     tol : float, default=1e-6
-        Stop when the mean squared change of the entries of ``coef_`` is
-        below ``tol``.
+        Stop when the mean squared change of the entries of ``coef_`` in one
+        iteration is below ``tol``.  A ``ConvergenceWarning`` is emitted if
+        that does not happen within ``max_iter`` iterations.
     init_scale : float, default=0.1
         Standard deviation of the random initial entries of ``coef_``; the
         initial posterior covariance is ``(1 - init_scale**2) I``.
     random_state : int, RandomState instance or None, default=None
         Seed of the random initialisation.
     verbose : int, default=0
-        Print the overlaps every iteration when positive.
+        When positive, print one progress line per iteration (iteration,
+        mean self-overlap ``tr(Q) / p``, change, elapsed time, ETA) and one
+        when the loop ends, in the format of every skmoe iterative fit.
 
     Attributes
     ----------
@@ -134,11 +151,16 @@ class SequenceMultiIndexAMP(BaseEstimator):
         Number of iterations run.
     converged_ : bool
         Whether ``tol`` was reached.
-    history_ : dict
-        ``"Q"``: (`n_iter_` + 1, p, p) self-overlaps ``W^T W / d``; ``"delta"``:
-        mean squared change per iteration; ``"M"``: (`n_iter_` + 1, p, p)
-        overlaps ``W^T W* / d`` with the ground truth passed to ``fit`` (or
-        None).
+    history_ : dict of ndarray
+        The iterations, one row each (``n_iter_`` rows), in the format of
+        every skmoe iterative fit: ``"iteration"`` (1, 2, ...),
+        ``"objective"`` (the mean self-overlap ``tr(Q) / p``), ``"change"``
+        (the mean squared change of the entries of ``coef_``, the quantity
+        compared with ``tol``), ``"elapsed"`` (seconds since the start of the
+        iterations), ``"Q"`` of shape (``n_iter_``, p, p), the self-overlaps
+        ``coef_^T coef_ / d`` after each iteration, and, only when ``W_star``
+        is passed to ``fit``, ``"M"`` of shape (``n_iter_``, p, p), the
+        overlaps ``coef_^T W* / d``.  Float64 NumPy arrays on the host.
     n_features_in_ : int
         Dimension ``d`` of each token.
     n_tokens_in_ : int
@@ -173,7 +195,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
     _parameter_constraints: dict = {
         "channel": [HasMethods(["posterior", "output", "check_y"])],
         "n_directions": [Interval(Integral, 1, None, closed="left"), None],
-        "prior": [StrOptions({"gaussian"})],
+        "prior": [StrOptions({"gaussian"}), Hidden(StrOptions({"deprecated"}))],
         "damping": [Interval(Real, 0, 1, closed="right")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -182,7 +204,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, channel, *, n_directions=None, prior="gaussian", damping=0.8,
+    def __init__(self, channel, *, n_directions=None, prior="deprecated", damping=0.8,
                  max_iter=100, tol=1e-6, init_scale=0.1, random_state=None, verbose=0):
         self.channel = channel
         self.n_directions = n_directions
@@ -199,27 +221,30 @@ class SequenceMultiIndexAMP(BaseEstimator):
         tags.array_api_support = True
         return tags
 
-    def _check_X(self, X, reset, method="fit"):
-        """Validated 3-D ``X`` (float64 or float32, in its own namespace)."""
+    def _check_X(self, X, channel, reset, method="fit"):
+        """Validated 3-D ``X`` (float64 or float32, in its own namespace).
+
+        ``channel`` is the one being fitted (``reset=True``) or the fitted one.
+        """
         if not reset:
             check_same_namespace(X, self, attribute="coef_", method=method)
         xp = array_api_namespace(X)
         X = check_array(X, allow_nd=True, ensure_2d=False, dtype=supported_float_dtypes(xp))
-        if X.ndim == 2 and self.channel.n_tokens == 1:
+        if X.ndim == 2 and channel.n_tokens == 1:
             # One token: the classical (non-sequence) multi-index model.
             X = namespace_or_numpy(X).reshape(X, (X.shape[0], 1, X.shape[1]))
         if X.ndim != 3:
             single = " (or (n_samples, n_features) for a single-token channel)"
             raise ValueError(
                 "SequenceMultiIndexAMP expects X of shape (n_samples, n_tokens, "
-                f"n_features) (3-D){single if self.channel.n_tokens == 1 else ''}, got "
+                f"n_features) (3-D){single if channel.n_tokens == 1 else ''}, got "
                 f"an array with {X.ndim} dimension(s) and shape {X.shape}. Reshape your "
                 "data accordingly."
             )
-        L = self.channel.n_tokens
+        L = channel.n_tokens
         if X.shape[1] != L:
             raise ValueError(
-                f"X has {X.shape[1]} tokens (axis 1) but the channel {self.channel!r} "
+                f"X has {X.shape[1]} tokens (axis 1) but the channel {channel!r} "
                 f"has n_tokens={L}."
             )
         if X.shape[2] == 0:
@@ -236,7 +261,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
             )
         return X
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, W_star=None):
         """Run GAMP on ``(X, y)``.
 
@@ -255,18 +280,29 @@ class SequenceMultiIndexAMP(BaseEstimator):
         self : object
             Fitted estimator.
         """
-        channel = self.channel
-        if isinstance(channel, type):
-            raise ValueError(
-                f"channel must be a channel instance, e.g. {channel.__name__}(), got the "
-                f"class {channel.__name__} itself."
+        if self.prior != "deprecated":
+            warnings.warn(
+                "The parameter 'prior' of SequenceMultiIndexAMP is deprecated in 0.1 and "
+                "will be removed in 0.3: it has no effect (the prior of the rows of W is "
+                "always N(0, I_p)). Stop passing it to silence this warning.",
+                FutureWarning,
             )
+        if isinstance(self.channel, type):
+            raise ValueError(
+                f"channel must be a channel instance, e.g. {self.channel.__name__}(), got "
+                f"the class {self.channel.__name__} itself."
+            )
+        # predict and score read this copy: set_params(channel=...) after fit
+        # (or changing the channel object in place) changes nothing until the
+        # next fit.
+        fitted_params = snapshot_params(self, ["channel"])
+        channel = fitted_params["channel"]
         channel.check_posterior_support()
         p = channel.n_directions
         if self.n_directions is not None and self.n_directions != p:
             raise ValueError(f"n_directions={self.n_directions} does not match the channel "
                              f"({channel!r} has n_directions={p}).")
-        X = self._check_X(X, reset=True)
+        X = self._check_X(X, channel, reset=True)
         n, L, d = X.shape
         # NumPy X is processed in float64 and the results are stored in its
         # dtype; other namespaces compute in their own dtype on their device.
@@ -294,13 +330,12 @@ class SequenceMultiIndexAMP(BaseEstimator):
         W = to_device(W_host)
         C = (1.0 - self.init_scale**2) * eye
         G = to_device(np.zeros((n, L, p)))
-        Qs = [W_host.T @ W_host / d]
-        Ms = [None if W_star is None else W_host.T @ W_star / d]
-        deltas = []
+        monitor = ConvergenceMonitor(
+            tol=self.tol, max_iter=self.max_iter, verbose=self.verbose,
+            label="SequenceMultiIndexAMP GAMP", objective_name="overlap",
+        )
         damp = float(self.damping)  # a NumPy scalar could promote float32 arrays
-        converged = False
-        n_iter = 0
-        for n_iter in range(1, self.max_iter + 1):
+        for iteration in range(1, self.max_iter + 1):
             # Floor the eigenvalues of V: near perfect recovery V -> 0.
             V = _sym_psd_clip(C, floor=1e-9)
             Vinv = np.linalg.inv(V)
@@ -311,7 +346,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
             G_new = (mean - Omega) @ to_device(Vinv)
             # A = -(1/d) sum_{mu,l} dg_ll,  dg_ll = V^-1 C_ll V^-1 - V^-1.
             A_new = _sym_psd_clip(-(Vinv @ diag_cov @ Vinv - n * L * Vinv) / d)
-            if n_iter == 1:
+            if iteration == 1:
                 G, A = G_new, A_new
             else:
                 G = damp * G_new + (1 - damp) * G
@@ -321,43 +356,33 @@ class SequenceMultiIndexAMP(BaseEstimator):
             W_old_host = W_host
             W = B @ to_device(C)
             W_host = to_numpy(W, dtype=np.float64)
-            delta = float(np.mean((W_host - W_old_host) ** 2))
-            deltas.append(delta)
-            Qs.append(W_host.T @ W_host / d)
-            Ms.append(None if W_star is None else W_host.T @ W_star / d)
-            if self.verbose:
-                msg = f"GAMP iter {n_iter}: delta={delta:.3e} diag(Q)={np.diag(Qs[-1])}"
-                if W_star is not None:
-                    msg += f" diag(M)={np.diag(Ms[-1])}"
-                print(msg)
+            Q = W_host.T @ W_host / d
+            overlaps = {"Q": Q} if W_star is None else {"Q": Q, "M": W_host.T @ W_star / d}
+            stop = monitor.report(
+                np.trace(Q) / p, change=float(np.mean((W_host - W_old_host) ** 2)), **overlaps
+            )
             if not np.all(np.isfinite(W_host)):
                 raise FloatingPointError(
                     "GAMP diverged (non-finite estimates); increase damping towards 0 "
                     "(e.g. damping=0.5) or check that y was generated by the channel."
                 )
-            if delta < self.tol:
-                converged = True
+            if stop:
                 break
-        if not converged:
+        changes = monitor.history["change"]
+        if len(changes) > 1 and changes[-1] > changes[0]:
             # Growing steps mean divergence, not slow convergence.
-            hint = (" The iterates diverged: GAMP assumes X with i.i.d. standard Gaussian "
-                    "entries (standardise X) and y generated by the channel; a damping "
-                    "closer to 0 (e.g. 0.5) may also help."
-                    if len(deltas) > 1 and deltas[-1] > deltas[0] else "")
-            warnings.warn(
-                f"GAMP did not converge in max_iter={self.max_iter} iterations "
-                f"(last mean squared change {deltas[-1]:.3g} > tol={self.tol}).{hint}",
-                ConvergenceWarning,
+            monitor.hint = (
+                "The iterates diverged: GAMP assumes X with i.i.d. standard Gaussian "
+                "entries (standardise X) and y generated by the channel; a damping "
+                "closer to 0 (e.g. 0.5) may also help."
             )
+        monitor.finish()
         self.coef_ = W if xp is not None else W.astype(input_dtype, copy=False)
         self.posterior_covariance_ = from_numpy(0.5 * (C + C.T), xp, where, dtype=input_dtype)
-        self.n_iter_ = n_iter
-        self.converged_ = converged
-        self.history_ = {
-            "Q": np.array(Qs),
-            "M": None if W_star is None else np.array(Ms),
-            "delta": np.array(deltas),
-        }
+        self.n_iter_ = monitor.n_iter
+        self.converged_ = monitor.converged
+        self.history_ = monitor.history
+        self._fitted_params = fitted_params
         return self
 
     def overlaps(self, W_star):
@@ -407,7 +432,8 @@ class SequenceMultiIndexAMP(BaseEstimator):
             raise ValueError(f"method must be 'plugin' or 'bayes', got {method!r}.")
         if not isinstance(n_draws, Integral) or isinstance(n_draws, bool) or n_draws < 1:
             raise ValueError(f"n_draws must be an integer >= 1, got {n_draws!r}.")
-        X = self._check_X(X, reset=False, method="predict")
+        channel = self._fitted_params["channel"]
+        X = self._check_X(X, channel, reset=False, method="predict")
         n, L, d = X.shape
         xp = array_api_namespace(X)
         # Everything runs where X lives (NumPy: in float64).
@@ -420,7 +446,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
             Omega = xp.reshape(xp.reshape(X, (n * L, d)) @ self.coef_, (n, L, -1))
         Omega = Omega / float(np.sqrt(d))
         if method == "plugin":
-            y_pred = self.channel.output(Omega)
+            y_pred = channel.output(Omega)
         else:
             root = move_like(
                 _sym_sqrt(to_numpy(self.posterior_covariance_, dtype=np.float64)), Omega)
@@ -429,7 +455,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
             y_pred = 0.0
             for _ in range(n_draws):
                 noise = standard_normal_like(rng, Omega.shape, Omega)
-                y_pred = y_pred + self.channel.output(Omega + noise @ root)
+                y_pred = y_pred + channel.output(Omega + noise @ root)
             y_pred = y_pred / n_draws
         if xp is None:
             return y_pred.astype(X.dtype, copy=False)
@@ -453,7 +479,8 @@ class SequenceMultiIndexAMP(BaseEstimator):
         score : float
             Negative mean (over samples) squared Frobenius error.
         """
+        check_is_fitted(self)
         # Validate y before predicting: "bayes" costs n_draws forward passes.
-        y = self.channel.check_y(to_numpy(y), n_samples=np.shape(X)[0])
+        y = self._fitted_params["channel"].check_y(to_numpy(y), n_samples=np.shape(X)[0])
         y_pred = to_numpy(self.predict(X, method=method), dtype=np.float64)
         return -float(np.mean(np.sum((y - y_pred).reshape(len(y), -1) ** 2, axis=1)))

@@ -38,6 +38,8 @@ from ..utils._array_api import (
     standard_normal_like,
     to_numpy,
 )
+from ..utils._monitor import ConvergenceMonitor
+from ..utils._validation import draw_seed
 from ._channels import tensor_gauss_hermite
 
 __all__ = ["state_evolution", "weak_recovery_threshold", "test_errors"]
@@ -260,7 +262,9 @@ def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8
     max_iter : int, default=100
         Maximum number of iterations.
     tol : float, default=1e-4
-        Stop when the largest absolute change of ``q`` is below ``tol``.
+        Stop when the largest absolute change of ``q`` in one iteration is
+        below ``tol`` (``tol=0`` runs exactly ``max_iter`` iterations, and
+        warns).
     n_samples : int, default=20000
         Monte Carlo samples of ``(xi, eta)`` (fixed across iterations).
     compute_test_errors : bool, default=True
@@ -275,11 +279,22 @@ def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8
     -------
     result : Bunch
         ``q`` (p, p) fixed point; ``q_hat``; ``history`` (n_iter + 1, p, p)
-        overlaps; ``n_iter``; ``converged``; ``weight_mse`` ``Tr(I - q)/p``;
+        overlaps, the initial one first; ``n_iter``; ``converged``;
+        ``monitor_history``, the iterations in the format of every skmoe
+        iterative fit (a dict of ``n_iter``-long float64 NumPy arrays:
+        ``"iteration"``, ``"objective"`` the mean overlap ``Tr(q)/p``,
+        ``"change"`` the largest absolute change of ``q``, compared with
+        ``tol``, and ``"elapsed"`` seconds); ``weight_mse`` ``Tr(I - q)/p``;
         ``free_entropy`` (Gaussian-prior replica potential, up to
         ``alpha`` times a constant that does not depend on ``q``); and, if
         requested, ``test_error`` (plug-in), ``bayes_test_error`` and their
         Monte Carlo standard errors.
+
+    Warns
+    -----
+    ConvergenceWarning
+        If the change of ``q`` is still above ``tol`` after ``max_iter``
+        iterations (the text common to every skmoe iterative fit).
 
     Examples
     --------
@@ -301,23 +316,22 @@ def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8
     rng = check_random_state(random_state)
     xi = standard_normal_like(rng, (n_samples, L, p), reference)
     eta = standard_normal_like(rng, (n_samples, L, p), reference)
-    noise_seed = int(rng.randint(np.iinfo(np.int32).max))
+    noise_seed = draw_seed(rng)
     q = _clip_overlap(_as_overlap(q_init, p, "q_init") * mask)
     history = [q.copy()]
-    converged = False
-    qh = np.zeros((p, p))
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):
+    monitor = ConvergenceMonitor(tol=tol, max_iter=max_iter, label="state_evolution",
+                                 objective_name="overlap")
+    for _ in range(max_iter):
         qh, _ = _q_hat(channel, alpha, q, xi, eta, noise_seed)
         qh = qh * mask
         q_new = qh @ np.linalg.inv(np.eye(p) + qh)
         q_new = _clip_overlap(damping * q_new + (1 - damping) * q) * mask
-        delta = np.max(np.abs(q_new - q))
+        change = np.max(np.abs(q_new - q))
         q = q_new
         history.append(q.copy())
-        if delta < tol:
-            converged = True
+        if monitor.report(np.trace(q) / p, change=change):
             break
+    monitor.finish()
     qh, mean_logZ = _q_hat(channel, alpha, q, xi, eta, noise_seed)
     qh = qh * mask
     free_entropy = (-0.5 * np.trace(q @ qh) + 0.5 * (np.trace(qh) - np.linalg.slogdet(
@@ -326,11 +340,12 @@ def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8
     history = np.array(history)
     if result_reference is not None:
         q, qh, history = (move_like(a, result_reference) for a in (q, qh, history))
-    result = Bunch(q=q, q_hat=qh, history=history, n_iter=n_iter, converged=converged,
+    result = Bunch(q=q, q_hat=qh, history=history, n_iter=monitor.n_iter,
+                   converged=monitor.converged, monitor_history=monitor.history,
                    weight_mse=weight_mse, free_entropy=float(free_entropy))
     if compute_test_errors:
         err = test_errors(channel, q, n_samples=n_samples, n_inner=n_inner,
-                          random_state=rng.randint(np.iinfo(np.int32).max))
+                          random_state=draw_seed(rng))
         result.update(test_error=err.plugin, test_error_std=err.plugin_std,
                       bayes_test_error=err.bayes, bayes_test_error_std=err.bayes_std)
     return result
@@ -480,8 +495,7 @@ def weak_recovery_threshold(channel, *, directions=None, learned_overlap=None,
     Ks = []
     for _ in range(n_batches):
         Omega, Z = _correlated_fields(q, rng.standard_normal(shape), rng.standard_normal(shape))
-        terms = _stability_terms(channel, Omega, Z, V, dirs,
-                                 int(rng.randint(np.iinfo(np.int32).max)))
+        terms = _stability_terms(channel, Omega, Z, V, dirs, draw_seed(rng))
         Ks.append(terms.mean(axis=0))
     K = np.mean(Ks, axis=0)
     eig, vec = _top_eigen(K, r)

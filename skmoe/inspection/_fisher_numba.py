@@ -108,6 +108,15 @@ def _quad_quartic_norm(family, b, mean, var, mu4, inv_sigma2):
     return G, (V1 if V1 > 0.0 else 0.0), nb
 
 
+@njit(cache=True, nogil=True)
+def _residual_dot(R, i, m, v):
+    """``r^T v`` for the ``m``-th sampled residual of row ``i`` (``v``: ``b`` or ``w``)."""
+    s = 0.0
+    for c in range(v.shape[0]):
+        s += R[i, m, c] * v[c]
+    return s
+
+
 # Rows per block of unit_statistics: each row costs O(K C M), so small
 # blocks already amortise the thread hand-off.
 _UNIT_BLOCK_ROWS = 64
@@ -173,9 +182,7 @@ def _unit_statistics_blocks(block_start, block_stop, block_size, family, B, Hs, 
                 s1 = 0.0
                 e1 = 0.0
                 for m in range(M):
-                    g = 0.0
-                    for c in range(C):
-                        g += R[i, m, c] * b[c]
+                    g = _residual_dot(R, i, m, b)
                     g2 = g * g
                     s1 += g2
                     e1 += (g2 - G) * (g2 - G)
@@ -197,9 +204,7 @@ def _unit_statistics_blocks(block_start, block_stop, block_size, family, B, Hs, 
                 s2 = 0.0
                 e2 = 0.0
                 for m in range(M):
-                    t = 0.0
-                    for c in range(C):
-                        t += R[i, m, c] * w[c]
+                    t = _residual_dot(R, i, m, w)
                     s2 += G - t
                     e2 += t * t
                 out[5, i, k] = s2

@@ -1,5 +1,6 @@
 """Tests of skmoe.amp: channels, state evolution, thresholds and GAMP."""
 
+import re
 import warnings
 
 import numpy as np
@@ -161,6 +162,7 @@ def test_attention_thresholds_and_order():
     assert 0.17 < layer2.threshold < 0.21
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # a fixed budget
 def test_attention_state_evolution_staircase():
     ch = DeepAttentionChannel(n_grid=32)
     se = state_evolution(ch, 1.2, n_samples=1500, max_iter=60, compute_test_errors=False)
@@ -243,7 +245,7 @@ def test_gamp_predict_shapes_and_determinism():
         amp = SequenceMultiIndexAMP(ch, random_state=0, max_iter=20).fit(X, y)
     assert amp.coef_.shape == (100, 1)
     assert amp.posterior_covariance_.shape == (1, 1)
-    assert amp.history_["M"] is None
+    assert "M" not in amp.history_
     assert amp.predict(X).shape == y.shape
     b1 = amp.predict(X, method="bayes")
     assert np.array_equal(b1, amp.predict(X, method="bayes"))
@@ -439,3 +441,232 @@ def test_log_partition_likelihood_ratio(channel, v):
     standard_error = ratio.std() / np.sqrt(n)
     assert standard_error < 0.05
     assert abs(ratio.mean() - 1.0) < 4 * standard_error + 1e-3, (ratio.mean(), standard_error)
+
+
+# --------------------------------------------------------------------------
+# One convergence monitor: history, progress lines and warning
+# --------------------------------------------------------------------------
+
+
+def test_gamp_history_is_one_row_per_iteration():
+    """history_ is the monitor's dict of equal-length columns, one row per iteration,
+    and its overlaps are those of the iterates (the last one those of coef_)."""
+    ch = LinearChannel(n_tokens=2, n_directions=2, noise_std=0.5)
+    X, y, W = make_sequence_multi_index(300, 80, ch, random_state=0)
+    tol = 1e-6
+    amp = SequenceMultiIndexAMP(ch, tol=tol, max_iter=100, random_state=0).fit(X, y, W_star=W)
+    h = amp.history_
+    assert list(h) == ["iteration", "objective", "change", "elapsed", "Q", "M"]
+    assert {len(v) for v in h.values()} == {amp.n_iter_}
+    np.testing.assert_array_equal(h["iteration"], np.arange(1, amp.n_iter_ + 1))
+    assert h["Q"].shape == h["M"].shape == (amp.n_iter_, 2, 2)
+    M, Q = amp.overlaps(W)
+    np.testing.assert_allclose(h["Q"][-1], Q, rtol=1e-12)
+    np.testing.assert_allclose(h["M"][-1], M, rtol=1e-12)
+    np.testing.assert_allclose(h["objective"], np.trace(h["Q"], axis1=1, axis2=2) / 2)
+    # The stopping rule fired at the first change below tol, not before or after.
+    assert amp.converged_ and h["change"][-1] < tol
+    assert np.all(h["change"][:-1] >= tol)
+    assert np.all(np.diff(h["elapsed"]) >= 0)
+    # Without the ground truth there is no "M" column (not a None entry).
+    without = SequenceMultiIndexAMP(ch, tol=tol, max_iter=100, random_state=0).fit(X, y)
+    assert list(without.history_) == ["iteration", "objective", "change", "elapsed", "Q"]
+    np.testing.assert_array_equal(without.history_["change"], h["change"])
+
+
+def test_gamp_verbose_lines_use_the_monitor_format(capsys):
+    ch = LinearChannel(noise_std=0.3)
+    X, y, _ = make_sequence_multi_index(200, 50, ch, random_state=0)
+    with pytest.warns(ConvergenceWarning, match=(
+            r"SequenceMultiIndexAMP GAMP did not converge: the stopping rule \(tol=0\) "
+            r"did not fire within max_iter=3 iterations")):
+        amp = SequenceMultiIndexAMP(ch, tol=0.0, max_iter=3, verbose=1, random_state=0).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4
+    pattern = (r"\[SequenceMultiIndexAMP GAMP\] iter +(\d+)/3  overlap +(\S+)  change +(\S+)  "
+               r"elapsed \d+\.\d\ds  ETA <= \d+\.\ds")
+    for k, line in enumerate(lines[:3]):
+        match = re.fullmatch(pattern, line)
+        assert match, line
+        assert int(match.group(1)) == k + 1
+        # The printed numbers are the recorded ones.
+        assert float(match.group(2)) == pytest.approx(amp.history_["objective"][k], rel=1e-5)
+        assert float(match.group(3)) == pytest.approx(amp.history_["change"][k], rel=1e-3)
+    assert re.fullmatch(r"\[SequenceMultiIndexAMP GAMP\] did not converge after 3 "
+                        r"iterations in \d+\.\d\ds", lines[3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        SequenceMultiIndexAMP(ch, tol=0.0, max_iter=3, random_state=0).fit(X, y)
+    assert capsys.readouterr().out == ""
+
+
+def test_state_evolution_monitor_history_and_warning():
+    channel = AbsChannel()
+    params = dict(n_samples=2000, compute_test_errors=False)
+    with pytest.warns(ConvergenceWarning, match=(
+            r"state_evolution did not converge: the stopping rule \(tol=0\) did not fire "
+            r"within max_iter=4 iterations")):
+        se = state_evolution(channel, 2.0, tol=0.0, max_iter=4, **params)
+    h = se.monitor_history
+    assert list(h) == ["iteration", "objective", "change", "elapsed"]
+    assert {len(v) for v in h.values()} == {se.n_iter} == {4}
+    assert not se.converged
+    # One monitor row per step of the q trajectory (which also holds q_init).
+    steps = np.abs(np.diff(se.history, axis=0)).max(axis=(1, 2))
+    np.testing.assert_array_equal(h["change"], steps)
+    np.testing.assert_array_equal(h["objective"], se.history[1:, 0, 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        converged = state_evolution(channel, 2.0, tol=1e-3, max_iter=200, **params)
+    assert converged.converged and converged.monitor_history["change"][-1] < 1e-3
+    assert np.all(converged.monitor_history["change"][:-1] >= 1e-3)
+
+
+# --------------------------------------------------------------------------
+# Fit protocol: atomic fit, fitted state only
+# --------------------------------------------------------------------------
+
+
+def _pickled_state(est):
+    import pickle
+
+    return {k: pickle.dumps(v) for k, v in vars(est).items()}
+
+
+def _fitted_quietly(channel, n_samples, n_features, **params):
+    """Data from ``channel`` and a GAMP fit on it, convergence warnings silenced."""
+    X, y, W = make_sequence_multi_index(n_samples, n_features, channel, random_state=0)
+    amp = SequenceMultiIndexAMP(channel, random_state=0, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        amp.fit(X, y)
+    return amp, X, y
+
+
+def test_gamp_failed_refit_leaves_the_fitted_state_unchanged():
+    """y is validated after X resets n_features_in_: a failure there restores everything."""
+    ch = AbsChannel(n_tokens=2)
+    amp, X, y = _fitted_quietly(ch, 200, 50, max_iter=5, tol=0.0)
+    state, prediction = _pickled_state(amp), amp.predict(X)
+    X2, y2, _ = make_sequence_multi_index(100, 30, ch, random_state=1)
+    with pytest.raises(ValueError, match="non-negative"):
+        amp.fit(X2, -y2)
+    assert _pickled_state(amp) == state
+    assert amp.n_features_in_ == 50
+    np.testing.assert_array_equal(amp.predict(X), prediction)
+    fresh = SequenceMultiIndexAMP(ch)
+    with pytest.raises(ValueError, match="non-negative"):
+        fresh.fit(X2, -y2)
+    assert not [k for k in vars(fresh) if k.endswith("_")]
+
+
+def test_gamp_predicts_with_the_channel_it_was_fitted_with():
+    """The channel is copied at fit: replacing or mutating it afterwards changes nothing."""
+    ch = DeepAttentionChannel(n_grid=8)
+    amp, X, y = _fitted_quietly(ch, 60, 20, max_iter=2, tol=0.0)
+    outputs = (amp.predict(X), amp.predict(X, method="bayes", n_draws=3), amp.score(X, y))
+    ch.skip = 3.0  # in place: the object the estimator was given
+    for channel in (ch, DeepAttentionChannel(skip=0.0, n_grid=8), AbsChannel(n_tokens=2)):
+        amp.set_params(channel=channel)
+        after = (amp.predict(X), amp.predict(X, method="bayes", n_draws=3), amp.score(X, y))
+        for before_i, after_i in zip(outputs, after):
+            np.testing.assert_array_equal(after_i, before_i)
+    # The test is sensitive: the mutated channel does predict differently.
+    Z = np.random.RandomState(0).standard_normal((5, 2, 2))
+    assert not np.allclose(ch.output(Z), DeepAttentionChannel().output(Z))
+
+
+@pytest.mark.parametrize("channel", [AbsChannel(n_tokens=2), DeepAttentionChannel(n_grid=8)],
+                         ids=repr)
+def test_gamp_float32_policy(channel):
+    """NumPy float32 X: computed in float64, fitted arrays and predictions in float32."""
+    X, y, W = make_sequence_multi_index(120, 30, channel, random_state=0)
+    X32 = X.astype(np.float32)
+    params = dict(max_iter=4, tol=0.0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        amp32 = SequenceMultiIndexAMP(channel, **params).fit(X32, y, W_star=W)
+        amp64 = SequenceMultiIndexAMP(channel, **params).fit(X32.astype(np.float64), y,
+                                                             W_star=W)
+    for name in ("coef_", "posterior_covariance_"):
+        assert getattr(amp32, name).dtype == np.float32
+        np.testing.assert_array_equal(getattr(amp32, name),
+                                      getattr(amp64, name).astype(np.float32))
+    for method in ("plugin", "bayes"):
+        y32 = amp32.predict(X32, method=method, n_draws=3)
+        assert y32.dtype == np.float32
+        np.testing.assert_allclose(y32, amp64.predict(X, method=method, n_draws=3),
+                                   rtol=1e-4, atol=1e-5)
+    # Outputs follow the dtype of the X they are computed for.
+    assert amp32.predict(X).dtype == np.float64
+    # The history and overlaps are float64 summaries of the same iterates.
+    for key, column in amp32.history_.items():
+        if key not in ("iteration", "elapsed"):
+            assert column.dtype == np.float64
+            np.testing.assert_array_equal(column, amp64.history_[key])
+    assert amp32.overlaps(W)[0].dtype == np.float64
+    assert isinstance(amp32.score(X32, y), float)
+
+
+def test_gamp_prior_is_deprecated():
+    """prior is never read: setting it warns (FutureWarning) and changes nothing."""
+    ch = LinearChannel(noise_std=0.3)
+    X, y, _ = make_sequence_multi_index(100, 30, ch, random_state=0)
+    params = dict(max_iter=50, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        default = SequenceMultiIndexAMP(ch, **params).fit(X, y)
+    assert default.get_params()["prior"] == "deprecated"
+    with pytest.warns(FutureWarning, match="'prior' .* deprecated in 0.1 .* removed in 0.3"):
+        explicit = SequenceMultiIndexAMP(ch, prior="gaussian", **params).fit(X, y)
+    np.testing.assert_array_equal(explicit.coef_, default.coef_)
+    with pytest.raises(ValueError, match="'prior' parameter"):
+        SequenceMultiIndexAMP(ch, prior="laplace").fit(X, y)
+
+
+def test_channel_methods_inherit_the_base_docstrings():
+    """Overrides carry BaseChannel's docstring in their own __doc__ (numpydoc reads
+    __doc__, not the MRO), plus the subclass's note where it has one."""
+    import numpydoc.validate
+
+    from skmoe.amp._channels import _DOCUMENTED_METHODS, BaseChannel
+
+    channels = [AbsChannel, SquareChannel, OuterProductChannel, SumSquareChannel,
+                LinearChannel, DeepAttentionChannel, GenericChannel]
+    for cls in channels:
+        for name in _DOCUMENTED_METHODS:
+            doc, base = getattr(cls, name).__doc__, getattr(BaseChannel, name).__doc__
+            assert doc.split("\n\n")[0] == base.split("\n\n")[0], (cls, name)
+            if "Parameters" in base:  # the sections, whole and once
+                assert doc.count("Parameters\n") == 1
+                assert base[base.index("Parameters"):] in doc, (cls, name)
+            if name in vars(cls):
+                result = numpydoc.validate.validate(f"skmoe.amp.{cls.__name__}.{name}")
+                assert not [code for code, _ in result["errors"] if code in ("GL08", "PR01")]
+    # A subclass's note is kept, before the sections.
+    assert "log N(y; omega, V + noise_std**2 I)" in LinearChannel.posterior.__doc__
+    doc = GenericChannel.posterior.__doc__
+    assert doc.index("Gauss-Hermite") < doc.index("Parameters")
+
+
+def test_study_functions_draw_their_seeds_through_draw_seed(monkeypatch):
+    """The channel-noise and test-error seeds come from the one helper, in order."""
+    from skmoe.amp import _state_evolution
+    from skmoe.utils._validation import draw_seed
+
+    seeds = []
+
+    def recording(rng):
+        seeds.append(draw_seed(rng))
+        return seeds[-1]
+
+    monkeypatch.setattr(_state_evolution, "draw_seed", recording)
+    params = dict(n_samples=500, n_inner=4, max_iter=3, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = state_evolution(AbsChannel(), 1.0, **params)
+        assert len(seeds) == 2  # channel noise, then the test errors
+        again = state_evolution(AbsChannel(), 1.0, **params)
+    assert seeds[2:] == seeds[:2] and first.test_error == again.test_error
+    weak_recovery_threshold(AbsChannel(), method="mc", n_samples=400, n_batches=4)
+    assert len(seeds) == 4 + 4  # one per Monte Carlo batch

@@ -18,7 +18,7 @@ from sklearn.linear_model import (
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from skmoe import DiagonalFisherEstimator
-from skmoe.inspection._fisher import _extract_network, score_diagonal
+from skmoe.inspection._fisher_statistics import _extract_network, score_diagonal
 from skmoe.inspection import _fisher_numba as _k
 
 
@@ -483,7 +483,7 @@ def test_bad_inputs():
 
 def test_sampled_direction_hessian_path_matches():
     """Without variances only the sampled directions are backpropagated."""
-    from skmoe.inspection._fisher import fisher_statistics
+    from skmoe.inspection._fisher_statistics import fisher_statistics
 
     model, X, _ = _mlp("softmax", "logistic", (3, 4, 3), n=20)
     net = _extract_network(model)
@@ -551,3 +551,93 @@ def test_softmax_hessian_lower_bound_is_informative():
         assert np.all(lower <= variance * (1 + 1e-12)) and np.all(variance <= upper * (1 + 1e-12))
     # The last layer has no Hessian term: all three vanish.
     assert_array_equal(bounds["upper"][n_layers - 1], 0.0)
+
+
+# --------------------------------------------------------------------------
+# Fit protocol: atomic fit, one random state, fitted state only
+# --------------------------------------------------------------------------
+
+
+def _fitted_state(est):
+    import pickle
+
+    return {k: pickle.dumps(v) for k, v in vars(est).items()}
+
+
+def test_failed_refit_leaves_the_fitted_state_unchanged():
+    """A refit that fails after family_ and noise_variance_ were computed restores them."""
+    clf, X, _ = _mlp("softmax", "tanh", (4,))
+    est = DiagonalFisherEstimator(clf, random_state=0).fit(X)
+    state = _fitted_state(est)
+    reg, Xr, _ = _mlp("gaussian", "tanh", (4,), d=5)
+    # Fails in _noise_variance, i.e. after X (5 features) was validated and
+    # the Gaussian family recognised.
+    est.set_params(estimator=reg, noise_variance="auto")
+    with pytest.raises(ValueError, match="needs the targets"):
+        est.fit(Xr)
+    est.set_params(estimator=clf, noise_variance=1.0)
+    assert _fitted_state(est) == state
+    assert est.n_features_in_ == 3 and est.family_ == "softmax" and est.noise_variance_ is None
+    # A first fit that fails leaves no fitted attribute behind.
+    fresh = DiagonalFisherEstimator(reg, noise_variance="auto")
+    with pytest.raises(ValueError, match="needs the targets"):
+        fresh.fit(Xr)
+    assert not [k for k in vars(fresh) if k.endswith("_")]
+
+
+def test_set_params_after_fit_changes_no_fitted_attribute():
+    model, X, _ = _mlp("softmax", "tanh", (4,))
+    est = DiagonalFisherEstimator(model, random_state=0).fit(X)
+    fitted = {k: v for k, v in _fitted_state(est).items() if k.endswith("_")}
+    est.set_params(method="score", n_label_samples=3, random_state=1, batch_size=2)
+    assert {k: v for k, v in _fitted_state(est).items() if k.endswith("_")} == fitted
+
+
+@pytest.mark.parametrize("kind", ["softmax", "gaussian", "linear"])
+def test_float32_input_gives_the_float64_results_in_float32(kind):
+    """float32 X: the same float64 computation, stored once in float32."""
+    if kind == "linear":
+        X, rng = _data(40, 3)
+        model = LinearRegression().fit(X, X @ rng.standard_normal(3))
+    else:
+        model, X, _ = _mlp(kind, "tanh", (4, 3))
+    X32 = X.astype(np.float32)
+    f32 = DiagonalFisherEstimator(model, random_state=0).fit(X32)
+    f64 = DiagonalFisherEstimator(model, random_state=0).fit(X32.astype(np.float64))
+
+    def arrays(est):
+        out = list(est.fisher_exact_) + list(est.x_variances_)
+        for name in ("estimates_", "variances_", "empirical_variances_"):
+            for key in ("score", "hessian"):
+                out += getattr(est, name)[key]
+        for key in ("score", "hessian"):
+            out += est.variance_bounds_[key]["lower"] + est.variance_bounds_[key]["upper"]
+        return out
+
+    for a32, a64 in zip(arrays(f32), arrays(f64), strict=True):
+        assert a32.dtype == np.float32 and a64.dtype == np.float64
+        assert_array_equal(a32, a64.astype(np.float32))
+    for r32, r64 in zip(f32.recommended_, f64.recommended_, strict=True):
+        assert_array_equal(r32, r64)
+    assert f32.noise_variance_ == f64.noise_variance_
+
+
+def test_one_random_state_per_fit(monkeypatch):
+    """fit resolves random_state once and hands that instance to the statistics."""
+    from skmoe.inspection import _fisher
+
+    model, X, _ = _mlp("softmax", "tanh", (4,))
+    seen = []
+    original = _fisher.fisher_statistics
+
+    def recording(*args, random_state, **kwargs):
+        seen.append(random_state)
+        return original(*args, random_state=random_state, **kwargs)
+
+    monkeypatch.setattr(_fisher, "fisher_statistics", recording)
+    rng = np.random.RandomState(0)
+    first = DiagonalFisherEstimator(model, random_state=rng).fit(X)
+    assert seen == [rng]
+    second = DiagonalFisherEstimator(model, random_state=0).fit(X)
+    assert isinstance(seen[1], np.random.RandomState)
+    assert_array_equal(first.estimates_["score"][0], second.estimates_["score"][0])
