@@ -26,7 +26,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
-from . import _mlp_numba as _kernels
+from . import _routing_numba as _kernels
 from ..utils._threading import block_partition, run_blocks
 
 
@@ -78,6 +78,26 @@ def route_tree(X, tree):
         out,
     )
     return out
+
+
+def route(X, prototypes, tree):
+    """Cell of each row: flat Voronoi routing, or tree descent if ``tree``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    prototypes : ndarray of shape (n_cells, n_features)
+        Used when ``tree`` is None.
+    tree : dict or None
+        A prototype tree (see the module docstring).
+
+    Returns
+    -------
+    cells : ndarray of shape (n_samples,), dtype int64
+    """
+    if tree is None:
+        return route_flat(X, prototypes)
+    return route_tree(X, tree)
 
 
 def tree_depths(tree):

@@ -13,7 +13,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from skmoe import MixtureOfMLPsClassifier, MixtureOfMLPsRegressor
 from skmoe.neural_network import _mlp_numba as _mlp
 from skmoe.neural_network import _routing
-from skmoe.neural_network._mixture_of_mlps import fold_scaling, n_validation_samples, train_expert
+from skmoe.neural_network._mlp_training import fold_scaling, n_validation_samples, train_expert
 from skmoe.utils import expert_n_parameters, mlp_width_for_n_parameters
 
 # --------------------------------------------------------------------------
