@@ -23,7 +23,6 @@ import numpy as np
 from joblib import Parallel, delayed
 from scipy import special
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
@@ -102,6 +101,16 @@ def merge_small_cells(counts, prototypes, min_samples):
     return owner, merges
 
 
+def _warn_if_experts_not_converged(name, experts, monitors):
+    """One ``ConvergenceWarning`` per fit, in the monitor's text, naming every expert that did not converge."""
+    failed = [e for e, monitor in zip(experts, monitors) if not monitor.converged]
+    if failed:
+        first = monitors[experts.index(failed[0])]
+        first.label = f"{name}: {len(failed)} of {len(experts)} experts ({failed})"
+        first.hint = f"The last change quoted is expert {failed[0]}'s."
+        first.warn_if_not_converged()
+
+
 def _parameter_counts(n_features, prelu, sizes, expert_of_cell, is_mlp, n_const, prototypes, tree):
     """``(n_parameters_, active_parameters_)`` of a fitted mixture."""
     n_cells = expert_of_cell.shape[0]
@@ -147,6 +156,7 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         "small_cells": [StrOptions({"merge", "constant"})],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -168,6 +178,7 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         small_cells="merge",
         n_jobs=None,
         random_state=None,
+        verbose=0,
     ):
         self.n_experts = n_experts
         self.routing = routing
@@ -185,6 +196,7 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         self.small_cells = small_cells
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.verbose = verbose
 
     # -------------------------------------------------------------- routing
 
@@ -334,27 +346,27 @@ class _BaseMixtureOfMLPs(BaseEstimator):
             early_stopping=self.early_stopping,
             validation_fraction=self.validation_fraction,
         )
+        name = type(self).__name__
         results = Parallel(n_jobs=self.n_jobs, prefer="threads")(
             delayed(train_expert)(
-                X[rows_of[e]], Y[rows_of[e]], hidden, prelu, loss_kind, seed=seeds[e], **options
+                X[rows_of[e]],
+                Y[rows_of[e]],
+                hidden,
+                prelu,
+                loss_kind,
+                seed=seeds[e],
+                verbose=self.verbose,
+                label=f"{name} expert {e}/{n_cells}",
+                **options,
             )
             for e in to_train
         )
         params = np.zeros((n_cells, n_params))
         n_iter = np.zeros(n_cells, dtype=np.int64)
-        not_converged = []
-        for e, (p, it, converged) in zip(to_train, results):
+        for e, (p, monitor) in zip(to_train, results):
             params[e] = p
-            n_iter[e] = it
-            if not converged:
-                not_converged.append(e)
-        if not_converged:
-            warnings.warn(
-                f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached "
-                f"and the optimization hasn't converged yet for expert(s) "
-                f"{not_converged}.",
-                ConvergenceWarning,
-            )
+            n_iter[e] = monitor.n_iter
+        _warn_if_experts_not_converged(name, to_train, [monitor for _, monitor in results])
 
         n_parameters, active_parameters = _parameter_counts(
             X.shape[1], prelu, sizes, expert_of_cell, is_mlp, constants.shape[1], prototypes, tree
@@ -521,6 +533,16 @@ _SHARED_PARAMETERS_DOC = """
     random_state : int, RandomState instance or None, default=None
         Seeds the router (k-means) and, through one draw per expert, each
         expert's initialisation and mini-batch shuffles.
+
+    verbose : int, default=0
+        Progress of each expert's training, in the one line format of
+        skmoe's convergence monitor (epoch, loss, change, elapsed time and
+        an upper bound on the time left), labelled
+        ``"<estimator> expert <e>/<n_experts_>"`` with ``e`` the expert's
+        index in ``range(n_experts_)``: 0 prints nothing, 1 a line every
+        tenth epoch, 2 or more a line every epoch; every expert also prints
+        a closing line.  With ``n_jobs > 1`` the lines of experts trained at
+        the same time interleave.
 """
 
 _SHARED_ATTRIBUTES_DOC = """

@@ -9,6 +9,7 @@ the compiled forward/backward passes and Adam steps are in
 import numpy as np
 
 from . import _mlp_numba as _kernels
+from ..utils._monitor import ConvergenceMonitor
 
 # Adam constants (scikit-learn's defaults).
 _BETA1 = 0.9
@@ -109,6 +110,8 @@ def train_expert(
     early_stopping,
     validation_fraction,
     seed,
+    verbose=0,
+    label="expert",
 ):
     """Train one MLP expert by mini-batch Adam on its cell's samples.
 
@@ -117,8 +120,10 @@ def train_expert(
     weights (:func:`fold_scaling`).  The stopping rule is scikit-learn's:
     training stops when the training loss (or the validation loss with
     ``early_stopping``, keeping the weights of the best epoch) has not
-    improved by ``tol`` for ``n_iter_no_change`` consecutive epochs.  With
-    ``early_stopping`` the cell holds out
+    improved by ``tol`` for more than ``n_iter_no_change`` consecutive epochs
+    (the ``"no_improvement"`` rule of
+    :class:`~skmoe.utils._monitor.ConvergenceMonitor`, which receives one
+    report per epoch).  With ``early_stopping`` the cell holds out
     :func:`n_validation_samples` ``(n_samples, validation_fraction)`` samples
     (none for small cells).
 
@@ -137,14 +142,19 @@ def train_expert(
     early_stopping : bool
     seed : int
         Seeds the initialisation, the validation split and the shuffles.
+    verbose : int, default=0
+        Progress lines of the monitor: none (0), every tenth epoch (1) or
+        every epoch (2 or more), and one when training ends.
+    label : str, default="expert"
+        Names the expert in progress lines and in the warning.
 
     Returns
     -------
     params : ndarray of shape (n_parameters,)
-    n_iter : int
-        Epochs run.
-    converged : bool
-        Whether the stopping rule fired before ``max_iter``.
+    monitor : ConvergenceMonitor
+        The finished monitor (no warning emitted): ``n_iter`` epochs run,
+        ``converged`` whether the stopping rule fired, ``history`` the loss
+        of every epoch.
     """
     random_state = np.random.RandomState(seed)
     X = np.asarray(X, dtype=np.float64)
@@ -179,10 +189,17 @@ def train_expert(
     t = 0
     best = np.inf
     best_params = params
-    no_improvement = 0
-    converged = False
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):
+    monitor = ConvergenceMonitor(
+        tol=tol,
+        max_iter=max_iter,
+        rule="no_improvement",
+        n_iter_no_change=n_iter_no_change,
+        verbose=verbose,
+        verbose_interval=1 if verbose > 1 else 10,
+        label=label,
+        objective_name="validation loss" if n_val else "loss",
+    )
+    for _ in range(max_iter):
         perm = random_state.permutation(n_train)
         loss, t = _kernels.train_epoch(
             params,
@@ -225,21 +242,16 @@ def train_expert(
                 "Training an expert diverged (non-finite loss); try a smaller "
                 "learning_rate_init."
             )
-        if loss > best - tol:
-            no_improvement += 1
-        else:
-            no_improvement = 0
-        if loss < best:
+        if n_val and loss < best:
             best = loss
-            if n_val:
-                best_params = params.copy()
-        if no_improvement > n_iter_no_change:
-            converged = True
+            best_params = params.copy()
+        if monitor.report(loss):
             break
+    monitor.finish(warn=False)
     if n_val:
         params = best_params
     params = fold_scaling(params, sizes, prelu, x_mean, x_scale, y_mean, y_scale)
-    return params, n_iter, converged
+    return params, monitor
 
 
 def n_validation_samples(n_samples, validation_fraction):

@@ -1,5 +1,6 @@
 """Tests for MixtureOfMLPsRegressor / MixtureOfMLPsClassifier and their kernels."""
 
+import re
 import warnings
 
 import distributed
@@ -206,8 +207,8 @@ def test_training_decreases_loss_and_keeps_slopes_in_range():
     sizes = [2, 16, 1]
     losses = []
     for max_iter in (1, 50):
-        params, n_iter, converged = train_expert(X, Y, (16,), True, 0, max_iter=max_iter, **kwargs)
-        assert n_iter == max_iter and not converged
+        params, monitor = train_expert(X, Y, (16,), True, 0, max_iter=max_iter, **kwargs)
+        assert monitor.n_iter == max_iter and not monitor.converged
         losses.append(np.mean((_np_forward(params, sizes, True, X) - Y) ** 2))
         slopes = _np_unpack(params, sizes, True)[2][0]
         assert np.all((slopes >= 0) & (slopes <= _mlp.SLOPE_MAX))
@@ -521,9 +522,51 @@ def test_convergence_warning_at_max_iter(lipschitz_data):
     X, y = lipschitz_data
     model = MixtureOfMLPsRegressor(2, hidden_layer_sizes=(4,), max_iter=2, tol=0.0,
                                    random_state=0)
-    with pytest.warns(ConvergenceWarning, match="maximum iterations"):
+    with pytest.warns(ConvergenceWarning) as record:
         model.fit(X[:300], y[:300])
     assert model.n_iter_ == 2
+    # One warning per fit, in the monitor's text, naming every expert.
+    messages = [str(w.message) for w in record if w.category is ConvergenceWarning]
+    assert len(messages) == 1
+    assert re.fullmatch(
+        r"MixtureOfMLPsRegressor: 2 of 2 experts \(\[0, 1\]\) did not converge: the "
+        r"stopping rule \(tol=0\) did not fire within max_iter=2 iterations \(last "
+        r"change \S+\)\. Increase max_iter or tol\. The last change quoted is expert "
+        r"0's\.",
+        messages[0],
+    ), messages[0]
+
+
+_PROGRESS = (
+    r"\[(?P<label>[^\]]+)\] iter +(?P<iter>\d+)/(?P<budget>\d+)  (?P<name>[a-z ]+?) +"
+    r"-?\d\.\d{6}e[+-]\d+  change +(nan|-?\d\.\d{3}e[+-]\d+)  elapsed \d+\.\d\ds  "
+    r"ETA <= \d+\.\ds"
+)
+
+
+@pytest.mark.parametrize("verbose, printed", [(0, []), (1, [10, 20, 25]), (2, list(range(1, 26)))])
+def test_verbose_prints_one_monitor_line_format_per_expert(lipschitz_data, capsys, verbose,
+                                                           printed):
+    X, y = lipschitz_data
+    model = MixtureOfMLPsRegressor(2, hidden_layer_sizes=(4,), max_iter=25, tol=0.0,
+                                   n_iter_no_change=100, verbose=verbose, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X[:300], y[:300])
+    lines = capsys.readouterr().out.splitlines()
+    if not verbose:
+        assert lines == []
+        return
+    for e in range(2):
+        label = f"MixtureOfMLPsRegressor expert {e}/2"
+        own = [line for line in lines if line.startswith(f"[{label}]")]
+        matches = [re.fullmatch(_PROGRESS, line) for line in own[:-1]]
+        assert all(matches), own
+        assert [int(m["iter"]) for m in matches] == printed
+        assert {(m["label"], m["budget"], m["name"]) for m in matches} == {(label, "25", "loss")}
+        assert re.fullmatch(rf"\[{label}\] did not converge after 25 iterations in "
+                            r"\d+\.\d\ds", own[-1])
+    assert len(lines) == 2 * (len(printed) + 1)
 
 
 def test_early_stopping_keeps_the_best_validation_epoch(monkeypatch):
@@ -549,11 +592,12 @@ def test_early_stopping_keeps_the_best_validation_epoch(monkeypatch):
     monkeypatch.setattr(_mlp, "train_epoch", recording_epoch)
     monkeypatch.setattr(_mlp, "mean_loss", recording_loss)
     max_iter, patience = 300, 4
-    params, n_iter, converged = train_expert(
+    params, monitor = train_expert(
         X, Y, (16,), True, 0, alpha=0.0, learning_rate_init=0.05, batch_size=16,
         max_iter=max_iter, tol=0.0, n_iter_no_change=patience, early_stopping=True,
         validation_fraction=0.2, seed=0,
     )
+    n_iter, converged = monitor.n_iter, monitor.converged
     assert converged and n_iter < max_iter
     assert len(epochs) == len(validation_sets) == n_iter
     X_val, Y_val = validation_sets[0]
