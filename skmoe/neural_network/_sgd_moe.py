@@ -5,7 +5,6 @@ per stage); the second layers are fitted by a ridge regression in NumPy.
 """
 
 from numbers import Integral, Real
-from time import perf_counter
 
 import numpy as np
 from scipy import linalg
@@ -20,10 +19,12 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _sgd_moe_numba as _kernels
+from ..utils._monitor import ConvergenceMonitor
 from ..utils._numba_math import hermite_basis
 
-# Snapshots recorded per SGD stage when a ground truth is monitored.
+# Records (monitor reports) per SGD stage.
 _N_RECORDS = 50
+_STAGE_NAMES = ("neurons", "router", "routed experts", "ridge")
 # Fresh points per cluster used to measure router accuracy.
 _N_ROUTER_TEST = 10_000
 # Rows per chunk when forming second-layer features.
@@ -62,8 +63,8 @@ def _ridge(X, y, degree, W, router, top_k, alpha):
 
     ``W`` (n_experts, n_neurons, n_features) and ``router`` are the
     first-layer neurons and router weights being fitted.  Returns
-    ``(coef, intercept)`` of shapes (n_experts, n_neurons, degree) and
-    (n_experts,).
+    ``(coef, intercept, mse)``: shapes (n_experts, n_neurons, degree) and
+    (n_experts,), and the mean squared training error of the fit.
     """
     n_samples = X.shape[0]
     M, J = W.shape[:2]
@@ -71,6 +72,7 @@ def _ridge(X, y, degree, W, router, top_k, alpha):
     dim = M * width
     gram = np.zeros((dim, dim))
     rhs = np.zeros(dim)
+    y_norm2 = float(y @ y)
     for start in range(0, n_samples, _CHUNK):
         Xc = X[start : start + _CHUNK]
         gates = _gates(Xc, router, top_k)
@@ -95,8 +97,12 @@ def _ridge(X, y, degree, W, router, top_k, alpha):
             "The second-layer ridge regression failed (non-finite normal "
             "equations or solution); change alpha or rescale X."
         )
+    # Training residual from the normal equations: |y|^2 - 2 b.rhs + b G0 b,
+    # with G0 the Gram matrix without the penalty.
+    rss = y_norm2 - 2.0 * beta @ rhs + beta @ (gram @ beta) - beta @ (penalty * beta)
+    mse = max(float(rss), 0.0) / n_samples
     beta = beta.reshape(M, width)
-    return beta[:, 1:].reshape(M, J, degree), beta[:, 0].copy()
+    return beta[:, 1:].reshape(M, J, degree), beta[:, 0].copy(), mse
 
 
 def _router_accuracy(router, truth, n_per_cluster=_N_ROUTER_TEST, seed=0):
@@ -128,6 +134,12 @@ def _overlaps(W, truth):
     cluster = np.abs(W.reshape(-1, W.shape[-1]) @ directions.T).max(axis=0)
     global_ = np.abs(W @ w_g).max(axis=1)
     return cluster, global_
+
+
+def _concatenate_histories(monitors):
+    """One ``history_``: the monitors' histories, stage after stage."""
+    histories = [monitor.history for monitor in monitors]
+    return {key: np.concatenate([h[key] for h in histories]) for key in histories[0]}
 
 
 def _check_truth(truth, n_features):
@@ -279,7 +291,13 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         Seeds the row order, the initial neurons and their signs.
 
     verbose : int, default=0
-        If positive, print the duration of every stage.
+        Progress of the four stages, in the one line format of skmoe's
+        convergence monitor (record, objective, change, elapsed time, time
+        left), labelled ``"SGDMoERegressor stage <s>/4 (<name>)"``: 0 prints
+        nothing, 1 a line every tenth record of an SGD stage (see
+        ``history_``), 2 or more every record; stage 4 prints its one record
+        (the training mean squared error of the ridge fit), and every stage
+        a closing line with its duration.
 
     Attributes
     ----------
@@ -304,19 +322,36 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
     n_iter_ : int
         Total number of SGD steps.
 
-    history_ : dict or None
-        Recorded only when ``fit`` receives ``truth``, about 50 times per SGD
-        stage and always after the last step of each stage, so the last
-        record is the final state of the neurons and router (if stage 3 takes
-        no step, one stage-3 record of the final neurons is added): arrays
-        ``"stage"`` (1, 2 or 3), ``"samples"`` (SGD rows consumed so far,
-        non-decreasing),
-        ``"cluster_alignment"`` (n_records, n_clusters), max over the
-        current first-layer neurons of ``|w . w_c|``; ``"global_alignment"``
-        (n_records, n_experts), per expert max of ``|w . w_g|`` (in stage 1,
-        where neurons are not yet assigned to experts, the max over all
-        neurons; in stage 2 the expert seed neurons); ``"router_accuracy"``
-        (n_records,), see :meth:`alignment`.  Otherwise None.
+    history_ : dict of ndarray
+        The three SGD stages as recorded by their convergence monitors: each
+        stage runs in intervals of ``max(1, n_steps // 50)`` steps (the last
+        one shorter), so about 50 records per stage, the last after its last
+        step (a stage without steps records its state once).  Equal-length
+        arrays, one entry per record, stage after stage:
+
+        - ``"iteration"``: record number within its stage (from 1);
+        - ``"objective"``: mean correlation loss ``-y f(x)`` (on the
+          standardised targets) of the rows used since the previous record,
+          each evaluated with the parameters before the step that uses it,
+          i.e. an online estimate of the stage's population loss.  ``f`` is
+          the model the stage trains: the sum of the signed pool neurons
+          ``sum_j a_j h_k(w_j^T x)`` in stage 1, the softmax mixture of the
+          one-neuron experts in stage 2, the routed experts' gated sum in
+          stage 3; NaN for a stage without steps;
+        - ``"change"``: difference with the previous record of the stage
+          (NaN at its first record);
+        - ``"elapsed"``: seconds since the stage started;
+        - ``"stage"`` (1, 2 or 3) and ``"samples"`` (SGD rows consumed so
+          far, increasing).
+
+        When ``fit`` receives ``truth``, also: ``"cluster_alignment"``
+        (n_records, n_clusters), max over the current first-layer neurons of
+        ``|w . w_c|``; ``"global_alignment"`` (n_records, n_experts), per
+        expert max of ``|w . w_g|`` (in stage 1, where neurons are not yet
+        assigned to experts, the max over all neurons; in stage 2 the expert
+        seed neurons); ``"router_accuracy"`` (n_records,), see
+        :meth:`alignment`.  The last record is then the final state of the
+        neurons and router.
 
     n_features_in_ : int
         Number of features seen during fit.
@@ -531,45 +566,32 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         else:
             lrs = tuple(float(v) for v in self.learning_rates)
 
-        history = None if truth is None else {key: [] for key in (
-            "stage", "samples", "cluster_alignment", "global_alignment", "router_accuracy")}
         router = np.zeros((M, d))
         uniform_accuracy = None if truth is None else _router_accuracy(router, truth)
 
-        # Snapshots every ``record_every(n)`` steps and after the last step.
-        def record_every(n):
-            return max(1, n // _N_RECORDS) if truth is not None else 0
-
-        def n_records(n):
-            return -(-n // record_every(n)) if truth is not None else 0
-
-        def samples_at(r, n, done):
-            """Rows consumed after the ``r``-th snapshot of a stage of ``n`` steps."""
-            return done + min((r + 1) * record_every(n), n) * self.batch_size
-
         # Stage 1: a pool of orthogonal neurons on the pooled stream.
-        t0 = perf_counter()
         n_probes = max(min(M * J, d), M)
         probes = _unit_rows(rng.standard_normal((1, n_probes, d)))
         if n_probes <= d:
             _kernels._gram_schmidt(probes[0])
         probe_signs = np.where(rng.uniform(size=(1, n_probes)) < 0.5, -1.0, 1.0)
-        snaps = np.empty((n_records(steps[0]), 1, n_probes, d))
-        _kernels.neuron_sgd(
-            X, y_std, streams[0], self.batch_size, probes, probe_signs,
-            np.zeros((1, d)), 1, k, lrs[0], int(self.anneal * steps[0]),
-            n_probes <= d, record_every(steps[0]), snaps,
+
+        def probe_columns():
+            cluster, global_ = _overlaps(probes, truth)
+            return dict(cluster_alignment=cluster, global_alignment=np.full(M, global_[0]),
+                        router_accuracy=uniform_accuracy)
+
+        stage_1 = self._run_stage(
+            1, steps[0], 0,
+            lambda first, last: _kernels.neuron_sgd(
+                X, y_std, streams[0], self.batch_size, probes, probe_signs,
+                np.zeros((1, d)), 1, k, lrs[0], int(self.anneal * steps[0]),
+                n_probes <= d, first, last,
+            ),
+            None if truth is None else probe_columns,
         )
-        done = 0
-        if history is not None:
-            for r, snap in enumerate(snaps):
-                cluster, global_ = _overlaps(snap, truth)
-                self._append(history, 1, samples_at(r, steps[0], done),
-                             cluster, np.full(M, global_[0]), uniform_accuracy)
-        self._print_stage(1, t0)
 
         # Stage 2: seed the experts with the best-scoring neurons, train the router.
-        t0 = perf_counter()
         score_rows = rows[1] if len(rows[1]) > 0 else perm
         corr = (
             y_std[score_rows, None]
@@ -578,21 +600,23 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         best = np.argsort(-np.abs(corr), kind="stable")[:M]
         seeds = np.ascontiguousarray(probes[0, best])
         seed_signs = np.where(corr[best] < 0, -1.0, 1.0)
-        snaps = np.empty((n_records(steps[1]), M, d))
-        _kernels.router_sgd(
-            X, y_std, streams[1], self.batch_size, seeds, seed_signs, k, router,
-            lrs[1], record_every(steps[1]), snaps,
+        if truth is not None:
+            seed_cluster, seed_global = _overlaps(seeds[:, None, :], truth)
+
+        def router_columns():
+            return dict(cluster_alignment=seed_cluster, global_alignment=seed_global,
+                        router_accuracy=_router_accuracy(router, truth))
+
+        stage_2 = self._run_stage(
+            2, steps[1], steps[0] * self.batch_size,
+            lambda first, last: _kernels.router_sgd(
+                X, y_std, streams[1], self.batch_size, seeds, seed_signs, k, router,
+                lrs[1], first, last,
+            ),
+            None if truth is None else router_columns,
         )
-        done += steps[0] * self.batch_size
-        if history is not None:
-            cluster, global_ = _overlaps(seeds[:, None, :], truth)
-            for r, snap in enumerate(snaps):
-                self._append(history, 2, samples_at(r, steps[1], done),
-                             cluster, global_, _router_accuracy(snap, truth))
-        self._print_stage(2, t0)
 
         # Stage 3: experts under the learned routing.
-        t0 = perf_counter()
         W = _unit_rows(rng.standard_normal((M, J, d)))
         W[:, 0] = seeds
         signs = np.where(rng.uniform(size=(M, J)) < 0.5, -1.0, 1.0)
@@ -600,28 +624,27 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         if J <= d:
             for m in range(M):
                 _kernels._gram_schmidt(W[m])
-        snaps = np.empty((n_records(steps[2]), M, J, d))
-        _kernels.neuron_sgd(
-            X, y_std, streams[2], self.batch_size, W, signs, router, self.top_k, k,
-            lrs[2], int(self.anneal * steps[2]), J <= d, record_every(steps[2]), snaps,
+        accuracy = None if truth is None else _router_accuracy(router, truth)
+
+        def expert_columns():
+            cluster, global_ = _overlaps(W, truth)
+            return dict(cluster_alignment=cluster, global_alignment=global_,
+                        router_accuracy=accuracy)
+
+        stage_3 = self._run_stage(
+            3, steps[2], (steps[0] + steps[1]) * self.batch_size,
+            lambda first, last: _kernels.neuron_sgd(
+                X, y_std, streams[2], self.batch_size, W, signs, router, self.top_k, k,
+                lrs[2], int(self.anneal * steps[2]), J <= d, first, last,
+            ),
+            None if truth is None else expert_columns,
         )
-        done += steps[1] * self.batch_size
-        if history is not None:
-            accuracy = _router_accuracy(router, truth)
-            if len(snaps) == 0:
-                # No stage-3 step: record the final neurons (seeds and fresh
-                # ones) so that the last record is always the final state.
-                snaps = W[None]
-            for r, snap in enumerate(snaps):
-                cluster, global_ = _overlaps(snap, truth)
-                self._append(history, 3, samples_at(r, steps[2], done),
-                             cluster, global_, accuracy)
-        self._print_stage(3, t0)
 
         # Stage 4: second layer by ridge regression on all rows.
-        t0 = perf_counter()
-        coef, intercept = _ridge(X, y64, degree, W, router, self.top_k, self.alpha)
-        self._print_stage(4, t0)
+        ridge = self._monitor(4, 1, "training MSE")
+        coef, intercept, mse = _ridge(X, y64, degree, W, router, self.top_k, self.alpha)
+        ridge.report(mse)
+        ridge.finish()
 
         # Fitted attributes, only once every stage has succeeded.
         self.expert_weights_ = W
@@ -631,22 +654,46 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         self.learning_rates_ = lrs
         self.n_steps_ = tuple(int(s) for s in steps)
         self.n_iter_ = int(sum(steps))
-        self.history_ = (
-            None if history is None else {key: np.asarray(value) for key, value in history.items()}
-        )
+        self.history_ = _concatenate_histories([stage_1, stage_2, stage_3])
         return self
 
-    @staticmethod
-    def _append(history, stage, samples, cluster, global_, accuracy):
-        history["stage"].append(stage)
-        history["samples"].append(samples)
-        history["cluster_alignment"].append(cluster)
-        history["global_alignment"].append(global_)
-        history["router_accuracy"].append(accuracy)
+    def _monitor(self, stage, max_iter, objective_name):
+        """The ``tol=None`` monitor (fixed budget) of one stage."""
+        return ConvergenceMonitor(
+            tol=None,
+            max_iter=max_iter,
+            verbose=self.verbose,
+            verbose_interval=1 if self.verbose > 1 else 10,
+            label=f"SGDMoERegressor stage {stage}/4 ({_STAGE_NAMES[stage - 1]})",
+            objective_name=objective_name,
+        )
 
-    def _print_stage(self, stage, t0):
-        if self.verbose:
-            print(f"SGDMoERegressor: stage {stage} done in {perf_counter() - t0:.3f} s")
+    def _run_stage(self, stage, n_steps, samples_before, run_steps, columns):
+        """Run one SGD stage in recording intervals, each reported to its monitor.
+
+        ``run_steps(first, last)`` takes the stage's steps ``first .. last - 1``
+        and returns the mean correlation loss of their rows; ``columns()``
+        (None without a ground truth) gives the alignment columns of the
+        current state.  The intervals are ``max(1, n_steps // 50)`` steps, the
+        last one shorter; a stage without steps records its (initial, which
+        is also final) state once, with a NaN objective.
+        """
+        every = max(1, n_steps // _N_RECORDS)
+        monitor = self._monitor(stage, max(1, -(-n_steps // every)), "correlation loss")
+
+        def report(loss, steps_done):
+            extra = {} if columns is None else columns()
+            monitor.report(
+                loss, stage=stage, samples=samples_before + steps_done * self.batch_size, **extra
+            )
+
+        if n_steps == 0:
+            report(np.nan, 0)
+        for first in range(0, n_steps, every):
+            last = min(first + every, n_steps)
+            report(run_steps(first, last), last)
+        monitor.finish()
+        return monitor
 
     # ------------------------------------------------------------- inference
 
