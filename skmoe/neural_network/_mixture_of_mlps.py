@@ -16,13 +16,12 @@ grouped inference are the kernels of :mod:`skmoe.neural_network._mlp_numba`.
 """
 
 import warnings
-from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
 from joblib import Parallel, delayed
 from scipy import special
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
@@ -35,29 +34,7 @@ from ._routing import route as _route
 from ._routing_numba import group_rows
 from ..utils._parameter_counting import check_hidden_layer_sizes
 from ..utils._threading import run_blocks
-from ..utils._validation import StrictIntInterval
-
-_INPUT_ATTRIBUTES = ("n_features_in_", "feature_names_in_")
-
-
-@contextmanager
-def _input_attributes_restored_on_failure(estimator):
-    """Undo ``validate_data(reset=True)``'s attributes if the fit then fails.
-
-    ``validate_data`` sets ``n_features_in_`` (and ``feature_names_in_``)
-    before training; if training raises, the estimator's previous values (or
-    their absence, for a first fit) are put back so that a failed fit leaves
-    the previous fitted state, or an unfitted estimator, intact.
-    """
-    saved = {k: estimator.__dict__[k] for k in _INPUT_ATTRIBUTES if k in estimator.__dict__}
-    try:
-        yield
-    except BaseException:
-        for name in _INPUT_ATTRIBUTES:
-            estimator.__dict__.pop(name, None)
-        estimator.__dict__.update(saved)
-        raise
-
+from ..utils._validation import StrictIntInterval, fit_context
 
 def merge_small_cells(counts, prototypes, min_samples):
     """Merge each cell with fewer than ``min_samples`` samples into its nearest cell.
@@ -652,7 +629,7 @@ class MixtureOfMLPsRegressor(RegressorMixin, _BaseMixtureOfMLPs):
         tags.target_tags.multi_output = True
         return tags
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Build the router and train one MLP expert per cell.
 
@@ -668,27 +645,26 @@ class MixtureOfMLPsRegressor(RegressorMixin, _BaseMixtureOfMLPs):
         self : MixtureOfMLPsRegressor
             Fitted estimator.
         """
-        with _input_attributes_restored_on_failure(self):
-            X, y = validate_data(
-                self,
-                X,
-                y,
-                multi_output=True,
-                y_numeric=True,
-                dtype=[np.float64, np.float32],
-                order="C",
-                ensure_min_samples=2,
-            )
-            Y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1)
-            global_mean = Y.mean(axis=0)
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            multi_output=True,
+            y_numeric=True,
+            dtype=[np.float64, np.float32],
+            order="C",
+            ensure_min_samples=2,
+        )
+        Y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1)
+        global_mean = Y.mean(axis=0)
 
-            def constant_of(rows):
-                return Y[rows].mean(axis=0) if rows.size else global_mean
+        def constant_of(rows):
+            return Y[rows].mean(axis=0) if rows.size else global_mean
 
-            def is_trivial(rows):
-                return rows.size == 0
+        def is_trivial(rows):
+            return rows.size == 0
 
-            attributes = self._fit(X, Y, _LOSS_SQUARED, constant_of, is_trivial)
+        attributes = self._fit(X, Y, _LOSS_SQUARED, constant_of, is_trivial)
         attributes.update(n_outputs_=Y.shape[1], _y_ndim=np.ndim(y))
         return self._set_fitted(attributes)
 
@@ -757,7 +733,7 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
     True
     """
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Build the router and train one MLP classifier per cell.
 
@@ -773,32 +749,31 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
         self : MixtureOfMLPsClassifier
             Fitted estimator.
         """
-        with _input_attributes_restored_on_failure(self):
-            X, y = validate_data(
-                self, X, y, dtype=[np.float64, np.float32], order="C", ensure_min_samples=2
-            )
-            check_classification_targets(y)
-            classes, encoded = np.unique(y, return_inverse=True)
-            n_classes = len(classes)
-            if n_classes <= 2:
-                Y = encoded.astype(np.float64).reshape(-1, 1)
-                loss_kind = _LOSS_LOGISTIC
-            else:
-                Y = np.zeros((X.shape[0], n_classes))
-                Y[np.arange(X.shape[0]), encoded] = 1.0
-                loss_kind = _LOSS_SOFTMAX
-            global_freq = np.bincount(encoded, minlength=n_classes) / X.shape[0]
+        X, y = validate_data(
+            self, X, y, dtype=[np.float64, np.float32], order="C", ensure_min_samples=2
+        )
+        check_classification_targets(y)
+        classes, encoded = np.unique(y, return_inverse=True)
+        n_classes = len(classes)
+        if n_classes <= 2:
+            Y = encoded.astype(np.float64).reshape(-1, 1)
+            loss_kind = _LOSS_LOGISTIC
+        else:
+            Y = np.zeros((X.shape[0], n_classes))
+            Y[np.arange(X.shape[0]), encoded] = 1.0
+            loss_kind = _LOSS_SOFTMAX
+        global_freq = np.bincount(encoded, minlength=n_classes) / X.shape[0]
 
-            def constant_of(rows):
-                if rows.size == 0:
-                    return global_freq
-                return np.bincount(encoded[rows], minlength=n_classes) / rows.size
+        def constant_of(rows):
+            if rows.size == 0:
+                return global_freq
+            return np.bincount(encoded[rows], minlength=n_classes) / rows.size
 
-            def is_trivial(rows):
-                """True when the rows hold at most one class."""
-                return rows.size == 0 or np.unique(encoded[rows]).size <= 1
+        def is_trivial(rows):
+            """True when the rows hold at most one class."""
+            return rows.size == 0 or np.unique(encoded[rows]).size <= 1
 
-            attributes = self._fit(X, Y, loss_kind, constant_of, is_trivial)
+        attributes = self._fit(X, Y, loss_kind, constant_of, is_trivial)
         attributes.update(classes_=classes)
         return self._set_fitted(attributes)
 

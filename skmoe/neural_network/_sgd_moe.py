@@ -9,7 +9,7 @@ from numbers import Integral, Real
 import numpy as np
 from scipy import linalg
 from scipy.optimize import linear_sum_assignment
-from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import (
     Interval,
@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from . import _sgd_moe_numba as _kernels
 from ..utils._monitor import ConvergenceMonitor
 from ..utils._numba_math import hermite_basis
+from ..utils._validation import fit_context
 
 # Records (monitor reports) per SGD stage.
 _N_RECORDS = 50
@@ -486,7 +487,7 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, truth=None):
         """Train the experts and the router in stages on ``(X, y)``.
 
@@ -514,22 +515,6 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
             (missing key, non-finite or negative ``separation``, non-finite
             arrays, or shapes that do not match ``n_features`` or one another).
         """
-        # ``validate_data`` resets ``n_features_in_`` (and
-        # ``feature_names_in_``) before anything can fail; every other fitted
-        # attribute is assigned at the end of ``_fit``.  Restore those two on
-        # failure, so that a failed fit leaves the previous fitted state (or
-        # an unfitted estimator) intact.
-        input_attrs = ("n_features_in_", "feature_names_in_")
-        previous = {name: vars(self)[name] for name in input_attrs if name in vars(self)}
-        try:
-            return self._fit(X, y, truth)
-        except BaseException:
-            for name in input_attrs:
-                vars(self).pop(name, None)
-            vars(self).update(previous)
-            raise
-
-    def _fit(self, X, y, truth):
         X, y = validate_data(
             self, X, y, y_numeric=True, dtype=[np.float64, np.float32], order="C"
         )
