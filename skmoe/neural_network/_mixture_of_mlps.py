@@ -34,7 +34,7 @@ from ._routing import route as _route
 from ._routing_numba import group_rows
 from ..utils._parameter_counting import check_hidden_layer_sizes
 from ..utils._threading import run_blocks
-from ..utils._validation import StrictIntInterval, fit_context
+from ..utils._validation import StrictIntInterval, fit_context, snapshot_params
 
 def merge_small_cells(counts, prototypes, min_samples):
     """Merge each cell with fewer than ``min_samples`` samples into its nearest cell.
@@ -349,6 +349,11 @@ class _BaseMixtureOfMLPs(BaseEstimator):
             X.shape[1], prelu, sizes, expert_of_cell, is_mlp, constants.shape[1], prototypes, tree
         )
         return dict(
+            # Inference reads these, never the live hyper-parameters: a
+            # set_params after fit cannot change predictions nor make the
+            # kernel read slopes past expert_params_.
+            _inference_params=snapshot_params(self, ("activation",)),
+            _layer_offsets=_kernels.layer_offsets(sizes, prelu)[:4],
             prototypes_=prototypes,
             routing_tree_=tree,
             expert_of_cell_=expert_of_cell,
@@ -384,8 +389,8 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         experts = self.expert_of_cell_[_route(X, self.prototypes_, self.routing_tree_)]
         order, offsets = group_rows(experts, self.n_experts_)
         sizes = np.asarray(self.layer_sizes_, dtype=np.int64)
-        prelu = self.activation == "prelu"
-        w_off, b_off, s_off, u_off, _ = _kernels.layer_offsets(self.layer_sizes_, prelu)
+        prelu = self._inference_params["activation"] == "prelu"
+        w_off, b_off, s_off, u_off = self._layer_offsets
         out = np.zeros((X.shape[0], sizes[-1]))
         run_blocks(
             _kernels.predict_grouped_blocks,

@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from . import _sgd_moe_numba as _kernels
 from ..utils._monitor import ConvergenceMonitor
 from ..utils._numba_math import hermite_basis
-from ..utils._validation import fit_context
+from ..utils._validation import fit_context, snapshot_params
 
 # Records (monitor reports) per SGD stage.
 _N_RECORDS = 50
@@ -631,7 +631,9 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         ridge.report(mse)
         ridge.finish()
 
-        # Fitted attributes, only once every stage has succeeded.
+        # Fitted attributes, only once every stage has succeeded.  Inference
+        # reads the snapshot of top_k, never the live hyper-parameter.
+        self._inference_params = snapshot_params(self, ("top_k",))
         self.expert_weights_ = W
         self.router_coef_ = router
         self.expert_coef_ = coef
@@ -701,7 +703,7 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         out = np.empty(X.shape[0])
         for start in range(0, X.shape[0], _CHUNK):
             Xc = X[start : start + _CHUNK]
-            gates = _gates(Xc, self.router_coef_, self.top_k)
+            gates = _gates(Xc, self.router_coef_, self._inference_params["top_k"])
             pred = np.zeros(Xc.shape[0])
             for m in range(self.expert_coef_.shape[0]):
                 features = _features(Xc, self.expert_weights_[m], degree)

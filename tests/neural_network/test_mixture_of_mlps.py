@@ -855,3 +855,31 @@ def test_failed_first_fit_leaves_the_estimator_unfitted(Estimator):
         model.predict(X)
     with pytest.raises(NotFittedError):
         model.route(X)
+
+
+@pytest.mark.parametrize("Estimator", [MixtureOfMLPsRegressor, MixtureOfMLPsClassifier])
+def test_set_params_after_fit_changes_no_prediction(Estimator):
+    """Inference reads the activation snapshotted at fit, not the live parameter.
+
+    A relu fit stores no slopes: reading ``activation`` at predict time would
+    make the kernel read slopes past ``expert_params_``.
+    """
+    rng = np.random.RandomState(0)
+    X = rng.uniform(-1, 1, size=(300, 2))
+    y = np.sin(3 * X[:, 0]) + X[:, 1]
+    if Estimator is MixtureOfMLPsClassifier:
+        y = np.digitize(y, [-0.5, 0.5])
+    model = Estimator(3, hidden_layer_sizes=(4,), activation="relu", max_iter=20,
+                      random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    method = model.predict if Estimator is MixtureOfMLPsRegressor else model.predict_proba
+    before, route = method(X), model.route(X)
+    model.set_params(activation="prelu", hidden_layer_sizes=(6, 6), n_experts=5,
+                     routing="grid")
+    assert_array_equal(method(X), before)
+    assert_array_equal(model.route(X), route)
+    # The fitted vectors have the relu layout (no slopes), which a kernel told
+    # "prelu" would read past.
+    assert model.expert_params_.shape[1] == _mlp.layer_offsets(model.layer_sizes_, False)[4]

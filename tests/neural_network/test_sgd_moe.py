@@ -446,3 +446,16 @@ def test_bad_truth_is_rejected_naming_the_key():
     X7, y7 = make_latent_cluster_regression(100, 7, random_state=0)
     scores = SGDMoERegressor(random_state=0).fit(X7, y7, truth=truth3).alignment(truth3)
     assert scores["cluster"].shape == (3,)
+
+
+def test_set_params_after_fit_changes_no_prediction():
+    """predict reads the top_k snapshotted at fit, not the live parameter."""
+    X, y = make_latent_cluster_regression(2000, 8, n_clusters=3, random_state=0)
+    model = SGDMoERegressor(3, n_neurons=2, top_k=1, random_state=0).fit(X, y)
+    before, route = model.predict(X), model.route(X)
+    model.set_params(top_k=3, n_experts=2, degree=1)
+    assert_array_equal(model.predict(X), before)
+    assert_array_equal(model.route(X), route)
+    # top_k matters: a fit with top_k=3 predicts differently.
+    other = SGDMoERegressor(3, n_neurons=2, top_k=3, random_state=0).fit(X, y)
+    assert not np.allclose(other.predict(X), before)
