@@ -260,6 +260,10 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         prelu = self.activation == "prelu"
         random_state = check_random_state(self.random_state)
         prototypes, tree = self._build_router(X, random_state)
+        # The router is stored, and the training rows routed, in X's dtype.
+        prototypes = prototypes.astype(X.dtype, copy=False)
+        if tree is not None:
+            tree = {**tree, "centers": tree["centers"].astype(X.dtype, copy=False)}
         n_cells = prototypes.shape[0]
         seeds = random_state.randint(np.iinfo(np.int32).max, size=n_cells)
         cells = _route(X, prototypes, tree)
@@ -358,9 +362,9 @@ class _BaseMixtureOfMLPs(BaseEstimator):
             routing_tree_=tree,
             expert_of_cell_=expert_of_cell,
             n_experts_=n_cells,
-            expert_params_=params,
+            expert_params_=params.astype(X.dtype, copy=False),
             expert_is_mlp_=is_mlp,
-            expert_constants_=constants,
+            expert_constants_=constants.astype(X.dtype, copy=False),
             expert_n_samples_=np.bincount(experts, minlength=n_cells),
             layer_sizes_=tuple(sizes),
             experts_n_iter_=n_iter,
@@ -391,7 +395,7 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         sizes = np.asarray(self.layer_sizes_, dtype=np.int64)
         prelu = self._inference_params["activation"] == "prelu"
         w_off, b_off, s_off, u_off = self._layer_offsets
-        out = np.zeros((X.shape[0], sizes[-1]))
+        out = np.zeros((X.shape[0], sizes[-1]), np.result_type(X, self.expert_params_))
         run_blocks(
             _kernels.predict_grouped_blocks,
             self.n_experts_,
@@ -529,7 +533,12 @@ _SHARED_PARAMETERS_DOC = """
 
 _SHARED_ATTRIBUTES_DOC = """
     prototypes_ : ndarray of shape (`n_experts_`, n_features)
-        Prototype of each cell (leaf centres for tree routing).
+        Prototype of each cell (leaf centres for tree routing).  Like every
+        fitted array of floats (``routing_tree_["centers"]``,
+        ``expert_params_``, ``expert_constants_``), in the dtype of the
+        training inputs, float32 or float64: the experts are trained in
+        float64, then stored in that dtype, and predictions on inputs of the
+        same dtype are computed in it.
 
     routing_tree_ : dict or None
         For tree routing, the arrays ``"centers"`` (n_nodes, n_features),

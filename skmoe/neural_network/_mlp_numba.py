@@ -464,13 +464,15 @@ def predict_grouped_blocks(
 
     Expert ``e`` evaluates rows ``order[offsets[e]:offsets[e + 1]]`` in chunks
     of ``_CHUNK`` rows and writes ``out[row]``; experts with ``is_mlp[e]``
-    false are skipped (constant models are filled by the caller).
+    false are skipped (constant models are filled by the caller).  The
+    arithmetic runs in ``out``'s dtype (float32 for a float32 model on
+    float32 inputs).
     """
     n_layers = sizes.shape[0] - 1
     n_in = sizes[0]
     n_out = sizes[n_layers]
     out_row = u_off[n_layers]
-    A = np.empty((u_off[-1], _CHUNK))
+    A = np.empty((u_off[-1], _CHUNK), out.dtype)
     for e in range(expert_start, expert_stop):
         if not is_mlp[e]:
             continue

@@ -72,7 +72,8 @@ def route_tree(X, tree):
         n_blocks,
         block_size,
         X,
-        tree["centers"],
+        # Upcast (exactly) like route_flat: one kernel for float32 and float64 trees.
+        np.ascontiguousarray(tree["centers"], dtype=np.float64),
         tree["children"],
         tree["leaf"],
         out,

@@ -303,7 +303,10 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
     Attributes
     ----------
     expert_weights_ : ndarray of shape (n_experts, n_neurons, n_features)
-        Unit first-layer weights ``w_{m,j}``.
+        Unit first-layer weights ``w_{m,j}``.  The stages run in float64;
+        this and the other fitted arrays (``expert_coef_``,
+        ``expert_intercept_``, ``router_coef_``) are then stored in the dtype
+        of the training inputs, float32 or float64.
 
     expert_coef_ : ndarray of shape (n_experts, n_neurons, degree)
         Second-layer coefficients ``a_{m,j,i}`` of ``h_1 .. h_degree``.
@@ -634,10 +637,11 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         # Fitted attributes, only once every stage has succeeded.  Inference
         # reads the snapshot of top_k, never the live hyper-parameter.
         self._inference_params = snapshot_params(self, ("top_k",))
-        self.expert_weights_ = W
-        self.router_coef_ = router
-        self.expert_coef_ = coef
-        self.expert_intercept_ = intercept
+        # Trained in float64; stored in X's dtype.
+        self.expert_weights_ = W.astype(X.dtype, copy=False)
+        self.router_coef_ = router.astype(X.dtype, copy=False)
+        self.expert_coef_ = coef.astype(X.dtype, copy=False)
+        self.expert_intercept_ = intercept.astype(X.dtype, copy=False)
         self.learning_rates_ = lrs
         self.n_steps_ = tuple(int(s) for s in steps)
         self.n_iter_ = int(sum(steps))

@@ -883,3 +883,40 @@ def test_set_params_after_fit_changes_no_prediction(Estimator):
     # The fitted vectors have the relu layout (no slopes), which a kernel told
     # "prelu" would read past.
     assert model.expert_params_.shape[1] == _mlp.layer_offsets(model.layer_sizes_, False)[4]
+
+
+@pytest.mark.parametrize("routing", ["grid", "bisecting", "kmeans"])
+@pytest.mark.parametrize("Estimator", [MixtureOfMLPsRegressor, MixtureOfMLPsClassifier])
+def test_float32_in_float32_attributes_and_outputs(Estimator, routing):
+    """A float32 fit stores the float64 fit of the same (upcast) data in float32.
+
+    Exactly so for the grid and bisecting routers (built in float64);
+    scikit-learn's KMeans runs in float32 on float32 data, so there only the
+    dtypes and the closeness of the prototypes are checked.
+    """
+    rng = np.random.RandomState(0)
+    X32 = rng.uniform(-1, 1, size=(400, 2)).astype(np.float32)
+    y = np.sin(3 * X32[:, 0].astype(np.float64)) + X32[:, 1]
+    if Estimator is MixtureOfMLPsClassifier:
+        y = np.digitize(y, [-0.5, 0.5])
+    params = dict(n_experts=4, routing=routing, hidden_layer_sizes=(6,), max_iter=15,
+                  small_cells="constant", min_samples_cell=60, random_state=0)
+    m32 = _fit_quietly(Estimator(**params), X32, y)
+    m64 = _fit_quietly(Estimator(**params), X32.astype(np.float64), y)
+    for name in ("prototypes_", "expert_params_", "expert_constants_"):
+        assert getattr(m32, name).dtype == np.float32, name
+        assert getattr(m64, name).dtype == np.float64, name
+        if routing != "kmeans":
+            assert_array_equal(getattr(m32, name), getattr(m64, name).astype(np.float32), name)
+    if m32.routing_tree_ is not None:
+        assert m32.routing_tree_["centers"].dtype == np.float32
+    method = "predict" if Estimator is MixtureOfMLPsRegressor else "predict_proba"
+    out32, out64 = getattr(m32, method)(X32), getattr(m64, method)(X32)
+    assert out32.dtype == np.float32 and out64.dtype == np.float32
+    if routing == "kmeans":
+        assert_allclose(m32.prototypes_, m64.prototypes_, rtol=1e-5, atol=1e-6)
+    else:
+        assert_array_equal(m32.route(X32), m64.route(X32))
+        assert_allclose(out32, out64, rtol=1e-4, atol=1e-5)
+    # A float32 model on float64 inputs predicts in float64.
+    assert getattr(m32, method)(X32.astype(np.float64)).dtype == np.float64

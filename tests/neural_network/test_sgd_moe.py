@@ -459,3 +459,21 @@ def test_set_params_after_fit_changes_no_prediction():
     # top_k matters: a fit with top_k=3 predicts differently.
     other = SGDMoERegressor(3, n_neurons=2, top_k=3, random_state=0).fit(X, y)
     assert not np.allclose(other.predict(X), before)
+
+
+def test_float32_in_float32_attributes_and_outputs():
+    """A float32 fit stores the float64 fit of the same (upcast) data in float32."""
+    X, y, truth = make_latent_cluster_regression(3000, 8, return_truth=True, random_state=0)
+    X32 = X.astype(np.float32)
+    m32 = SGDMoERegressor(top_k=2, random_state=0).fit(X32, y, truth=truth)
+    m64 = SGDMoERegressor(top_k=2, random_state=0).fit(X32.astype(np.float64), y, truth=truth)
+    for name in ("expert_weights_", "expert_coef_", "expert_intercept_", "router_coef_"):
+        assert getattr(m32, name).dtype == np.float32, name
+        assert getattr(m64, name).dtype == np.float64, name
+        assert_array_equal(getattr(m32, name), getattr(m64, name).astype(np.float32), name)
+    for key in ("objective", "samples", "cluster_alignment", "router_accuracy"):
+        assert_array_equal(m32.history_[key], m64.history_[key])
+    pred32, pred64 = m32.predict(X32), m64.predict(X32)
+    assert pred32.dtype == pred64.dtype == np.float32
+    assert_allclose(pred32, pred64, rtol=1e-4, atol=1e-4 * np.abs(pred64).max())
+    assert m32.predict(X).dtype == np.float64
