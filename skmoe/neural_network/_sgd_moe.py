@@ -4,6 +4,7 @@ The stage loops are numba kernels in :mod:`skmoe.neural_network._sgd_moe_numba` 
 per stage); the second layers are fitted by a ridge regression in NumPy.
 """
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -12,6 +13,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import (
+    Hidden,
     Interval,
     StrOptions,
     validate_parameter_constraints,
@@ -248,8 +250,13 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
     n_neurons : int, default=8
         Neurons per expert ``J``.
 
-    router : {"linear"}, default="linear"
-        Router type; scores ``theta_m^T x`` (no bias).
+    router : {"linear"}, default="deprecated"
+        Router type; the router always scores ``theta_m^T x`` (no bias).
+
+        .. deprecated:: 0.1
+           ``router`` has no effect (the linear router is the only one) and
+           will be removed in 0.3.  Leave it unset to silence the
+           ``FutureWarning``.
 
     top_k : int, default=1
         Number of experts each sample is routed to (at most ``n_experts``).
@@ -401,7 +408,7 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "n_experts": [Interval(Integral, 1, None, closed="left")],
         "n_neurons": [Interval(Integral, 1, None, closed="left")],
-        "router": [StrOptions({"linear"})],
+        "router": [StrOptions({"linear"}), Hidden(StrOptions({"deprecated"}))],
         "top_k": [Interval(Integral, 1, None, closed="left")],
         "information_exponent": [Interval(Integral, 1, None, closed="left")],
         "degree": [Interval(Integral, 1, None, closed="left"), None],
@@ -420,7 +427,7 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         n_experts=2,
         *,
         n_neurons=8,
-        router="linear",
+        router="deprecated",
         top_k=1,
         information_exponent=3,
         degree=None,
@@ -458,6 +465,13 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------ validation
 
     def _check_params(self):
+        if self.router != "deprecated":
+            warnings.warn(
+                "The parameter 'router' was deprecated in version 0.1 and will be "
+                "removed in 0.3. It has no effect: the router is always linear. "
+                "Leave it unset to silence this warning.",
+                FutureWarning,
+            )
         stages = np.asarray(self.stages, dtype=np.float64)
         if stages.shape != (3,) or not np.all(np.isfinite(stages)) or np.any(stages < 0):
             raise ValueError(

@@ -1,6 +1,7 @@
 """Tests for skmoe.SGDMoERegressor and its numba kernels."""
 
 import re
+import warnings
 from math import factorial
 
 import numpy as np
@@ -477,3 +478,19 @@ def test_float32_in_float32_attributes_and_outputs():
     assert pred32.dtype == pred64.dtype == np.float32
     assert_allclose(pred32, pred64, rtol=1e-4, atol=1e-4 * np.abs(pred64).max())
     assert m32.predict(X).dtype == np.float64
+
+
+def test_router_is_deprecated():
+    X, y = make_latent_cluster_regression(300, 6, random_state=0)
+    assert SGDMoERegressor().router == "deprecated"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default warns about nothing
+        default = SGDMoERegressor(random_state=0).fit(X, y)
+    with pytest.warns(FutureWarning, match="'router' was deprecated in version 0.1 and "
+                                           "will be removed in 0.3"):
+        explicit = SGDMoERegressor(router="linear", random_state=0).fit(X, y)
+    # It has no effect.
+    assert_array_equal(explicit.predict(X), default.predict(X))
+    # The old value and "deprecated" are accepted, nothing else.
+    with pytest.raises(ValueError, match="'router' parameter"):
+        SGDMoERegressor(router="softmax").fit(X, y)
