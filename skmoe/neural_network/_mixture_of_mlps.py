@@ -34,7 +34,13 @@ from ._routing import route as _route
 from ._routing_numba import group_rows
 from ..utils._parameter_counting import check_hidden_layer_sizes
 from ..utils._threading import run_blocks
-from ..utils._validation import StrictIntInterval, fit_context, snapshot_params
+from ..utils._validation import (
+    StrictIntInterval,
+    check_min_samples,
+    draw_seed,
+    fit_context,
+    snapshot_params,
+)
 
 def merge_small_cells(counts, prototypes, min_samples):
     """Merge each cell with fewer than ``min_samples`` samples into its nearest cell.
@@ -123,13 +129,13 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         "activation": [StrOptions({"prelu", "relu"})],
         "alpha": [Interval(Real, 0.0, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0.0, None, closed="neither")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [StrictIntInterval(1, None, closed="left")],
+        "max_iter": [StrictIntInterval(1, None, closed="left")],
         "tol": [Interval(Real, 0.0, None, closed="left")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [StrictIntInterval(1, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0.0, 1.0, closed="neither")],
-        "min_samples_cell": [Interval(Integral, 1, None, closed="left")],
+        "min_samples_cell": [StrictIntInterval(1, None, closed="left")],
         "small_cells": [StrOptions({"merge", "constant"})],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
@@ -184,11 +190,8 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         """``(prototypes, tree or None)`` for the routing option."""
         n_samples, n_features = X.shape
         if isinstance(self.routing, str):
-            if self.routing != "grid" and n_samples < self.n_experts:
-                raise ValueError(
-                    f"n_samples={n_samples} should be >= n_experts={self.n_experts} "
-                    f"with routing={self.routing!r}."
-                )
+            if self.routing != "grid":
+                check_min_samples(n_samples, self.n_experts, "n_experts")
             if self.routing == "kmeans":
                 return _routing.kmeans_prototypes(X, self.n_experts, random_state), None
             if self.routing == "bisecting":
@@ -265,7 +268,7 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         if tree is not None:
             tree = {**tree, "centers": tree["centers"].astype(X.dtype, copy=False)}
         n_cells = prototypes.shape[0]
-        seeds = random_state.randint(np.iinfo(np.int32).max, size=n_cells)
+        seeds = [draw_seed(random_state) for _ in range(n_cells)]
         cells = _route(X, prototypes, tree)
         counts = np.bincount(cells, minlength=n_cells)
 

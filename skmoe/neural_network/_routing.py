@@ -28,6 +28,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from . import _routing_numba as _kernels
 from ..utils._threading import block_partition, run_blocks
+from ..utils._validation import draw_seed
 
 
 def route_flat(X, prototypes):
@@ -232,7 +233,7 @@ def bisecting_tree(X, n_cells, random_state):
         del scores[node]
         if rows.shape[0] < 2:
             continue
-        seed = random_state.randint(np.iinfo(np.int32).max)
+        seed = draw_seed(random_state)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             km = KMeans(2, n_init=1, random_state=seed).fit(X[rows])
@@ -265,7 +266,7 @@ def kmeans_prototypes(X, n_cells, random_state):
     -------
     prototypes : ndarray of shape (n_cells, n_features)
     """
-    seed = random_state.randint(np.iinfo(np.int32).max)
+    seed = draw_seed(random_state)
     with warnings.catch_warnings():
         # Fewer distinct points than cells: duplicate centres give empty cells,
         # which the small-cell rule handles (and reports).

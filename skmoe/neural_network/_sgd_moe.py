@@ -5,7 +5,7 @@ per stage); the second layers are fitted by a ridge regression in NumPy.
 """
 
 import warnings
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from scipy import linalg
@@ -23,7 +23,13 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from . import _sgd_moe_numba as _kernels
 from ..utils._monitor import ConvergenceMonitor
 from ..utils._numba_math import hermite_basis
-from ..utils._validation import fit_context, snapshot_params
+from ..utils._validation import (
+    StrictIntInterval,
+    check_int,
+    check_min_samples,
+    fit_context,
+    snapshot_params,
+)
 
 # Records (monitor reports) per SGD stage.
 _N_RECORDS = 50
@@ -406,16 +412,16 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "n_experts": [Interval(Integral, 1, None, closed="left")],
-        "n_neurons": [Interval(Integral, 1, None, closed="left")],
+        "n_experts": [StrictIntInterval(1, None, closed="left")],
+        "n_neurons": [StrictIntInterval(1, None, closed="left")],
         "router": [StrOptions({"linear"}), Hidden(StrOptions({"deprecated"}))],
-        "top_k": [Interval(Integral, 1, None, closed="left")],
-        "information_exponent": [Interval(Integral, 1, None, closed="left")],
-        "degree": [Interval(Integral, 1, None, closed="left"), None],
+        "top_k": [StrictIntInterval(1, None, closed="left")],
+        "information_exponent": [StrictIntInterval(1, None, closed="left")],
+        "degree": [StrictIntInterval(1, None, closed="left"), None],
         "stages": ["array-like"],
         "learning_rates": ["array-like", None],
         "n_steps": ["array-like", None],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [StrictIntInterval(1, None, closed="left")],
         "anneal": [Interval(Real, 0.0, 1.0, closed="both")],
         "alpha": [Interval(Real, 0.0, None, closed="left")],
         "random_state": ["random_state"],
@@ -490,15 +496,12 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
                     f"learning_rates must be 3 positive numbers, got {self.learning_rates!r}."
                 )
         if self.n_steps is not None:
-            steps = np.asarray(self.n_steps)
-            if (
-                steps.shape != (3,)
-                or not np.issubdtype(steps.dtype, np.integer)
-                or np.any(steps < 0)
-            ):
+            if np.ndim(self.n_steps) != 1 or len(self.n_steps) != 3:
                 raise ValueError(
                     f"n_steps must be 3 non-negative integers, got {self.n_steps!r}."
                 )
+            for steps in self.n_steps:
+                check_int(steps, "each of n_steps", minimum=0)
         degree = self.information_exponent if self.degree is None else self.degree
         return stages, degree
 
@@ -539,10 +542,7 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         if truth is not None:
             _check_truth(truth, X.shape[1])
         n_samples, d = X.shape
-        if n_samples < self.n_experts:
-            raise ValueError(
-                f"n_samples={n_samples} should be >= n_experts={self.n_experts}."
-            )
+        check_min_samples(n_samples, self.n_experts, "n_experts")
         M, J, k = self.n_experts, self.n_neurons, self.information_exponent
         rng = check_random_state(self.random_state)
         y64 = np.asarray(y, dtype=np.float64)

@@ -699,10 +699,15 @@ def test_classifier_mlp_probabilities_match_numpy():
         (dict(routing="grid", n_experts=6), "power of 2"),
         (dict(routing=np.zeros((3, 5))), "prototypes of shape"),
         (dict(routing=np.array([[0.0, np.nan]])), "NaN or infinity"),
-        (dict(n_experts=50), "n_samples=20 should be >= n_experts=50"),
+        (dict(n_experts=50), "n_samples >= n_experts but got n_experts = 50, n_samples = 20"),
         (dict(hidden_layer_sizes=(4, 0)), "hidden_layer_sizes"),
         (dict(activation="tanh"), "activation"),
         (dict(small_cells="drop"), "small_cells"),
+        # Booleans are not counts.
+        (dict(max_iter=True), "'max_iter' parameter"),
+        (dict(batch_size=True), "'batch_size' parameter"),
+        (dict(n_iter_no_change=np.True_), "'n_iter_no_change' parameter"),
+        (dict(min_samples_cell=True), "'min_samples_cell' parameter"),
     ],
 )
 def test_bad_parameters(params, match):

@@ -389,6 +389,11 @@ def test_bad_input_is_rejected():
         SGDMoERegressor(learning_rates=(0.1, -1.0, 0.1)).fit(X, y)
     with pytest.raises(ValueError, match="n_steps"):
         SGDMoERegressor(n_steps=(1.5, 2, 3)).fit(X, y)
+    for bad in ((True, 2, 3), (1, -2, 3), (1, 2), 5):
+        with pytest.raises(ValueError, match="n_steps"):
+            SGDMoERegressor(n_steps=bad).fit(X, y)
+    with pytest.raises(ValueError, match="'n_neurons' parameter"):
+        SGDMoERegressor(n_neurons=True).fit(X, y)
     with pytest.raises(ValueError, match="truth"):
         SGDMoERegressor().fit(X, y, truth={"labels": 1})
     model = SGDMoERegressor(random_state=0).fit(X, y)
@@ -401,9 +406,9 @@ def test_bad_input_is_rejected():
 
 def test_fewer_samples_than_experts_is_rejected():
     X, y = make_latent_cluster_regression(10, 6, random_state=0)
-    with pytest.raises(ValueError, match="n_samples=1 should be >= n_experts=2"):
+    with pytest.raises(ValueError, match="n_samples >= n_experts but got n_experts = 2, n_samples = 1"):
         SGDMoERegressor().fit(X[:1], y[:1])
-    with pytest.raises(ValueError, match="n_samples=3 should be >= n_experts=4"):
+    with pytest.raises(ValueError, match="n_samples >= n_experts but got n_experts = 4, n_samples = 3"):
         SGDMoERegressor(4).fit(X[:3], y[:3])
     # As many samples as experts is accepted.
     SGDMoERegressor(2, random_state=0).fit(X[:2], y[:2])
