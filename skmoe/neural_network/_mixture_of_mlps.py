@@ -39,7 +39,6 @@ from ..utils._validation import (
     check_min_samples,
     draw_seed,
     fit_context,
-    snapshot_params,
 )
 
 def merge_small_cells(counts, prototypes, min_samples):
@@ -183,6 +182,12 @@ class _BaseMixtureOfMLPs(BaseEstimator):
 
     # -------------------------------------------------------------- routing
 
+    def _check_inputs(self, X):
+        """``X`` checked against the fit: fitted, same features, float32 or float64."""
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+
+
     def _hidden_sizes(self):
         return check_hidden_layer_sizes(self.hidden_layer_sizes)
 
@@ -243,8 +248,7 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         experts : ndarray of shape (n_samples,)
             Expert index in ``range(n_experts_)``.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+        X = self._check_inputs(X)
         return self.expert_of_cell_[_route(X, self.prototypes_, self.routing_tree_)]
 
     # ------------------------------------------------------------------ fit
@@ -356,11 +360,13 @@ class _BaseMixtureOfMLPs(BaseEstimator):
             X.shape[1], prelu, sizes, expert_of_cell, is_mlp, constants.shape[1], prototypes, tree
         )
         return dict(
-            # Inference reads these, never the live hyper-parameters: a
-            # set_params after fit cannot change predictions nor make the
-            # kernel read slopes past expert_params_.
-            _inference_params=snapshot_params(self, ("activation",)),
-            _layer_offsets=_kernels.layer_offsets(sizes, prelu)[:4],
+            # The experts' layout as the kernels take it, from the activation
+            # and sizes of this fit: inference reads it, never the live
+            # hyper-parameters, so a set_params after fit can neither change
+            # predictions nor make the kernel read slopes past expert_params_.
+            _layout=(
+                np.asarray(sizes, dtype=np.int64), *_kernels.layer_offsets(sizes, prelu)[:4], prelu
+            ),
             prototypes_=prototypes,
             routing_tree_=tree,
             expert_of_cell_=expert_of_cell,
@@ -395,25 +401,10 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         """
         experts = self.expert_of_cell_[_route(X, self.prototypes_, self.routing_tree_)]
         order, offsets = group_rows(experts, self.n_experts_)
-        sizes = np.asarray(self.layer_sizes_, dtype=np.int64)
-        prelu = self._inference_params["activation"] == "prelu"
-        w_off, b_off, s_off, u_off = self._layer_offsets
-        out = np.zeros((X.shape[0], sizes[-1]), np.result_type(X, self.expert_params_))
+        out = np.zeros((X.shape[0], self.layer_sizes_[-1]), np.result_type(X, self.expert_params_))
         run_blocks(
-            _kernels.predict_grouped_blocks,
-            self.n_experts_,
-            X,
-            order,
-            offsets,
-            self.expert_params_,
-            self.expert_is_mlp_,
-            sizes,
-            w_off,
-            b_off,
-            s_off,
-            u_off,
-            prelu,
-            out,
+            _kernels.predict_grouped_blocks, self.n_experts_, X, order, offsets,
+            self.expert_params_, self.expert_is_mlp_, *self._layout, out,
         )
         return out, experts
 
@@ -698,8 +689,7 @@ class MixtureOfMLPsRegressor(RegressorMixin, _BaseMixtureOfMLPs):
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             Predictions, in the dtype of ``X``.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+        X = self._check_inputs(X)
         out, experts = self._raw_outputs(X)
         constant = ~self.expert_is_mlp_[experts]
         if constant.any():
@@ -807,8 +797,7 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
         proba : ndarray of shape (n_samples, n_classes)
             Rows sum to one; columns follow ``classes_``.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+        X = self._check_inputs(X)
         raw, experts = self._raw_outputs(X)
         n_classes = len(self.classes_)
         if n_classes == 1:

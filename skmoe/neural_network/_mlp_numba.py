@@ -334,6 +334,20 @@ def adam_step(params, grad, m, v, t, lr, beta1, beta2, eps):
 
 
 @njit(cache=True, nogil=True)
+def _work_buffers(params, sizes, u_off, n_outputs, n_rows):
+    """``(A, Z, D, Dp, Yt, grad)``: the work buffers of :func:`loss_grad` for ``n_rows`` rows."""
+    width = 0
+    for s in sizes:
+        width = max(width, s)
+    A = np.empty((u_off[-1], n_rows))
+    Z = np.empty((u_off[-1], n_rows))
+    D = np.empty((width, n_rows))
+    Dp = np.empty((width, n_rows))
+    Yt = np.empty((n_outputs, n_rows))
+    return A, Z, D, Dp, Yt, np.empty_like(params)
+
+
+@njit(cache=True, nogil=True)
 def _load_rows(X, Y, perm, start, stop, A, Yt):
     """Rows ``perm[start:stop]`` of ``X`` and ``Y`` into ``A`` and ``Yt`` (transposed)."""
     for r in range(stop - start):
@@ -373,16 +387,8 @@ def train_epoch(
     weighted by its size, as in scikit-learn) and the new step count.
     """
     n = perm.shape[0]
-    width = 0
-    for s in sizes:
-        width = max(width, s)
     B = min(batch_size, n)
-    A = np.empty((u_off[-1], B))
-    Z = np.empty((u_off[-1], B))
-    D = np.empty((width, B))
-    Dp = np.empty((width, B))
-    Yt = np.empty((Y.shape[1], B))
-    grad = np.empty_like(params)
+    A, Z, D, Dp, Yt, grad = _work_buffers(params, sizes, u_off, Y.shape[1], B)
     n_layers = sizes.shape[0] - 1
     total = 0.0
     for start in range(0, n, B):
@@ -390,22 +396,8 @@ def train_epoch(
         nb = stop - start
         _load_rows(X, Y, perm, start, stop, A, Yt)
         batch_loss = loss_grad(
-            params,
-            sizes,
-            w_off,
-            b_off,
-            s_off,
-            u_off,
-            prelu,
-            loss_kind,
-            alpha,
-            Yt,
-            nb,
-            A,
-            Z,
-            D,
-            Dp,
-            grad,
+            params, sizes, w_off, b_off, s_off, u_off, prelu, loss_kind, alpha, Yt, nb, A, Z,
+            D, Dp, grad,
         )
         total += batch_loss * nb
         t += 1
@@ -420,15 +412,7 @@ def train_epoch(
 def mean_loss(params, X, Y, sizes, w_off, b_off, s_off, u_off, prelu, loss_kind, alpha):
     """Mean loss (with the L2 penalty) of the whole of ``(X, Y)``, and its gradient."""
     n = X.shape[0]
-    width = 0
-    for s in sizes:
-        width = max(width, s)
-    A = np.empty((u_off[-1], n))
-    Z = np.empty((u_off[-1], n))
-    D = np.empty((width, n))
-    Dp = np.empty((width, n))
-    Yt = np.empty((Y.shape[1], n))
-    grad = np.empty_like(params)
+    A, Z, D, Dp, Yt, grad = _work_buffers(params, sizes, u_off, Y.shape[1], n)
     perm = np.arange(n)
     _load_rows(X, Y, perm, 0, n, A, Yt)
     loss = loss_grad(

@@ -160,8 +160,8 @@ def train_expert(
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
     sizes = [X.shape[1], *hidden_layer_sizes, Y.shape[1]]
-    w_off, b_off, s_off, u_off, _ = _kernels.layer_offsets(sizes, prelu)
-    sizes_arr = np.asarray(sizes, dtype=np.int64)
+    # The network's layout, as the kernels take it.
+    layout = (np.asarray(sizes, dtype=np.int64), *_kernels.layer_offsets(sizes, prelu)[:4], prelu)
     params = init_expert_params(sizes, prelu, random_state)
 
     x_mean = X.mean(axis=0)
@@ -202,41 +202,11 @@ def train_expert(
     for _ in range(max_iter):
         perm = random_state.permutation(n_train)
         loss, t = _kernels.train_epoch(
-            params,
-            m,
-            v,
-            t,
-            Xs,
-            Ys,
-            perm,
-            batch_size,
-            sizes_arr,
-            w_off,
-            b_off,
-            s_off,
-            u_off,
-            prelu,
-            loss_kind,
-            alpha,
-            learning_rate_init,
-            _BETA1,
-            _BETA2,
-            _EPSILON,
+            params, m, v, t, Xs, Ys, perm, batch_size, *layout, loss_kind, alpha,
+            learning_rate_init, _BETA1, _BETA2, _EPSILON,
         )
         if n_val:
-            loss = _kernels.mean_loss(
-                params,
-                X_val,
-                Y_val,
-                sizes_arr,
-                w_off,
-                b_off,
-                s_off,
-                u_off,
-                prelu,
-                loss_kind,
-                0.0,
-            )[0]
+            loss = _kernels.mean_loss(params, X_val, Y_val, *layout, loss_kind, 0.0)[0]
         if not np.isfinite(loss):
             raise ValueError(
                 "Training an expert diverged (non-finite loss); try a smaller "

@@ -31,6 +31,15 @@ from ..utils._threading import block_partition, run_blocks
 from ..utils._validation import draw_seed
 
 
+def _route_blocks(kernel, X, *router):
+    """Run a routing kernel over row blocks; the cell of each row."""
+    X = np.ascontiguousarray(X)
+    out = np.empty(X.shape[0], dtype=np.int64)
+    n_blocks, block_size = block_partition(X.shape[0])
+    run_blocks(kernel, n_blocks, block_size, X, *router, out)
+    return out
+
+
 def route_flat(X, prototypes):
     """Index of the nearest prototype for each row, ties to the smallest index.
 
@@ -43,12 +52,8 @@ def route_flat(X, prototypes):
     -------
     cells : ndarray of shape (n_samples,), dtype int64
     """
-    X = np.ascontiguousarray(X)
-    out = np.empty(X.shape[0], dtype=np.int64)
-    n_blocks, block_size = block_partition(X.shape[0])
     prototypes = np.ascontiguousarray(prototypes, dtype=np.float64)
-    run_blocks(_kernels.route_flat_blocks, n_blocks, block_size, X, prototypes, out)
-    return out
+    return _route_blocks(_kernels.route_flat_blocks, X, prototypes)
 
 
 def route_tree(X, tree):
@@ -65,21 +70,9 @@ def route_tree(X, tree):
     -------
     cells : ndarray of shape (n_samples,), dtype int64
     """
-    X = np.ascontiguousarray(X)
-    out = np.empty(X.shape[0], dtype=np.int64)
-    n_blocks, block_size = block_partition(X.shape[0])
-    run_blocks(
-        _kernels.route_tree_blocks,
-        n_blocks,
-        block_size,
-        X,
-        # Upcast (exactly) like route_flat: one kernel for float32 and float64 trees.
-        np.ascontiguousarray(tree["centers"], dtype=np.float64),
-        tree["children"],
-        tree["leaf"],
-        out,
-    )
-    return out
+    # Upcast (exactly) like route_flat: one kernel for float32 and float64 trees.
+    centers = np.ascontiguousarray(tree["centers"], dtype=np.float64)
+    return _route_blocks(_kernels.route_tree_blocks, X, centers, tree["children"], tree["leaf"])
 
 
 def route(X, prototypes, tree):

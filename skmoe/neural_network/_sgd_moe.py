@@ -702,6 +702,12 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------- inference
 
+    def _check_inputs(self, X):
+        """``X`` checked against the fit: fitted, same features, float32 or float64."""
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+
+
     def predict(self, X):
         """Routed mixture of the experts' outputs.
 
@@ -715,8 +721,7 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
             Predictions, in the dtype of ``X``.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+        X = self._check_inputs(X)
         degree = self.expert_coef_.shape[2]
         out = np.empty(X.shape[0])
         for start in range(0, X.shape[0], _CHUNK):
@@ -743,8 +748,7 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         experts : ndarray of shape (n_samples,)
             ``argmax_m theta_m^T x`` (ties: lowest index).
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+        X = self._check_inputs(X)
         return np.argmax(X @ self.router_coef_.T, axis=1)
 
     def alignment(self, truth):
