@@ -27,6 +27,8 @@ is added, as in scikit-learn's ``MLPRegressor``.
 import numpy as np
 from numba import njit
 
+from ..utils._numba_math import logsumexp, stable_sigmoid
+
 # Rows per forward chunk at predict time.
 _CHUNK = 64
 
@@ -208,21 +210,10 @@ def _output_delta(A, out_row, n_out, Yt, n_rows, loss_kind, D):
             y = Yt[0, r]
             # log(1 + exp(-|z|)) + max(z, 0) - y z
             loss += np.log1p(np.exp(-abs(z))) + max(z, 0.0) - y * z
-            if z >= 0.0:
-                p = 1.0 / (1.0 + np.exp(-z))
-            else:
-                e = np.exp(z)
-                p = e / (1.0 + e)
-            D[0, r] = p - y
+            D[0, r] = stable_sigmoid(z) - y
     else:
         for r in range(n_rows):
-            zmax = A[out_row, r]
-            for o in range(1, n_out):
-                zmax = max(zmax, A[out_row + o, r])
-            s = 0.0
-            for o in range(n_out):
-                s += np.exp(A[out_row + o, r] - zmax)
-            log_norm = zmax + np.log(s)
+            log_norm = logsumexp(A[out_row : out_row + n_out, r])
             for o in range(n_out):
                 logp = A[out_row + o, r] - log_norm
                 D[o, r] = np.exp(logp) - Yt[o, r]

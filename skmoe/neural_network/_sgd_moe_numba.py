@@ -25,7 +25,7 @@ Gram-Schmidt pass over the neurons of a group when ``orthogonalize`` is set
 import numpy as np
 from numba import njit
 
-from ..utils._numba_math import hermite_and_derivative
+from ..utils._numba_math import hermite_and_derivative, softmax_inplace
 
 # Step size at the end of a stage, relative to the initial one.
 FINAL_LR_RATIO = 0.05
@@ -91,6 +91,8 @@ def _topk_gates(scores, top_k, gates):
         chosen[best] = True
         if r == 0:
             best_score = scores[best]
+    # A softmax over the chosen experts only (cheaper than a masked
+    # softmax_inplace: no exp for the others), shifted by the largest score.
     total = 0.0
     for m in range(n):
         if chosen[m]:
@@ -248,7 +250,6 @@ def router_sgd(X, y, idx, batch_size, U, signs, k, router, lr, first_step, last_
             for a in range(d):
                 xi[a] = X[i, a]
             yi = y[i]
-            top = -np.inf
             for m in range(n_experts):
                 s = 0.0
                 t = 0.0
@@ -258,15 +259,9 @@ def router_sgd(X, y, idx, batch_size, U, signs, k, router, lr, first_step, last_
                 h, _ = hermite_and_derivative(t, k)
                 f[m] = signs[m] * h
                 pi[m] = s
-                if s > top:
-                    top = s
-            total = 0.0
-            for m in range(n_experts):
-                pi[m] = np.exp(pi[m] - top)
-                total += pi[m]
+            softmax_inplace(pi)
             mix = 0.0
             for m in range(n_experts):
-                pi[m] /= total
                 mix += pi[m] * f[m]
             loss -= yi * mix
             for m in range(n_experts):
