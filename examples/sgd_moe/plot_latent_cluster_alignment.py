@@ -14,7 +14,7 @@ with a router, trained in stages, does.
 We train :class:`~skmoe.SGDMoERegressor` with two experts and, under the
 same code and on the same 200,000 samples, the single network
 (``n_experts=1``), and plot the overlaps recorded during training
-(``fit(X, y, truth=truth)`` fills ``history_``).  See the
+(``fit(X, y, truth=truth)`` adds them to ``history_``).  See the
 :ref:`user guide <sgd_moe>` for the stages.
 """
 

@@ -1,12 +1,13 @@
 """Latent-cluster single-index regression (Kawata et al., ICML 2025)."""
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
 
 from ..utils._numba_math import hermite_basis
+from ..utils._validation import StrictIntInterval
 
 
 def _default_signs(n_clusters):
@@ -17,11 +18,11 @@ def _default_signs(n_clusters):
 
 @validate_params(
     {
-        "n_samples": [Interval(Integral, 1, None, closed="left")],
-        "n_features": [Interval(Integral, 1, None, closed="left")],
-        "n_clusters": [Interval(Integral, 2, None, closed="left")],
-        "information_exponent": [Interval(Integral, 1, None, closed="left")],
-        "degree": [Interval(Integral, 1, None, closed="left"), None],
+        "n_samples": [StrictIntInterval(1, None, closed="left")],
+        "n_features": [StrictIntInterval(1, None, closed="left")],
+        "n_clusters": [StrictIntInterval(2, None, closed="left")],
+        "information_exponent": [StrictIntInterval(1, None, closed="left")],
+        "degree": [StrictIntInterval(1, None, closed="left"), None],
         "separation": [Interval(Real, 0, None, closed="left")],
         "global_signs": ["array-like", None],
         "noise": [Interval(Real, 0, None, closed="left")],

@@ -8,323 +8,38 @@ prototype tree) and the prediction is ``f_{l(x)}(x)``, a small MLP trained
 only on the samples of that cell.
 
 The estimator classes are thin wrappers: routing lives in
-:mod:`skmoe.neural_network._routing`, the MLP forward/backward passes, Adam and the grouped
-inference in :mod:`skmoe.neural_network._mlp_numba`, and one expert's training loop is
-the pure function :func:`train_expert` (run through joblib, one call per
-expert).
+:mod:`skmoe.neural_network._routing` (its kernels in ``_routing_numba``), one
+expert's training loop is the pure function
+:func:`~skmoe.neural_network._mlp_training.train_expert` (run through joblib,
+one call per expert), and the MLP forward/backward passes, Adam and the
+grouped inference are the kernels of :mod:`skmoe.neural_network._mlp_numba`.
 """
 
 import warnings
-from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
 from joblib import Parallel, delayed
 from scipy import special
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _routing
 from . import _mlp_numba as _kernels
+from . import _routing
+from ._mlp_training import _LOSS_LOGISTIC, _LOSS_SOFTMAX, _LOSS_SQUARED, train_expert
+from ._routing import route as _route
+from ._routing_numba import group_rows
 from ..utils._parameter_counting import check_hidden_layer_sizes
 from ..utils._threading import run_blocks
-from ..utils._validation import StrictIntInterval
-
-# Adam constants (scikit-learn's defaults).
-_BETA1 = 0.9
-_BETA2 = 0.999
-_EPSILON = 1e-8
-
-# Initial PReLU slope (PyTorch's default).
-_INITIAL_SLOPE = 0.25
-
-_LOSS_SQUARED, _LOSS_LOGISTIC, _LOSS_SOFTMAX = 0, 1, 2
-
-
-# --------------------------------------------------------------------------
-# Pure building blocks
-# --------------------------------------------------------------------------
-
-
-def init_expert_params(sizes, prelu, random_state):
-    """Glorot-uniform weights and biases (as scikit-learn's MLPs), slopes 0.25.
-
-    Parameters
-    ----------
-    sizes : sequence of int
-        ``(n_in, h_1, ..., h_J, n_out)``.
-    prelu : bool
-    random_state : RandomState
-
-    Returns
-    -------
-    params : ndarray of shape (n_parameters,)
-    """
-    w_off, b_off, s_off, _, n_params = _kernels.layer_offsets(sizes, prelu)
-    params = np.empty(n_params)
-    for layer in range(len(sizes) - 1):
-        fan_in, fan_out = sizes[layer], sizes[layer + 1]
-        bound = np.sqrt(6.0 / (fan_in + fan_out))
-        n_w = fan_in * fan_out
-        params[w_off[layer] : w_off[layer] + n_w] = random_state.uniform(-bound, bound, n_w)
-        params[b_off[layer] : b_off[layer] + fan_out] = random_state.uniform(
-            -bound, bound, fan_out
-        )
-    params[s_off[0] : s_off[-1]] = _INITIAL_SLOPE
-    return params
-
-
-def fold_scaling(params, sizes, prelu, x_mean, x_scale, y_mean, y_scale):
-    """Fold input standardisation and output de-standardisation into the weights.
-
-    The network trained on ``(x - x_mean) / x_scale`` with targets
-    ``(y - y_mean) / y_scale`` becomes a network on raw ``x`` predicting raw
-    ``y``: the first layer absorbs the input affine map and the last layer
-    the output one.  The architecture (and parameter count) is unchanged.
-
-    Parameters
-    ----------
-    params : ndarray of shape (n_parameters,)
-    sizes : sequence of int
-    prelu : bool
-    x_mean, x_scale : ndarray of shape (n_in,)
-    y_mean, y_scale : ndarray of shape (n_out,)
-
-    Returns
-    -------
-    params : ndarray of shape (n_parameters,)
-        A new array.
-    """
-    w_off, b_off, _, _, _ = _kernels.layer_offsets(sizes, prelu)
-    params = params.copy()
-    n_in, h1 = sizes[0], sizes[1]
-    W = params[w_off[0] : w_off[0] + n_in * h1].reshape(h1, n_in)
-    W /= x_scale
-    params[b_off[0] : b_off[0] + h1] -= W @ x_mean
-    last = len(sizes) - 2
-    h_last, n_out = sizes[-2], sizes[-1]
-    W = params[w_off[last] : w_off[last] + h_last * n_out].reshape(n_out, h_last)
-    W *= y_scale[:, None]
-    b = params[b_off[last] : b_off[last] + n_out]
-    b *= y_scale
-    b += y_mean
-    return params
-
-
-def _safe_scale(values):
-    """Standard deviations with zeros (constant columns) replaced by one."""
-    scale = values.std(axis=0)
-    scale[scale <= 1e-12 * np.maximum(1.0, np.abs(values).max(axis=0))] = 1.0
-    return scale
-
-
-def train_expert(
-    X,
-    Y,
-    hidden_layer_sizes,
-    prelu,
-    loss_kind,
-    *,
-    alpha,
-    learning_rate_init,
-    batch_size,
-    max_iter,
-    tol,
-    n_iter_no_change,
-    early_stopping,
-    validation_fraction,
-    seed,
-):
-    """Train one MLP expert by mini-batch Adam on its cell's samples.
-
-    Inputs are standardised (per feature, over the cell), and so are the
-    targets of a regression; the scalings are folded into the returned
-    weights (:func:`fold_scaling`).  The stopping rule is scikit-learn's:
-    training stops when the training loss (or the validation loss with
-    ``early_stopping``, keeping the weights of the best epoch) has not
-    improved by ``tol`` for ``n_iter_no_change`` consecutive epochs.  With
-    ``early_stopping`` the cell holds out
-    :func:`n_validation_samples` ``(n_samples, validation_fraction)`` samples
-    (none for small cells).
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_features)
-    Y : ndarray of shape (n_samples, n_outputs)
-        Targets; one-hot for the softmax loss, 0/1 for the logistic loss.
-    hidden_layer_sizes : tuple of int
-    prelu : bool
-    loss_kind : {0, 1, 2}
-        Squared error, logistic or softmax cross-entropy.
-    alpha, learning_rate_init : float
-    batch_size, max_iter, n_iter_no_change : int
-    tol, validation_fraction : float
-    early_stopping : bool
-    seed : int
-        Seeds the initialisation, the validation split and the shuffles.
-
-    Returns
-    -------
-    params : ndarray of shape (n_parameters,)
-    n_iter : int
-        Epochs run.
-    converged : bool
-        Whether the stopping rule fired before ``max_iter``.
-    """
-    random_state = np.random.RandomState(seed)
-    X = np.asarray(X, dtype=np.float64)
-    Y = np.asarray(Y, dtype=np.float64)
-    sizes = [X.shape[1], *hidden_layer_sizes, Y.shape[1]]
-    w_off, b_off, s_off, u_off, _ = _kernels.layer_offsets(sizes, prelu)
-    sizes_arr = np.asarray(sizes, dtype=np.int64)
-    params = init_expert_params(sizes, prelu, random_state)
-
-    x_mean = X.mean(axis=0)
-    x_scale = _safe_scale(X)
-    Xs = np.ascontiguousarray((X - x_mean) / x_scale)
-    if loss_kind == _LOSS_SQUARED:
-        y_mean = Y.mean(axis=0)
-        y_scale = _safe_scale(Y)
-        Ys = np.ascontiguousarray((Y - y_mean) / y_scale)
-    else:
-        y_mean = np.zeros(Y.shape[1])
-        y_scale = np.ones(Y.shape[1])
-        Ys = np.ascontiguousarray(Y)
-
-    n = X.shape[0]
-    n_val = n_validation_samples(n, validation_fraction) if early_stopping else 0
-    if n_val:
-        split = random_state.permutation(n)
-        X_val, Y_val = Xs[split[:n_val]], Ys[split[:n_val]]
-        Xs, Ys = Xs[split[n_val:]], Ys[split[n_val:]]
-    n_train = Xs.shape[0]
-
-    m = np.zeros_like(params)
-    v = np.zeros_like(params)
-    t = 0
-    best = np.inf
-    best_params = params
-    no_improvement = 0
-    converged = False
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):
-        perm = random_state.permutation(n_train)
-        loss, t = _kernels.train_epoch(
-            params,
-            m,
-            v,
-            t,
-            Xs,
-            Ys,
-            perm,
-            batch_size,
-            sizes_arr,
-            w_off,
-            b_off,
-            s_off,
-            u_off,
-            prelu,
-            loss_kind,
-            alpha,
-            learning_rate_init,
-            _BETA1,
-            _BETA2,
-            _EPSILON,
-        )
-        if n_val:
-            loss = _kernels.mean_loss(
-                params,
-                X_val,
-                Y_val,
-                sizes_arr,
-                w_off,
-                b_off,
-                s_off,
-                u_off,
-                prelu,
-                loss_kind,
-                0.0,
-            )[0]
-        if not np.isfinite(loss):
-            raise ValueError(
-                "Training an expert diverged (non-finite loss); try a smaller "
-                "learning_rate_init."
-            )
-        if loss > best - tol:
-            no_improvement += 1
-        else:
-            no_improvement = 0
-        if loss < best:
-            best = loss
-            if n_val:
-                best_params = params.copy()
-        if no_improvement > n_iter_no_change:
-            converged = True
-            break
-    if n_val:
-        params = best_params
-    params = fold_scaling(params, sizes, prelu, x_mean, x_scale, y_mean, y_scale)
-    return params, n_iter, converged
-
-
-def n_validation_samples(n_samples, validation_fraction):
-    """Samples a cell of ``n_samples`` holds out for early stopping.
-
-    ``round(validation_fraction * n_samples)``, provided the cell has at
-    least ``2 / validation_fraction`` samples (so that at least two are held
-    out) and at least two samples remain to train on; otherwise zero (the
-    cell stops on its training loss).
-
-    Parameters
-    ----------
-    n_samples : int
-    validation_fraction : float
-        In ``(0, 1)``.
-
-    Returns
-    -------
-    n_val : int
-    """
-    if n_samples < 2.0 / validation_fraction:
-        return 0
-    n_val = int(round(validation_fraction * n_samples))
-    if n_val < 2 or n_samples - n_val < 2:
-        return 0
-    return n_val
-
-
-def _route(X, prototypes, tree):
-    """Cell of each row: flat Voronoi routing, or tree descent if ``tree``."""
-    if tree is None:
-        return _routing.route_flat(X, prototypes)
-    return _routing.route_tree(X, tree)
-
-
-_INPUT_ATTRIBUTES = ("n_features_in_", "feature_names_in_")
-
-
-@contextmanager
-def _input_attributes_restored_on_failure(estimator):
-    """Undo ``validate_data(reset=True)``'s attributes if the fit then fails.
-
-    ``validate_data`` sets ``n_features_in_`` (and ``feature_names_in_``)
-    before training; if training raises, the estimator's previous values (or
-    their absence, for a first fit) are put back so that a failed fit leaves
-    the previous fitted state, or an unfitted estimator, intact.
-    """
-    saved = {k: estimator.__dict__[k] for k in _INPUT_ATTRIBUTES if k in estimator.__dict__}
-    try:
-        yield
-    except BaseException:
-        for name in _INPUT_ATTRIBUTES:
-            estimator.__dict__.pop(name, None)
-        estimator.__dict__.update(saved)
-        raise
-
+from ..utils._validation import (
+    StrictIntInterval,
+    check_min_samples,
+    draw_seed,
+    fit_context,
+)
 
 def merge_small_cells(counts, prototypes, min_samples):
     """Merge each cell with fewer than ``min_samples`` samples into its nearest cell.
@@ -368,6 +83,16 @@ def merge_small_cells(counts, prototypes, min_samples):
     return owner, merges
 
 
+def _warn_if_experts_not_converged(name, experts, monitors):
+    """One ``ConvergenceWarning`` per fit, in the monitor's text, naming every expert that did not converge."""
+    failed = [e for e, monitor in zip(experts, monitors) if not monitor.converged]
+    if failed:
+        first = monitors[experts.index(failed[0])]
+        first.label = f"{name}: {len(failed)} of {len(experts)} experts ({failed})"
+        first.hint = f"The last change quoted is expert {failed[0]}'s."
+        first.warn_if_not_converged()
+
+
 def _parameter_counts(n_features, prelu, sizes, expert_of_cell, is_mlp, n_const, prototypes, tree):
     """``(n_parameters_, active_parameters_)`` of a fitted mixture."""
     n_cells = expert_of_cell.shape[0]
@@ -403,16 +128,17 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         "activation": [StrOptions({"prelu", "relu"})],
         "alpha": [Interval(Real, 0.0, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0.0, None, closed="neither")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [StrictIntInterval(1, None, closed="left")],
+        "max_iter": [StrictIntInterval(1, None, closed="left")],
         "tol": [Interval(Real, 0.0, None, closed="left")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [StrictIntInterval(1, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0.0, 1.0, closed="neither")],
-        "min_samples_cell": [Interval(Integral, 1, None, closed="left")],
+        "min_samples_cell": [StrictIntInterval(1, None, closed="left")],
         "small_cells": [StrOptions({"merge", "constant"})],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -434,6 +160,7 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         small_cells="merge",
         n_jobs=None,
         random_state=None,
+        verbose=0,
     ):
         self.n_experts = n_experts
         self.routing = routing
@@ -451,8 +178,15 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         self.small_cells = small_cells
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.verbose = verbose
 
     # -------------------------------------------------------------- routing
+
+    def _check_inputs(self, X):
+        """``X`` checked against the fit: fitted, same features, float32 or float64."""
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+
 
     def _hidden_sizes(self):
         return check_hidden_layer_sizes(self.hidden_layer_sizes)
@@ -461,11 +195,8 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         """``(prototypes, tree or None)`` for the routing option."""
         n_samples, n_features = X.shape
         if isinstance(self.routing, str):
-            if self.routing != "grid" and n_samples < self.n_experts:
-                raise ValueError(
-                    f"n_samples={n_samples} should be >= n_experts={self.n_experts} "
-                    f"with routing={self.routing!r}."
-                )
+            if self.routing != "grid":
+                check_min_samples(n_samples, self.n_experts, "n_experts")
             if self.routing == "kmeans":
                 return _routing.kmeans_prototypes(X, self.n_experts, random_state), None
             if self.routing == "bisecting":
@@ -517,8 +248,7 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         experts : ndarray of shape (n_samples,)
             Expert index in ``range(n_experts_)``.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+        X = self._check_inputs(X)
         return self.expert_of_cell_[_route(X, self.prototypes_, self.routing_tree_)]
 
     # ------------------------------------------------------------------ fit
@@ -537,8 +267,12 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         prelu = self.activation == "prelu"
         random_state = check_random_state(self.random_state)
         prototypes, tree = self._build_router(X, random_state)
+        # The router is stored, and the training rows routed, in X's dtype.
+        prototypes = prototypes.astype(X.dtype, copy=False)
+        if tree is not None:
+            tree = {**tree, "centers": tree["centers"].astype(X.dtype, copy=False)}
         n_cells = prototypes.shape[0]
-        seeds = random_state.randint(np.iinfo(np.int32).max, size=n_cells)
+        seeds = [draw_seed(random_state) for _ in range(n_cells)]
         cells = _route(X, prototypes, tree)
         counts = np.bincount(cells, minlength=n_cells)
 
@@ -573,7 +307,7 @@ class _BaseMixtureOfMLPs(BaseEstimator):
                     UserWarning,
                 )
         experts = expert_of_cell[cells]
-        order, offsets = _kernels.group_rows(experts, n_cells)
+        order, offsets = group_rows(experts, n_cells)
         rows_of = [order[offsets[e] : offsets[e + 1]] for e in range(n_cells)]
 
         sizes = [X.shape[1], *hidden, Y.shape[1]]
@@ -600,39 +334,46 @@ class _BaseMixtureOfMLPs(BaseEstimator):
             early_stopping=self.early_stopping,
             validation_fraction=self.validation_fraction,
         )
+        name = type(self).__name__
         results = Parallel(n_jobs=self.n_jobs, prefer="threads")(
             delayed(train_expert)(
-                X[rows_of[e]], Y[rows_of[e]], hidden, prelu, loss_kind, seed=seeds[e], **options
+                X[rows_of[e]],
+                Y[rows_of[e]],
+                hidden,
+                prelu,
+                loss_kind,
+                seed=seeds[e],
+                verbose=self.verbose,
+                label=f"{name} expert {e}/{n_cells}",
+                **options,
             )
             for e in to_train
         )
         params = np.zeros((n_cells, n_params))
         n_iter = np.zeros(n_cells, dtype=np.int64)
-        not_converged = []
-        for e, (p, it, converged) in zip(to_train, results):
+        for e, (p, monitor) in zip(to_train, results):
             params[e] = p
-            n_iter[e] = it
-            if not converged:
-                not_converged.append(e)
-        if not_converged:
-            warnings.warn(
-                f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached "
-                f"and the optimization hasn't converged yet for expert(s) "
-                f"{not_converged}.",
-                ConvergenceWarning,
-            )
+            n_iter[e] = monitor.n_iter
+        _warn_if_experts_not_converged(name, to_train, [monitor for _, monitor in results])
 
         n_parameters, active_parameters = _parameter_counts(
             X.shape[1], prelu, sizes, expert_of_cell, is_mlp, constants.shape[1], prototypes, tree
         )
         return dict(
+            # The experts' layout as the kernels take it, from the activation
+            # and sizes of this fit: inference reads it, never the live
+            # hyper-parameters, so a set_params after fit can neither change
+            # predictions nor make the kernel read slopes past expert_params_.
+            _layout=(
+                np.asarray(sizes, dtype=np.int64), *_kernels.layer_offsets(sizes, prelu)[:4], prelu
+            ),
             prototypes_=prototypes,
             routing_tree_=tree,
             expert_of_cell_=expert_of_cell,
             n_experts_=n_cells,
-            expert_params_=params,
+            expert_params_=params.astype(X.dtype, copy=False),
             expert_is_mlp_=is_mlp,
-            expert_constants_=constants,
+            expert_constants_=constants.astype(X.dtype, copy=False),
             expert_n_samples_=np.bincount(experts, minlength=n_cells),
             layer_sizes_=tuple(sizes),
             experts_n_iter_=n_iter,
@@ -659,26 +400,11 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         from ``expert_constants_``.
         """
         experts = self.expert_of_cell_[_route(X, self.prototypes_, self.routing_tree_)]
-        order, offsets = _kernels.group_rows(experts, self.n_experts_)
-        sizes = np.asarray(self.layer_sizes_, dtype=np.int64)
-        prelu = self.activation == "prelu"
-        w_off, b_off, s_off, u_off, _ = _kernels.layer_offsets(self.layer_sizes_, prelu)
-        out = np.zeros((X.shape[0], sizes[-1]))
+        order, offsets = group_rows(experts, self.n_experts_)
+        out = np.zeros((X.shape[0], self.layer_sizes_[-1]), np.result_type(X, self.expert_params_))
         run_blocks(
-            _kernels.predict_grouped_blocks,
-            self.n_experts_,
-            X,
-            order,
-            offsets,
-            self.expert_params_,
-            self.expert_is_mlp_,
-            sizes,
-            w_off,
-            b_off,
-            s_off,
-            u_off,
-            prelu,
-            out,
+            _kernels.predict_grouped_blocks, self.n_experts_, X, order, offsets,
+            self.expert_params_, self.expert_is_mlp_, *self._layout, out,
         )
         return out, experts
 
@@ -787,11 +513,26 @@ _SHARED_PARAMETERS_DOC = """
     random_state : int, RandomState instance or None, default=None
         Seeds the router (k-means) and, through one draw per expert, each
         expert's initialisation and mini-batch shuffles.
+
+    verbose : int, default=0
+        Progress of each expert's training, in the one line format of
+        skmoe's convergence monitor (epoch, loss, change, elapsed time and
+        an upper bound on the time left), labelled
+        ``"<estimator> expert <e>/<n_experts_>"`` with ``e`` the expert's
+        index in ``range(n_experts_)``: 0 prints nothing, 1 a line every
+        tenth epoch, 2 or more a line every epoch; every expert also prints
+        a closing line.  With ``n_jobs > 1`` the lines of experts trained at
+        the same time interleave.
 """
 
 _SHARED_ATTRIBUTES_DOC = """
     prototypes_ : ndarray of shape (`n_experts_`, n_features)
-        Prototype of each cell (leaf centres for tree routing).
+        Prototype of each cell (leaf centres for tree routing).  Like every
+        fitted array of floats (``routing_tree_["centers"]``,
+        ``expert_params_``, ``expert_constants_``), in the dtype of the
+        training inputs, float32 or float64: the experts are trained in
+        float64, then stored in that dtype, and predictions on inputs of the
+        same dtype are computed in it.
 
     routing_tree_ : dict or None
         For tree routing, the arrays ``"centers"`` (n_nodes, n_features),
@@ -896,7 +637,7 @@ class MixtureOfMLPsRegressor(RegressorMixin, _BaseMixtureOfMLPs):
         tags.target_tags.multi_output = True
         return tags
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Build the router and train one MLP expert per cell.
 
@@ -912,27 +653,26 @@ class MixtureOfMLPsRegressor(RegressorMixin, _BaseMixtureOfMLPs):
         self : MixtureOfMLPsRegressor
             Fitted estimator.
         """
-        with _input_attributes_restored_on_failure(self):
-            X, y = validate_data(
-                self,
-                X,
-                y,
-                multi_output=True,
-                y_numeric=True,
-                dtype=[np.float64, np.float32],
-                order="C",
-                ensure_min_samples=2,
-            )
-            Y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1)
-            global_mean = Y.mean(axis=0)
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            multi_output=True,
+            y_numeric=True,
+            dtype=[np.float64, np.float32],
+            order="C",
+            ensure_min_samples=2,
+        )
+        Y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1)
+        global_mean = Y.mean(axis=0)
 
-            def constant_of(rows):
-                return Y[rows].mean(axis=0) if rows.size else global_mean
+        def constant_of(rows):
+            return Y[rows].mean(axis=0) if rows.size else global_mean
 
-            def is_trivial(rows):
-                return rows.size == 0
+        def is_trivial(rows):
+            return rows.size == 0
 
-            attributes = self._fit(X, Y, _LOSS_SQUARED, constant_of, is_trivial)
+        attributes = self._fit(X, Y, _LOSS_SQUARED, constant_of, is_trivial)
         attributes.update(n_outputs_=Y.shape[1], _y_ndim=np.ndim(y))
         return self._set_fitted(attributes)
 
@@ -949,8 +689,7 @@ class MixtureOfMLPsRegressor(RegressorMixin, _BaseMixtureOfMLPs):
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             Predictions, in the dtype of ``X``.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+        X = self._check_inputs(X)
         out, experts = self._raw_outputs(X)
         constant = ~self.expert_is_mlp_[experts]
         if constant.any():
@@ -1001,7 +740,7 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
     True
     """
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Build the router and train one MLP classifier per cell.
 
@@ -1017,32 +756,31 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
         self : MixtureOfMLPsClassifier
             Fitted estimator.
         """
-        with _input_attributes_restored_on_failure(self):
-            X, y = validate_data(
-                self, X, y, dtype=[np.float64, np.float32], order="C", ensure_min_samples=2
-            )
-            check_classification_targets(y)
-            classes, encoded = np.unique(y, return_inverse=True)
-            n_classes = len(classes)
-            if n_classes <= 2:
-                Y = encoded.astype(np.float64).reshape(-1, 1)
-                loss_kind = _LOSS_LOGISTIC
-            else:
-                Y = np.zeros((X.shape[0], n_classes))
-                Y[np.arange(X.shape[0]), encoded] = 1.0
-                loss_kind = _LOSS_SOFTMAX
-            global_freq = np.bincount(encoded, minlength=n_classes) / X.shape[0]
+        X, y = validate_data(
+            self, X, y, dtype=[np.float64, np.float32], order="C", ensure_min_samples=2
+        )
+        check_classification_targets(y)
+        classes, encoded = np.unique(y, return_inverse=True)
+        n_classes = len(classes)
+        if n_classes <= 2:
+            Y = encoded.astype(np.float64).reshape(-1, 1)
+            loss_kind = _LOSS_LOGISTIC
+        else:
+            Y = np.zeros((X.shape[0], n_classes))
+            Y[np.arange(X.shape[0]), encoded] = 1.0
+            loss_kind = _LOSS_SOFTMAX
+        global_freq = np.bincount(encoded, minlength=n_classes) / X.shape[0]
 
-            def constant_of(rows):
-                if rows.size == 0:
-                    return global_freq
-                return np.bincount(encoded[rows], minlength=n_classes) / rows.size
+        def constant_of(rows):
+            if rows.size == 0:
+                return global_freq
+            return np.bincount(encoded[rows], minlength=n_classes) / rows.size
 
-            def is_trivial(rows):
-                """True when the rows hold at most one class."""
-                return rows.size == 0 or np.unique(encoded[rows]).size <= 1
+        def is_trivial(rows):
+            """True when the rows hold at most one class."""
+            return rows.size == 0 or np.unique(encoded[rows]).size <= 1
 
-            attributes = self._fit(X, Y, loss_kind, constant_of, is_trivial)
+        attributes = self._fit(X, Y, loss_kind, constant_of, is_trivial)
         attributes.update(classes_=classes)
         return self._set_fitted(attributes)
 
@@ -1059,8 +797,7 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
         proba : ndarray of shape (n_samples, n_classes)
             Rows sum to one; columns follow ``classes_``.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+        X = self._check_inputs(X)
         raw, experts = self._raw_outputs(X)
         n_classes = len(self.classes_)
         if n_classes == 1:

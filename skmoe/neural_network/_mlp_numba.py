@@ -1,4 +1,4 @@
-"""Numba kernels for small (P)ReLU MLPs: forward, backward, Adam, routing.
+"""Numba kernels for small (P)ReLU MLPs: forward, backward, Adam, grouped inference.
 
 Parameter layout
 ----------------
@@ -26,6 +26,8 @@ is added, as in scikit-learn's ``MLPRegressor``.
 
 import numpy as np
 from numba import njit
+
+from ..utils._numba_math import logsumexp, stable_sigmoid
 
 # Rows per forward chunk at predict time.
 _CHUNK = 64
@@ -208,21 +210,10 @@ def _output_delta(A, out_row, n_out, Yt, n_rows, loss_kind, D):
             y = Yt[0, r]
             # log(1 + exp(-|z|)) + max(z, 0) - y z
             loss += np.log1p(np.exp(-abs(z))) + max(z, 0.0) - y * z
-            if z >= 0.0:
-                p = 1.0 / (1.0 + np.exp(-z))
-            else:
-                e = np.exp(z)
-                p = e / (1.0 + e)
-            D[0, r] = p - y
+            D[0, r] = stable_sigmoid(z) - y
     else:
         for r in range(n_rows):
-            zmax = A[out_row, r]
-            for o in range(1, n_out):
-                zmax = max(zmax, A[out_row + o, r])
-            s = 0.0
-            for o in range(n_out):
-                s += np.exp(A[out_row + o, r] - zmax)
-            log_norm = zmax + np.log(s)
+            log_norm = logsumexp(A[out_row : out_row + n_out, r])
             for o in range(n_out):
                 logp = A[out_row + o, r] - log_norm
                 D[o, r] = np.exp(logp) - Yt[o, r]
@@ -334,6 +325,20 @@ def adam_step(params, grad, m, v, t, lr, beta1, beta2, eps):
 
 
 @njit(cache=True, nogil=True)
+def _work_buffers(params, sizes, u_off, n_outputs, n_rows):
+    """``(A, Z, D, Dp, Yt, grad)``: the work buffers of :func:`loss_grad` for ``n_rows`` rows."""
+    width = 0
+    for s in sizes:
+        width = max(width, s)
+    A = np.empty((u_off[-1], n_rows))
+    Z = np.empty((u_off[-1], n_rows))
+    D = np.empty((width, n_rows))
+    Dp = np.empty((width, n_rows))
+    Yt = np.empty((n_outputs, n_rows))
+    return A, Z, D, Dp, Yt, np.empty_like(params)
+
+
+@njit(cache=True, nogil=True)
 def _load_rows(X, Y, perm, start, stop, A, Yt):
     """Rows ``perm[start:stop]`` of ``X`` and ``Y`` into ``A`` and ``Yt`` (transposed)."""
     for r in range(stop - start):
@@ -373,16 +378,8 @@ def train_epoch(
     weighted by its size, as in scikit-learn) and the new step count.
     """
     n = perm.shape[0]
-    width = 0
-    for s in sizes:
-        width = max(width, s)
     B = min(batch_size, n)
-    A = np.empty((u_off[-1], B))
-    Z = np.empty((u_off[-1], B))
-    D = np.empty((width, B))
-    Dp = np.empty((width, B))
-    Yt = np.empty((Y.shape[1], B))
-    grad = np.empty_like(params)
+    A, Z, D, Dp, Yt, grad = _work_buffers(params, sizes, u_off, Y.shape[1], B)
     n_layers = sizes.shape[0] - 1
     total = 0.0
     for start in range(0, n, B):
@@ -390,22 +387,8 @@ def train_epoch(
         nb = stop - start
         _load_rows(X, Y, perm, start, stop, A, Yt)
         batch_loss = loss_grad(
-            params,
-            sizes,
-            w_off,
-            b_off,
-            s_off,
-            u_off,
-            prelu,
-            loss_kind,
-            alpha,
-            Yt,
-            nb,
-            A,
-            Z,
-            D,
-            Dp,
-            grad,
+            params, sizes, w_off, b_off, s_off, u_off, prelu, loss_kind, alpha, Yt, nb, A, Z,
+            D, Dp, grad,
         )
         total += batch_loss * nb
         t += 1
@@ -420,15 +403,7 @@ def train_epoch(
 def mean_loss(params, X, Y, sizes, w_off, b_off, s_off, u_off, prelu, loss_kind, alpha):
     """Mean loss (with the L2 penalty) of the whole of ``(X, Y)``, and its gradient."""
     n = X.shape[0]
-    width = 0
-    for s in sizes:
-        width = max(width, s)
-    A = np.empty((u_off[-1], n))
-    Z = np.empty((u_off[-1], n))
-    D = np.empty((width, n))
-    Dp = np.empty((width, n))
-    Yt = np.empty((Y.shape[1], n))
-    grad = np.empty_like(params)
+    A, Z, D, Dp, Yt, grad = _work_buffers(params, sizes, u_off, Y.shape[1], n)
     perm = np.arange(n)
     _load_rows(X, Y, perm, 0, n, A, Yt)
     loss = loss_grad(
@@ -439,75 +414,8 @@ def mean_loss(params, X, Y, sizes, w_off, b_off, s_off, u_off, prelu, loss_kind,
 
 
 # --------------------------------------------------------------------------
-# Routing and grouped inference
+# Grouped inference
 # --------------------------------------------------------------------------
-
-
-@njit(cache=True, nogil=True)
-def route_flat_blocks(block_start, block_stop, block_size, X, prototypes, out):
-    """Nearest prototype (squared Euclidean), ties to the smallest index."""
-    n = X.shape[0]
-    n_features = X.shape[1]
-    row_stop = min(n, block_stop * block_size)
-    for row in range(block_start * block_size, row_stop):
-        best = np.inf
-        best_l = 0
-        for l in range(prototypes.shape[0]):
-            d = 0.0
-            for a in range(n_features):
-                diff = X[row, a] - prototypes[l, a]
-                d += diff * diff
-            if d < best:
-                best = d
-                best_l = l
-        out[row] = best_l
-
-
-@njit(cache=True, nogil=True)
-def route_tree_blocks(block_start, block_stop, block_size, X, centers, children, leaf_value, out):
-    """Greedy descent of a binary tree: at each node go to the nearer child.
-
-    ``children[node] = (left, right)`` or ``(-1, -1)`` at a leaf; ties go left.
-    """
-    n = X.shape[0]
-    n_features = X.shape[1]
-    row_stop = min(n, block_stop * block_size)
-    for row in range(block_start * block_size, row_stop):
-        node = 0
-        while children[node, 0] >= 0:
-            left = children[node, 0]
-            right = children[node, 1]
-            d_left = 0.0
-            d_right = 0.0
-            for a in range(n_features):
-                x = X[row, a]
-                diff = x - centers[left, a]
-                d_left += diff * diff
-                diff = x - centers[right, a]
-                d_right += diff * diff
-            node = left if d_left <= d_right else right
-        out[row] = leaf_value[node]
-
-
-@njit(cache=True, nogil=True)
-def group_rows(labels, n_groups):
-    """Counting sort: ``order`` lists the rows of group 0, then group 1, ...
-
-    Returns ``order`` and ``offsets`` (``offsets[g]:offsets[g + 1]`` are group
-    ``g``'s positions in ``order``); rows keep their order inside a group.
-    """
-    offsets = np.zeros(n_groups + 1, dtype=np.int64)
-    for label in labels:
-        offsets[label + 1] += 1
-    for g in range(n_groups):
-        offsets[g + 1] += offsets[g]
-    fill = offsets[:-1].copy()
-    order = np.empty(labels.shape[0], dtype=np.int64)
-    for row in range(labels.shape[0]):
-        g = labels[row]
-        order[fill[g]] = row
-        fill[g] += 1
-    return order, offsets
 
 
 @njit(cache=True, nogil=True)
@@ -531,13 +439,15 @@ def predict_grouped_blocks(
 
     Expert ``e`` evaluates rows ``order[offsets[e]:offsets[e + 1]]`` in chunks
     of ``_CHUNK`` rows and writes ``out[row]``; experts with ``is_mlp[e]``
-    false are skipped (constant models are filled by the caller).
+    false are skipped (constant models are filled by the caller).  The
+    arithmetic runs in ``out``'s dtype (float32 for a float32 model on
+    float32 inputs).
     """
     n_layers = sizes.shape[0] - 1
     n_in = sizes[0]
     n_out = sizes[n_layers]
     out_row = u_off[n_layers]
-    A = np.empty((u_off[-1], _CHUNK))
+    A = np.empty((u_off[-1], _CHUNK), out.dtype)
     for e in range(expert_start, expert_stop):
         if not is_mlp[e]:
             continue

@@ -26,8 +26,18 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
-from . import _mlp_numba as _kernels
+from . import _routing_numba as _kernels
 from ..utils._threading import block_partition, run_blocks
+from ..utils._validation import draw_seed
+
+
+def _route_blocks(kernel, X, *router):
+    """Run a routing kernel over row blocks; the cell of each row."""
+    X = np.ascontiguousarray(X)
+    out = np.empty(X.shape[0], dtype=np.int64)
+    n_blocks, block_size = block_partition(X.shape[0])
+    run_blocks(kernel, n_blocks, block_size, X, *router, out)
+    return out
 
 
 def route_flat(X, prototypes):
@@ -42,12 +52,8 @@ def route_flat(X, prototypes):
     -------
     cells : ndarray of shape (n_samples,), dtype int64
     """
-    X = np.ascontiguousarray(X)
-    out = np.empty(X.shape[0], dtype=np.int64)
-    n_blocks, block_size = block_partition(X.shape[0])
     prototypes = np.ascontiguousarray(prototypes, dtype=np.float64)
-    run_blocks(_kernels.route_flat_blocks, n_blocks, block_size, X, prototypes, out)
-    return out
+    return _route_blocks(_kernels.route_flat_blocks, X, prototypes)
 
 
 def route_tree(X, tree):
@@ -64,20 +70,29 @@ def route_tree(X, tree):
     -------
     cells : ndarray of shape (n_samples,), dtype int64
     """
-    X = np.ascontiguousarray(X)
-    out = np.empty(X.shape[0], dtype=np.int64)
-    n_blocks, block_size = block_partition(X.shape[0])
-    run_blocks(
-        _kernels.route_tree_blocks,
-        n_blocks,
-        block_size,
-        X,
-        tree["centers"],
-        tree["children"],
-        tree["leaf"],
-        out,
-    )
-    return out
+    # Upcast (exactly) like route_flat: one kernel for float32 and float64 trees.
+    centers = np.ascontiguousarray(tree["centers"], dtype=np.float64)
+    return _route_blocks(_kernels.route_tree_blocks, X, centers, tree["children"], tree["leaf"])
+
+
+def route(X, prototypes, tree):
+    """Cell of each row: flat Voronoi routing, or tree descent if ``tree``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    prototypes : ndarray of shape (n_cells, n_features)
+        Used when ``tree`` is None.
+    tree : dict or None
+        A prototype tree (see the module docstring).
+
+    Returns
+    -------
+    cells : ndarray of shape (n_samples,), dtype int64
+    """
+    if tree is None:
+        return route_flat(X, prototypes)
+    return route_tree(X, tree)
 
 
 def tree_depths(tree):
@@ -211,7 +226,7 @@ def bisecting_tree(X, n_cells, random_state):
         del scores[node]
         if rows.shape[0] < 2:
             continue
-        seed = random_state.randint(np.iinfo(np.int32).max)
+        seed = draw_seed(random_state)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             km = KMeans(2, n_init=1, random_state=seed).fit(X[rows])
@@ -244,7 +259,7 @@ def kmeans_prototypes(X, n_cells, random_state):
     -------
     prototypes : ndarray of shape (n_cells, n_features)
     """
-    seed = random_state.randint(np.iinfo(np.int32).max)
+    seed = draw_seed(random_state)
     with warnings.catch_warnings():
         # Fewer distinct points than cells: duplicate centres give empty cells,
         # which the small-cell rule handles (and reports).

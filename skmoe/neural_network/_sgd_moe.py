@@ -4,15 +4,16 @@ The stage loops are numba kernels in :mod:`skmoe.neural_network._sgd_moe_numba` 
 per stage); the second layers are fitted by a ridge regression in NumPy.
 """
 
-from numbers import Integral, Real
-from time import perf_counter
+import warnings
+from numbers import Real
 
 import numpy as np
 from scipy import linalg
 from scipy.optimize import linear_sum_assignment
-from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import (
+    Hidden,
     Interval,
     StrOptions,
     validate_parameter_constraints,
@@ -20,10 +21,19 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _sgd_moe_numba as _kernels
+from ..utils._monitor import ConvergenceMonitor
 from ..utils._numba_math import hermite_basis
+from ..utils._validation import (
+    StrictIntInterval,
+    check_int,
+    check_min_samples,
+    fit_context,
+    snapshot_params,
+)
 
-# Snapshots recorded per SGD stage when a ground truth is monitored.
+# Records (monitor reports) per SGD stage.
 _N_RECORDS = 50
+_STAGE_NAMES = ("neurons", "router", "routed experts", "ridge")
 # Fresh points per cluster used to measure router accuracy.
 _N_ROUTER_TEST = 10_000
 # Rows per chunk when forming second-layer features.
@@ -62,8 +72,8 @@ def _ridge(X, y, degree, W, router, top_k, alpha):
 
     ``W`` (n_experts, n_neurons, n_features) and ``router`` are the
     first-layer neurons and router weights being fitted.  Returns
-    ``(coef, intercept)`` of shapes (n_experts, n_neurons, degree) and
-    (n_experts,).
+    ``(coef, intercept, mse)``: shapes (n_experts, n_neurons, degree) and
+    (n_experts,), and the mean squared training error of the fit.
     """
     n_samples = X.shape[0]
     M, J = W.shape[:2]
@@ -71,6 +81,7 @@ def _ridge(X, y, degree, W, router, top_k, alpha):
     dim = M * width
     gram = np.zeros((dim, dim))
     rhs = np.zeros(dim)
+    y_norm2 = float(y @ y)
     for start in range(0, n_samples, _CHUNK):
         Xc = X[start : start + _CHUNK]
         gates = _gates(Xc, router, top_k)
@@ -95,8 +106,12 @@ def _ridge(X, y, degree, W, router, top_k, alpha):
             "The second-layer ridge regression failed (non-finite normal "
             "equations or solution); change alpha or rescale X."
         )
+    # Training residual from the normal equations: |y|^2 - 2 b.rhs + b G0 b,
+    # with G0 the Gram matrix without the penalty.
+    rss = y_norm2 - 2.0 * beta @ rhs + beta @ (gram @ beta) - beta @ (penalty * beta)
+    mse = max(float(rss), 0.0) / n_samples
     beta = beta.reshape(M, width)
-    return beta[:, 1:].reshape(M, J, degree), beta[:, 0].copy()
+    return beta[:, 1:].reshape(M, J, degree), beta[:, 0].copy(), mse
 
 
 def _router_accuracy(router, truth, n_per_cluster=_N_ROUTER_TEST, seed=0):
@@ -128,6 +143,12 @@ def _overlaps(W, truth):
     cluster = np.abs(W.reshape(-1, W.shape[-1]) @ directions.T).max(axis=0)
     global_ = np.abs(W @ w_g).max(axis=1)
     return cluster, global_
+
+
+def _concatenate_histories(monitors):
+    """One ``history_``: the monitors' histories, stage after stage."""
+    histories = [monitor.history for monitor in monitors]
+    return {key: np.concatenate([h[key] for h in histories]) for key in histories[0]}
 
 
 def _check_truth(truth, n_features):
@@ -235,8 +256,13 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
     n_neurons : int, default=8
         Neurons per expert ``J``.
 
-    router : {"linear"}, default="linear"
-        Router type; scores ``theta_m^T x`` (no bias).
+    router : {"linear"}, default="deprecated"
+        Router type; the router always scores ``theta_m^T x`` (no bias).
+
+        .. deprecated:: 0.1
+           ``router`` has no effect (the linear router is the only one) and
+           will be removed in 0.3.  Leave it unset to silence the
+           ``FutureWarning``.
 
     top_k : int, default=1
         Number of experts each sample is routed to (at most ``n_experts``).
@@ -279,12 +305,21 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         Seeds the row order, the initial neurons and their signs.
 
     verbose : int, default=0
-        If positive, print the duration of every stage.
+        Progress of the four stages, in the one line format of skmoe's
+        convergence monitor (record, objective, change, elapsed time, time
+        left), labelled ``"SGDMoERegressor stage <s>/4 (<name>)"``: 0 prints
+        nothing, 1 a line every tenth record of an SGD stage (see
+        ``history_``), 2 or more every record; stage 4 prints its one record
+        (the training mean squared error of the ridge fit), and every stage
+        a closing line with its duration.
 
     Attributes
     ----------
     expert_weights_ : ndarray of shape (n_experts, n_neurons, n_features)
-        Unit first-layer weights ``w_{m,j}``.
+        Unit first-layer weights ``w_{m,j}``.  The stages run in float64;
+        this and the other fitted arrays (``expert_coef_``,
+        ``expert_intercept_``, ``router_coef_``) are then stored in the dtype
+        of the training inputs, float32 or float64.
 
     expert_coef_ : ndarray of shape (n_experts, n_neurons, degree)
         Second-layer coefficients ``a_{m,j,i}`` of ``h_1 .. h_degree``.
@@ -304,19 +339,36 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
     n_iter_ : int
         Total number of SGD steps.
 
-    history_ : dict or None
-        Recorded only when ``fit`` receives ``truth``, about 50 times per SGD
-        stage and always after the last step of each stage, so the last
-        record is the final state of the neurons and router (if stage 3 takes
-        no step, one stage-3 record of the final neurons is added): arrays
-        ``"stage"`` (1, 2 or 3), ``"samples"`` (SGD rows consumed so far,
-        non-decreasing),
-        ``"cluster_alignment"`` (n_records, n_clusters), max over the
-        current first-layer neurons of ``|w . w_c|``; ``"global_alignment"``
-        (n_records, n_experts), per expert max of ``|w . w_g|`` (in stage 1,
-        where neurons are not yet assigned to experts, the max over all
-        neurons; in stage 2 the expert seed neurons); ``"router_accuracy"``
-        (n_records,), see :meth:`alignment`.  Otherwise None.
+    history_ : dict of ndarray
+        The three SGD stages as recorded by their convergence monitors: each
+        stage runs in intervals of ``max(1, n_steps // 50)`` steps (the last
+        one shorter), so about 50 records per stage, the last after its last
+        step (a stage without steps records its state once).  Equal-length
+        arrays, one entry per record, stage after stage:
+
+        - ``"iteration"``: record number within its stage (from 1);
+        - ``"objective"``: mean correlation loss ``-y f(x)`` (on the
+          standardised targets) of the rows used since the previous record,
+          each evaluated with the parameters before the step that uses it,
+          i.e. an online estimate of the stage's population loss.  ``f`` is
+          the model the stage trains: the sum of the signed pool neurons
+          ``sum_j a_j h_k(w_j^T x)`` in stage 1, the softmax mixture of the
+          one-neuron experts in stage 2, the routed experts' gated sum in
+          stage 3; NaN for a stage without steps;
+        - ``"change"``: difference with the previous record of the stage
+          (NaN at its first record);
+        - ``"elapsed"``: seconds since the stage started;
+        - ``"stage"`` (1, 2 or 3) and ``"samples"`` (SGD rows consumed so
+          far, increasing).
+
+        When ``fit`` receives ``truth``, also: ``"cluster_alignment"``
+        (n_records, n_clusters), max over the current first-layer neurons of
+        ``|w . w_c|``; ``"global_alignment"`` (n_records, n_experts), per
+        expert max of ``|w . w_g|`` (in stage 1, where neurons are not yet
+        assigned to experts, the max over all neurons; in stage 2 the expert
+        seed neurons); ``"router_accuracy"`` (n_records,), see
+        :meth:`alignment`.  The last record is then the final state of the
+        neurons and router.
 
     n_features_in_ : int
         Number of features seen during fit.
@@ -360,16 +412,16 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "n_experts": [Interval(Integral, 1, None, closed="left")],
-        "n_neurons": [Interval(Integral, 1, None, closed="left")],
-        "router": [StrOptions({"linear"})],
-        "top_k": [Interval(Integral, 1, None, closed="left")],
-        "information_exponent": [Interval(Integral, 1, None, closed="left")],
-        "degree": [Interval(Integral, 1, None, closed="left"), None],
+        "n_experts": [StrictIntInterval(1, None, closed="left")],
+        "n_neurons": [StrictIntInterval(1, None, closed="left")],
+        "router": [StrOptions({"linear"}), Hidden(StrOptions({"deprecated"}))],
+        "top_k": [StrictIntInterval(1, None, closed="left")],
+        "information_exponent": [StrictIntInterval(1, None, closed="left")],
+        "degree": [StrictIntInterval(1, None, closed="left"), None],
         "stages": ["array-like"],
         "learning_rates": ["array-like", None],
         "n_steps": ["array-like", None],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [StrictIntInterval(1, None, closed="left")],
         "anneal": [Interval(Real, 0.0, 1.0, closed="both")],
         "alpha": [Interval(Real, 0.0, None, closed="left")],
         "random_state": ["random_state"],
@@ -381,7 +433,7 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         n_experts=2,
         *,
         n_neurons=8,
-        router="linear",
+        router="deprecated",
         top_k=1,
         information_exponent=3,
         degree=None,
@@ -419,6 +471,13 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------ validation
 
     def _check_params(self):
+        if self.router != "deprecated":
+            warnings.warn(
+                "The parameter 'router' was deprecated in version 0.1 and will be "
+                "removed in 0.3. It has no effect: the router is always linear. "
+                "Leave it unset to silence this warning.",
+                FutureWarning,
+            )
         stages = np.asarray(self.stages, dtype=np.float64)
         if stages.shape != (3,) or not np.all(np.isfinite(stages)) or np.any(stages < 0):
             raise ValueError(
@@ -437,21 +496,18 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
                     f"learning_rates must be 3 positive numbers, got {self.learning_rates!r}."
                 )
         if self.n_steps is not None:
-            steps = np.asarray(self.n_steps)
-            if (
-                steps.shape != (3,)
-                or not np.issubdtype(steps.dtype, np.integer)
-                or np.any(steps < 0)
-            ):
+            if np.ndim(self.n_steps) != 1 or len(self.n_steps) != 3:
                 raise ValueError(
                     f"n_steps must be 3 non-negative integers, got {self.n_steps!r}."
                 )
+            for steps in self.n_steps:
+                check_int(steps, "each of n_steps", minimum=0)
         degree = self.information_exponent if self.degree is None else self.degree
         return stages, degree
 
     # ------------------------------------------------------------------ fit
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, truth=None):
         """Train the experts and the router in stages on ``(X, y)``.
 
@@ -479,22 +535,6 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
             (missing key, non-finite or negative ``separation``, non-finite
             arrays, or shapes that do not match ``n_features`` or one another).
         """
-        # ``validate_data`` resets ``n_features_in_`` (and
-        # ``feature_names_in_``) before anything can fail; every other fitted
-        # attribute is assigned at the end of ``_fit``.  Restore those two on
-        # failure, so that a failed fit leaves the previous fitted state (or
-        # an unfitted estimator) intact.
-        input_attrs = ("n_features_in_", "feature_names_in_")
-        previous = {name: vars(self)[name] for name in input_attrs if name in vars(self)}
-        try:
-            return self._fit(X, y, truth)
-        except BaseException:
-            for name in input_attrs:
-                vars(self).pop(name, None)
-            vars(self).update(previous)
-            raise
-
-    def _fit(self, X, y, truth):
         X, y = validate_data(
             self, X, y, y_numeric=True, dtype=[np.float64, np.float32], order="C"
         )
@@ -502,10 +542,7 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         if truth is not None:
             _check_truth(truth, X.shape[1])
         n_samples, d = X.shape
-        if n_samples < self.n_experts:
-            raise ValueError(
-                f"n_samples={n_samples} should be >= n_experts={self.n_experts}."
-            )
+        check_min_samples(n_samples, self.n_experts, "n_experts")
         M, J, k = self.n_experts, self.n_neurons, self.information_exponent
         rng = check_random_state(self.random_state)
         y64 = np.asarray(y, dtype=np.float64)
@@ -531,45 +568,32 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         else:
             lrs = tuple(float(v) for v in self.learning_rates)
 
-        history = None if truth is None else {key: [] for key in (
-            "stage", "samples", "cluster_alignment", "global_alignment", "router_accuracy")}
         router = np.zeros((M, d))
         uniform_accuracy = None if truth is None else _router_accuracy(router, truth)
 
-        # Snapshots every ``record_every(n)`` steps and after the last step.
-        def record_every(n):
-            return max(1, n // _N_RECORDS) if truth is not None else 0
-
-        def n_records(n):
-            return -(-n // record_every(n)) if truth is not None else 0
-
-        def samples_at(r, n, done):
-            """Rows consumed after the ``r``-th snapshot of a stage of ``n`` steps."""
-            return done + min((r + 1) * record_every(n), n) * self.batch_size
-
         # Stage 1: a pool of orthogonal neurons on the pooled stream.
-        t0 = perf_counter()
         n_probes = max(min(M * J, d), M)
         probes = _unit_rows(rng.standard_normal((1, n_probes, d)))
         if n_probes <= d:
             _kernels._gram_schmidt(probes[0])
         probe_signs = np.where(rng.uniform(size=(1, n_probes)) < 0.5, -1.0, 1.0)
-        snaps = np.empty((n_records(steps[0]), 1, n_probes, d))
-        _kernels.neuron_sgd(
-            X, y_std, streams[0], self.batch_size, probes, probe_signs,
-            np.zeros((1, d)), 1, k, lrs[0], int(self.anneal * steps[0]),
-            n_probes <= d, record_every(steps[0]), snaps,
+
+        def probe_columns():
+            cluster, global_ = _overlaps(probes, truth)
+            return dict(cluster_alignment=cluster, global_alignment=np.full(M, global_[0]),
+                        router_accuracy=uniform_accuracy)
+
+        stage_1 = self._run_stage(
+            1, steps[0], 0,
+            lambda first, last: _kernels.neuron_sgd(
+                X, y_std, streams[0], self.batch_size, probes, probe_signs,
+                np.zeros((1, d)), 1, k, lrs[0], int(self.anneal * steps[0]),
+                n_probes <= d, first, last,
+            ),
+            None if truth is None else probe_columns,
         )
-        done = 0
-        if history is not None:
-            for r, snap in enumerate(snaps):
-                cluster, global_ = _overlaps(snap, truth)
-                self._append(history, 1, samples_at(r, steps[0], done),
-                             cluster, np.full(M, global_[0]), uniform_accuracy)
-        self._print_stage(1, t0)
 
         # Stage 2: seed the experts with the best-scoring neurons, train the router.
-        t0 = perf_counter()
         score_rows = rows[1] if len(rows[1]) > 0 else perm
         corr = (
             y_std[score_rows, None]
@@ -578,21 +602,23 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         best = np.argsort(-np.abs(corr), kind="stable")[:M]
         seeds = np.ascontiguousarray(probes[0, best])
         seed_signs = np.where(corr[best] < 0, -1.0, 1.0)
-        snaps = np.empty((n_records(steps[1]), M, d))
-        _kernels.router_sgd(
-            X, y_std, streams[1], self.batch_size, seeds, seed_signs, k, router,
-            lrs[1], record_every(steps[1]), snaps,
+        if truth is not None:
+            seed_cluster, seed_global = _overlaps(seeds[:, None, :], truth)
+
+        def router_columns():
+            return dict(cluster_alignment=seed_cluster, global_alignment=seed_global,
+                        router_accuracy=_router_accuracy(router, truth))
+
+        stage_2 = self._run_stage(
+            2, steps[1], steps[0] * self.batch_size,
+            lambda first, last: _kernels.router_sgd(
+                X, y_std, streams[1], self.batch_size, seeds, seed_signs, k, router,
+                lrs[1], first, last,
+            ),
+            None if truth is None else router_columns,
         )
-        done += steps[0] * self.batch_size
-        if history is not None:
-            cluster, global_ = _overlaps(seeds[:, None, :], truth)
-            for r, snap in enumerate(snaps):
-                self._append(history, 2, samples_at(r, steps[1], done),
-                             cluster, global_, _router_accuracy(snap, truth))
-        self._print_stage(2, t0)
 
         # Stage 3: experts under the learned routing.
-        t0 = perf_counter()
         W = _unit_rows(rng.standard_normal((M, J, d)))
         W[:, 0] = seeds
         signs = np.where(rng.uniform(size=(M, J)) < 0.5, -1.0, 1.0)
@@ -600,55 +626,87 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         if J <= d:
             for m in range(M):
                 _kernels._gram_schmidt(W[m])
-        snaps = np.empty((n_records(steps[2]), M, J, d))
-        _kernels.neuron_sgd(
-            X, y_std, streams[2], self.batch_size, W, signs, router, self.top_k, k,
-            lrs[2], int(self.anneal * steps[2]), J <= d, record_every(steps[2]), snaps,
+        accuracy = None if truth is None else _router_accuracy(router, truth)
+
+        def expert_columns():
+            cluster, global_ = _overlaps(W, truth)
+            return dict(cluster_alignment=cluster, global_alignment=global_,
+                        router_accuracy=accuracy)
+
+        stage_3 = self._run_stage(
+            3, steps[2], (steps[0] + steps[1]) * self.batch_size,
+            lambda first, last: _kernels.neuron_sgd(
+                X, y_std, streams[2], self.batch_size, W, signs, router, self.top_k, k,
+                lrs[2], int(self.anneal * steps[2]), J <= d, first, last,
+            ),
+            None if truth is None else expert_columns,
         )
-        done += steps[1] * self.batch_size
-        if history is not None:
-            accuracy = _router_accuracy(router, truth)
-            if len(snaps) == 0:
-                # No stage-3 step: record the final neurons (seeds and fresh
-                # ones) so that the last record is always the final state.
-                snaps = W[None]
-            for r, snap in enumerate(snaps):
-                cluster, global_ = _overlaps(snap, truth)
-                self._append(history, 3, samples_at(r, steps[2], done),
-                             cluster, global_, accuracy)
-        self._print_stage(3, t0)
 
         # Stage 4: second layer by ridge regression on all rows.
-        t0 = perf_counter()
-        coef, intercept = _ridge(X, y64, degree, W, router, self.top_k, self.alpha)
-        self._print_stage(4, t0)
+        ridge = self._monitor(4, 1, "training MSE")
+        coef, intercept, mse = _ridge(X, y64, degree, W, router, self.top_k, self.alpha)
+        ridge.report(mse)
+        ridge.finish()
 
-        # Fitted attributes, only once every stage has succeeded.
-        self.expert_weights_ = W
-        self.router_coef_ = router
-        self.expert_coef_ = coef
-        self.expert_intercept_ = intercept
+        # Fitted attributes, only once every stage has succeeded.  Inference
+        # reads the snapshot of top_k, never the live hyper-parameter.
+        self._inference_params = snapshot_params(self, ("top_k",))
+        # Trained in float64; stored in X's dtype.
+        self.expert_weights_ = W.astype(X.dtype, copy=False)
+        self.router_coef_ = router.astype(X.dtype, copy=False)
+        self.expert_coef_ = coef.astype(X.dtype, copy=False)
+        self.expert_intercept_ = intercept.astype(X.dtype, copy=False)
         self.learning_rates_ = lrs
         self.n_steps_ = tuple(int(s) for s in steps)
         self.n_iter_ = int(sum(steps))
-        self.history_ = (
-            None if history is None else {key: np.asarray(value) for key, value in history.items()}
-        )
+        self.history_ = _concatenate_histories([stage_1, stage_2, stage_3])
         return self
 
-    @staticmethod
-    def _append(history, stage, samples, cluster, global_, accuracy):
-        history["stage"].append(stage)
-        history["samples"].append(samples)
-        history["cluster_alignment"].append(cluster)
-        history["global_alignment"].append(global_)
-        history["router_accuracy"].append(accuracy)
+    def _monitor(self, stage, max_iter, objective_name):
+        """The ``tol=None`` monitor (fixed budget) of one stage."""
+        return ConvergenceMonitor(
+            tol=None,
+            max_iter=max_iter,
+            verbose=self.verbose,
+            verbose_interval=1 if self.verbose > 1 else 10,
+            label=f"SGDMoERegressor stage {stage}/4 ({_STAGE_NAMES[stage - 1]})",
+            objective_name=objective_name,
+        )
 
-    def _print_stage(self, stage, t0):
-        if self.verbose:
-            print(f"SGDMoERegressor: stage {stage} done in {perf_counter() - t0:.3f} s")
+    def _run_stage(self, stage, n_steps, samples_before, run_steps, columns):
+        """Run one SGD stage in recording intervals, each reported to its monitor.
+
+        ``run_steps(first, last)`` takes the stage's steps ``first .. last - 1``
+        and returns the mean correlation loss of their rows; ``columns()``
+        (None without a ground truth) gives the alignment columns of the
+        current state.  The intervals are ``max(1, n_steps // 50)`` steps, the
+        last one shorter; a stage without steps records its (initial, which
+        is also final) state once, with a NaN objective.
+        """
+        every = max(1, n_steps // _N_RECORDS)
+        monitor = self._monitor(stage, max(1, -(-n_steps // every)), "correlation loss")
+
+        def report(loss, steps_done):
+            extra = {} if columns is None else columns()
+            monitor.report(
+                loss, stage=stage, samples=samples_before + steps_done * self.batch_size, **extra
+            )
+
+        if n_steps == 0:
+            report(np.nan, 0)
+        for first in range(0, n_steps, every):
+            last = min(first + every, n_steps)
+            report(run_steps(first, last), last)
+        monitor.finish()
+        return monitor
 
     # ------------------------------------------------------------- inference
+
+    def _check_inputs(self, X):
+        """``X`` checked against the fit: fitted, same features, float32 or float64."""
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+
 
     def predict(self, X):
         """Routed mixture of the experts' outputs.
@@ -663,13 +721,12 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
             Predictions, in the dtype of ``X``.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+        X = self._check_inputs(X)
         degree = self.expert_coef_.shape[2]
         out = np.empty(X.shape[0])
         for start in range(0, X.shape[0], _CHUNK):
             Xc = X[start : start + _CHUNK]
-            gates = _gates(Xc, self.router_coef_, self.top_k)
+            gates = _gates(Xc, self.router_coef_, self._inference_params["top_k"])
             pred = np.zeros(Xc.shape[0])
             for m in range(self.expert_coef_.shape[0]):
                 features = _features(Xc, self.expert_weights_[m], degree)
@@ -691,8 +748,7 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         experts : ndarray of shape (n_samples,)
             ``argmax_m theta_m^T x`` (ties: lowest index).
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+        X = self._check_inputs(X)
         return np.argmax(X @ self.router_coef_.T, axis=1)
 
     def alignment(self, truth):

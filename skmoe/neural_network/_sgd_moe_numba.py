@@ -1,13 +1,16 @@
 """Numba kernels for :class:`skmoe.SGDMoERegressor`: one call runs a whole stage.
 
-Every kernel walks a stream of row indices ``idx`` (each row used once per
-occurrence), takes ``len(idx) // batch_size`` SGD steps with gradients
-averaged over ``batch_size`` consecutive rows, and optionally copies the
-parameters into ``snapshots`` every ``record_every`` steps and after the
-last step (so the last snapshot is always the final state; the caller
-allocates ``ceil(n_steps / record_every)`` snapshots).  No random numbers
-are drawn inside the kernels: the stream order and the initialisation come
-from the caller, so results are a deterministic function of the inputs.
+A stage walks a stream of row indices ``idx`` (each row used once per
+occurrence) and takes ``len(idx) // batch_size`` SGD steps with gradients
+averaged over ``batch_size`` consecutive rows.  One kernel call runs the
+steps ``first_step .. last_step - 1`` of the stage, so the caller can run a
+stage in recording intervals and report each to its convergence monitor;
+running a stage in one call or in several gives the same bits.  Each call
+returns the mean correlation loss of the rows it used, each evaluated with
+the parameters before the step that uses it (a progressive, online estimate
+of the population loss).  No random numbers are drawn inside the kernels:
+the stream order and the initialisation come from the caller, so results
+are a deterministic function of the inputs.
 
 Notation: ``h_k = He_k / sqrt(k!)`` is the normalised Hermite polynomial and
 ``h_k' = sqrt(k) h_{k-1}`` (both from :mod:`skmoe.utils._numba_math`).
@@ -22,7 +25,7 @@ Gram-Schmidt pass over the neurons of a group when ``orthogonalize`` is set
 import numpy as np
 from numba import njit
 
-from ..utils._numba_math import hermite_and_derivative
+from ..utils._numba_math import hermite_and_derivative, softmax_inplace
 
 # Step size at the end of a stage, relative to the initial one.
 FINAL_LR_RATIO = 0.05
@@ -35,6 +38,12 @@ def step_size(lr, step, anneal_start, n_steps):
         return lr
     frac = (step - anneal_start) / (n_steps - anneal_start)
     return lr / (1.0 + (1.0 / FINAL_LR_RATIO - 1.0) * frac)
+
+
+@njit(cache=True, nogil=True)
+def _mean(total, count):
+    """``total / count``, NaN when ``count`` is zero."""
+    return total / count if count > 0 else np.nan
 
 
 @njit(cache=True, nogil=True)
@@ -82,6 +91,8 @@ def _topk_gates(scores, top_k, gates):
         chosen[best] = True
         if r == 0:
             best_score = scores[best]
+    # A softmax over the chosen experts only (cheaper than a masked
+    # softmax_inplace: no exp for the others), shifted by the largest score.
     total = 0.0
     for m in range(n):
         if chosen[m]:
@@ -101,9 +112,12 @@ def topk_gates_rows(scores, top_k, gates):
 @njit(cache=True, nogil=True)
 def neuron_sgd(
     X, y, idx, batch_size, W, signs, router, top_k, k, lr, anneal_start, orthogonalize,
-    record_every, snapshots,
+    first_step, last_step,
 ):
     """Spherical online SGD of the neurons of every expert under a fixed router.
+
+    The loss of a row is ``-y sum_m pi_m(x) sum_j signs[m, j] h_k(W[m, j]^T x)``
+    with the gates ``pi`` of the fixed router.
 
     Parameters
     ----------
@@ -129,14 +143,15 @@ def neuron_sgd(
         Step from which the step size decays, see :func:`step_size`.
     orthogonalize : bool
         Gram-Schmidt the neurons of each expert after every step.
-    record_every : int
-        Snapshot interval in steps (0: never); the last step is always
-        recorded.
-    snapshots : ndarray of shape (n_records, n_experts, n_neurons, n_features)
+    first_step, last_step : int
+        Steps of the stage run by this call, ``0 <= first_step <= last_step
+        <= len(idx) // batch_size``.
 
     Returns
     -------
-    n_steps : int
+    loss : float
+        Mean loss of the ``(last_step - first_step) * batch_size`` rows used
+        (NaN if none).
     """
     n_experts, n_neurons, d = W.shape
     n_steps = idx.shape[0] // batch_size
@@ -145,8 +160,8 @@ def neuron_sgd(
     gates = np.empty(n_experts)
     xi = np.empty(d)
     touched = np.zeros(n_experts, dtype=np.bool_)
-    rec = 0
-    for step in range(n_steps):
+    loss = 0.0
+    for step in range(first_step, last_step):
         eta = step_size(lr, step, anneal_start, n_steps) / batch_size
         grad[:] = 0.0
         touched[:] = False
@@ -169,7 +184,8 @@ def neuron_sgd(
                     t = 0.0
                     for a in range(d):
                         t += W[m, j, a] * xi[a]
-                    _, dh = hermite_and_derivative(t, k)
+                    h, dh = hermite_and_derivative(t, k)
+                    loss -= gates[m] * yi * signs[m, j] * h
                     c = gates[m] * yi * signs[m, j] * dh
                     for a in range(d):
                         grad[m, j, a] += c * xi[a]
@@ -189,18 +205,11 @@ def neuron_sgd(
                     W[m, j, a] /= norm
             if orthogonalize:
                 _gram_schmidt(W[m])
-        if (
-            record_every > 0
-            and ((step + 1) % record_every == 0 or step + 1 == n_steps)
-            and rec < snapshots.shape[0]
-        ):
-            snapshots[rec] = W
-            rec += 1
-    return n_steps
+    return _mean(loss, (last_step - first_step) * batch_size)
 
 
 @njit(cache=True, nogil=True)
-def router_sgd(X, y, idx, batch_size, U, signs, k, router, lr, record_every, snapshots):
+def router_sgd(X, y, idx, batch_size, U, signs, k, router, lr, first_step, last_step):
     """Online SGD of a linear softmax router in front of single-neuron experts.
 
     Expert ``m`` outputs ``f_m(x) = signs[m] h_k(U[m]^T x)``, the mixture is
@@ -219,29 +228,28 @@ def router_sgd(X, y, idx, batch_size, U, signs, k, router, lr, record_every, sna
     router : ndarray of shape (n_experts, n_features)
         Updated in place.
     lr : float
-    record_every : int
-    snapshots : ndarray of shape (n_records, n_experts, n_features)
+    first_step, last_step : int
+        As in :func:`neuron_sgd`.
 
     Returns
     -------
-    n_steps : int
+    loss : float
+        Mean of ``-y F(x)`` over the rows used (NaN if none).
     """
     n_experts, d = router.shape
-    n_steps = idx.shape[0] // batch_size
     grad = np.zeros((n_experts, d))
     f = np.empty(n_experts)
     pi = np.empty(n_experts)
     xi = np.empty(d)
     step_size = lr / batch_size
-    rec = 0
-    for step in range(n_steps):
+    loss = 0.0
+    for step in range(first_step, last_step):
         grad[:] = 0.0
         for b in range(batch_size):
             i = idx[step * batch_size + b]
             for a in range(d):
                 xi[a] = X[i, a]
             yi = y[i]
-            top = -np.inf
             for m in range(n_experts):
                 s = 0.0
                 t = 0.0
@@ -251,16 +259,11 @@ def router_sgd(X, y, idx, batch_size, U, signs, k, router, lr, record_every, sna
                 h, _ = hermite_and_derivative(t, k)
                 f[m] = signs[m] * h
                 pi[m] = s
-                if s > top:
-                    top = s
-            total = 0.0
-            for m in range(n_experts):
-                pi[m] = np.exp(pi[m] - top)
-                total += pi[m]
+            softmax_inplace(pi)
             mix = 0.0
             for m in range(n_experts):
-                pi[m] /= total
                 mix += pi[m] * f[m]
+            loss -= yi * mix
             for m in range(n_experts):
                 c = yi * pi[m] * (f[m] - mix)
                 for a in range(d):
@@ -268,11 +271,4 @@ def router_sgd(X, y, idx, batch_size, U, signs, k, router, lr, record_every, sna
         for m in range(n_experts):
             for a in range(d):
                 router[m, a] += step_size * grad[m, a]
-        if (
-            record_every > 0
-            and ((step + 1) % record_every == 0 or step + 1 == n_steps)
-            and rec < snapshots.shape[0]
-        ):
-            snapshots[rec] = router
-            rec += 1
-    return n_steps
+    return _mean(loss, (last_step - first_step) * batch_size)

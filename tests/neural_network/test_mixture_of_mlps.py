@@ -1,5 +1,6 @@
 """Tests for MixtureOfMLPsRegressor / MixtureOfMLPsClassifier and their kernels."""
 
+import re
 import warnings
 
 import distributed
@@ -13,7 +14,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from skmoe import MixtureOfMLPsClassifier, MixtureOfMLPsRegressor
 from skmoe.neural_network import _mlp_numba as _mlp
 from skmoe.neural_network import _routing
-from skmoe.neural_network._mixture_of_mlps import fold_scaling, n_validation_samples, train_expert
+from skmoe.neural_network._mlp_training import fold_scaling, n_validation_samples, train_expert
 from skmoe.utils import expert_n_parameters, mlp_width_for_n_parameters
 
 # --------------------------------------------------------------------------
@@ -206,8 +207,8 @@ def test_training_decreases_loss_and_keeps_slopes_in_range():
     sizes = [2, 16, 1]
     losses = []
     for max_iter in (1, 50):
-        params, n_iter, converged = train_expert(X, Y, (16,), True, 0, max_iter=max_iter, **kwargs)
-        assert n_iter == max_iter and not converged
+        params, monitor = train_expert(X, Y, (16,), True, 0, max_iter=max_iter, **kwargs)
+        assert monitor.n_iter == max_iter and not monitor.converged
         losses.append(np.mean((_np_forward(params, sizes, True, X) - Y) ** 2))
         slopes = _np_unpack(params, sizes, True)[2][0]
         assert np.all((slopes >= 0) & (slopes <= _mlp.SLOPE_MAX))
@@ -521,9 +522,51 @@ def test_convergence_warning_at_max_iter(lipschitz_data):
     X, y = lipschitz_data
     model = MixtureOfMLPsRegressor(2, hidden_layer_sizes=(4,), max_iter=2, tol=0.0,
                                    random_state=0)
-    with pytest.warns(ConvergenceWarning, match="maximum iterations"):
+    with pytest.warns(ConvergenceWarning) as record:
         model.fit(X[:300], y[:300])
     assert model.n_iter_ == 2
+    # One warning per fit, in the monitor's text, naming every expert.
+    messages = [str(w.message) for w in record if w.category is ConvergenceWarning]
+    assert len(messages) == 1
+    assert re.fullmatch(
+        r"MixtureOfMLPsRegressor: 2 of 2 experts \(\[0, 1\]\) did not converge: the "
+        r"stopping rule \(tol=0\) did not fire within max_iter=2 iterations \(last "
+        r"change \S+\)\. Increase max_iter or tol\. The last change quoted is expert "
+        r"0's\.",
+        messages[0],
+    ), messages[0]
+
+
+_PROGRESS = (
+    r"\[(?P<label>[^\]]+)\] iter +(?P<iter>\d+)/(?P<budget>\d+)  (?P<name>[a-z ]+?) +"
+    r"-?\d\.\d{6}e[+-]\d+  change +(nan|-?\d\.\d{3}e[+-]\d+)  elapsed \d+\.\d\ds  "
+    r"ETA <= \d+\.\ds"
+)
+
+
+@pytest.mark.parametrize("verbose, printed", [(0, []), (1, [10, 20, 25]), (2, list(range(1, 26)))])
+def test_verbose_prints_one_monitor_line_format_per_expert(lipschitz_data, capsys, verbose,
+                                                           printed):
+    X, y = lipschitz_data
+    model = MixtureOfMLPsRegressor(2, hidden_layer_sizes=(4,), max_iter=25, tol=0.0,
+                                   n_iter_no_change=100, verbose=verbose, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X[:300], y[:300])
+    lines = capsys.readouterr().out.splitlines()
+    if not verbose:
+        assert lines == []
+        return
+    for e in range(2):
+        label = f"MixtureOfMLPsRegressor expert {e}/2"
+        own = [line for line in lines if line.startswith(f"[{label}]")]
+        matches = [re.fullmatch(_PROGRESS, line) for line in own[:-1]]
+        assert all(matches), own
+        assert [int(m["iter"]) for m in matches] == printed
+        assert {(m["label"], m["budget"], m["name"]) for m in matches} == {(label, "25", "loss")}
+        assert re.fullmatch(rf"\[{label}\] did not converge after 25 iterations in "
+                            r"\d+\.\d\ds", own[-1])
+    assert len(lines) == 2 * (len(printed) + 1)
 
 
 def test_early_stopping_keeps_the_best_validation_epoch(monkeypatch):
@@ -549,11 +592,12 @@ def test_early_stopping_keeps_the_best_validation_epoch(monkeypatch):
     monkeypatch.setattr(_mlp, "train_epoch", recording_epoch)
     monkeypatch.setattr(_mlp, "mean_loss", recording_loss)
     max_iter, patience = 300, 4
-    params, n_iter, converged = train_expert(
+    params, monitor = train_expert(
         X, Y, (16,), True, 0, alpha=0.0, learning_rate_init=0.05, batch_size=16,
         max_iter=max_iter, tol=0.0, n_iter_no_change=patience, early_stopping=True,
         validation_fraction=0.2, seed=0,
     )
+    n_iter, converged = monitor.n_iter, monitor.converged
     assert converged and n_iter < max_iter
     assert len(epochs) == len(validation_sets) == n_iter
     X_val, Y_val = validation_sets[0]
@@ -655,10 +699,15 @@ def test_classifier_mlp_probabilities_match_numpy():
         (dict(routing="grid", n_experts=6), "power of 2"),
         (dict(routing=np.zeros((3, 5))), "prototypes of shape"),
         (dict(routing=np.array([[0.0, np.nan]])), "NaN or infinity"),
-        (dict(n_experts=50), "n_samples=20 should be >= n_experts=50"),
+        (dict(n_experts=50), "n_samples >= n_experts but got n_experts = 50, n_samples = 20"),
         (dict(hidden_layer_sizes=(4, 0)), "hidden_layer_sizes"),
         (dict(activation="tanh"), "activation"),
         (dict(small_cells="drop"), "small_cells"),
+        # Booleans are not counts.
+        (dict(max_iter=True), "'max_iter' parameter"),
+        (dict(batch_size=True), "'batch_size' parameter"),
+        (dict(n_iter_no_change=np.True_), "'n_iter_no_change' parameter"),
+        (dict(min_samples_cell=True), "'min_samples_cell' parameter"),
     ],
 )
 def test_bad_parameters(params, match):
@@ -811,3 +860,68 @@ def test_failed_first_fit_leaves_the_estimator_unfitted(Estimator):
         model.predict(X)
     with pytest.raises(NotFittedError):
         model.route(X)
+
+
+@pytest.mark.parametrize("Estimator", [MixtureOfMLPsRegressor, MixtureOfMLPsClassifier])
+def test_set_params_after_fit_changes_no_prediction(Estimator):
+    """Inference reads the activation snapshotted at fit, not the live parameter.
+
+    A relu fit stores no slopes: reading ``activation`` at predict time would
+    make the kernel read slopes past ``expert_params_``.
+    """
+    rng = np.random.RandomState(0)
+    X = rng.uniform(-1, 1, size=(300, 2))
+    y = np.sin(3 * X[:, 0]) + X[:, 1]
+    if Estimator is MixtureOfMLPsClassifier:
+        y = np.digitize(y, [-0.5, 0.5])
+    model = Estimator(3, hidden_layer_sizes=(4,), activation="relu", max_iter=20,
+                      random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    method = model.predict if Estimator is MixtureOfMLPsRegressor else model.predict_proba
+    before, route = method(X), model.route(X)
+    model.set_params(activation="prelu", hidden_layer_sizes=(6, 6), n_experts=5,
+                     routing="grid")
+    assert_array_equal(method(X), before)
+    assert_array_equal(model.route(X), route)
+    # The fitted vectors have the relu layout (no slopes), which a kernel told
+    # "prelu" would read past.
+    assert model.expert_params_.shape[1] == _mlp.layer_offsets(model.layer_sizes_, False)[4]
+
+
+@pytest.mark.parametrize("routing", ["grid", "bisecting", "kmeans"])
+@pytest.mark.parametrize("Estimator", [MixtureOfMLPsRegressor, MixtureOfMLPsClassifier])
+def test_float32_in_float32_attributes_and_outputs(Estimator, routing):
+    """A float32 fit stores the float64 fit of the same (upcast) data in float32.
+
+    Exactly so for the grid and bisecting routers (built in float64);
+    scikit-learn's KMeans runs in float32 on float32 data, so there only the
+    dtypes and the closeness of the prototypes are checked.
+    """
+    rng = np.random.RandomState(0)
+    X32 = rng.uniform(-1, 1, size=(400, 2)).astype(np.float32)
+    y = np.sin(3 * X32[:, 0].astype(np.float64)) + X32[:, 1]
+    if Estimator is MixtureOfMLPsClassifier:
+        y = np.digitize(y, [-0.5, 0.5])
+    params = dict(n_experts=4, routing=routing, hidden_layer_sizes=(6,), max_iter=15,
+                  small_cells="constant", min_samples_cell=60, random_state=0)
+    m32 = _fit_quietly(Estimator(**params), X32, y)
+    m64 = _fit_quietly(Estimator(**params), X32.astype(np.float64), y)
+    for name in ("prototypes_", "expert_params_", "expert_constants_"):
+        assert getattr(m32, name).dtype == np.float32, name
+        assert getattr(m64, name).dtype == np.float64, name
+        if routing != "kmeans":
+            assert_array_equal(getattr(m32, name), getattr(m64, name).astype(np.float32), name)
+    if m32.routing_tree_ is not None:
+        assert m32.routing_tree_["centers"].dtype == np.float32
+    method = "predict" if Estimator is MixtureOfMLPsRegressor else "predict_proba"
+    out32, out64 = getattr(m32, method)(X32), getattr(m64, method)(X32)
+    assert out32.dtype == np.float32 and out64.dtype == np.float32
+    if routing == "kmeans":
+        assert_allclose(m32.prototypes_, m64.prototypes_, rtol=1e-5, atol=1e-6)
+    else:
+        assert_array_equal(m32.route(X32), m64.route(X32))
+        assert_allclose(out32, out64, rtol=1e-4, atol=1e-5)
+    # A float32 model on float64 inputs predicts in float64.
+    assert getattr(m32, method)(X32.astype(np.float64)).dtype == np.float64

@@ -1,5 +1,7 @@
 """Tests for skmoe.SGDMoERegressor and its numba kernels."""
 
+import re
+import warnings
 from math import factorial
 
 import numpy as np
@@ -43,8 +45,11 @@ def test_neuron_step_is_projected_gradient_of_correlation_loss():
     W = _unit(rng, (1, 2, d))
     signs = np.array([[1.0, -1.0]])
     W0 = W.copy()
-    kernels.neuron_sgd(X, y, np.arange(n), n, W, signs, np.zeros((1, d)), 1, k, lr, n,
-                       False, 0, np.empty((0, 1, 2, d)))
+    objective = kernels.neuron_sgd(X, y, np.arange(n), n, W, signs, np.zeros((1, d)), 1, k, lr,
+                                   n, False, 0, 1)
+    # The returned objective is the correlation loss before the step.
+    assert_allclose(objective, -np.mean(y * (signs[0] * _h(X @ W0[0].T, k)).sum(axis=1)),
+                    rtol=1e-12)
     for j in range(2):
         w = W0[0, j]
 
@@ -64,7 +69,7 @@ def test_router_step_is_gradient_of_mixture_correlation_loss():
     U, signs = _unit(rng, (M, d)), np.array([1.0, -1.0, 1.0])
     theta = 0.3 * rng.standard_normal((M, d))
     theta0 = theta.copy()
-    kernels.router_sgd(X, y, np.arange(n), n, U, signs, k, theta, lr, 0, np.empty((0, M, d)))
+    objective = kernels.router_sgd(X, y, np.arange(n), n, U, signs, k, theta, lr, 0, 1)
     f = signs * _h(X @ U.T, k)
 
     def loss(th):
@@ -79,6 +84,42 @@ def test_router_step_is_gradient_of_mixture_correlation_loss():
         for e in np.eye(M * d)
     ])
     assert_allclose(theta.ravel(), theta0.ravel() - lr * grad, atol=1e-8)
+    assert_allclose(objective, loss(theta0.ravel()), rtol=1e-12)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_stage_run_in_intervals_equals_one_call(batch_size):
+    """The monitor's recording intervals change neither the bits nor the mean loss."""
+    rng = np.random.RandomState(4)
+    n, d, M, J, k = 90, 5, 2, 3, 3
+    X, y = rng.standard_normal((n, d)), rng.standard_normal(n)
+    idx = rng.permutation(n).astype(np.int64)
+    n_steps = n // batch_size
+    router = rng.standard_normal((M, d))
+    W0, signs = _unit(rng, (M, J, d)), np.where(rng.uniform(size=(M, J)) < 0.5, -1.0, 1.0)
+    U = _unit(rng, (M, d))
+    whole_W, whole_router = W0.copy(), np.zeros((M, d))
+    whole = (
+        kernels.neuron_sgd(X, y, idx, batch_size, whole_W, signs, router, 1, k, 0.05,
+                           n_steps // 2, True, 0, n_steps),
+        kernels.router_sgd(X, y, idx, batch_size, U, signs[:, 0], k, whole_router, 0.1, 0,
+                           n_steps),
+    )
+    W, theta = W0.copy(), np.zeros((M, d))
+    cuts = [0, 7, 8, 20, n_steps]
+    parts = [
+        [kernels.neuron_sgd(X, y, idx, batch_size, W, signs, router, 1, k, 0.05, n_steps // 2,
+                            True, a, b) for a, b in zip(cuts[:-1], cuts[1:])],
+        [kernels.router_sgd(X, y, idx, batch_size, U, signs[:, 0], k, theta, 0.1, a, b)
+         for a, b in zip(cuts[:-1], cuts[1:])],
+    ]
+    assert_array_equal(W, whole_W)
+    assert_array_equal(theta, whole_router)
+    weights = np.diff(cuts)
+    for part, total in zip(parts, whole):
+        assert_allclose(np.average(part, weights=weights), total, rtol=1e-12)
+    assert np.isnan(kernels.router_sgd(X, y, idx, batch_size, U, signs[:, 0], k, theta, 0.1,
+                                       3, 3))
 
 
 def test_routed_step_only_moves_routed_expert_and_orthogonalises():
@@ -92,7 +133,7 @@ def test_routed_step_only_moves_routed_expert_and_orthogonalises():
         kernels._gram_schmidt(W[m])
     W0 = W.copy()
     kernels.neuron_sgd(X, np.array([2.0]), np.array([0]), 1, W, np.ones((2, 3)), router, 1, 3,
-                       0.1, 1, True, 0, np.empty((0, 2, 3, d)))
+                       0.1, 1, True, 0, 1)
     assert_array_equal(W[0], W0[0])
     assert not np.allclose(W[1], W0[1])
     assert_allclose(W[1] @ W[1].T, np.eye(3), atol=1e-12)
@@ -203,7 +244,12 @@ def test_reproducible_and_history_does_not_change_training(batch_size):
     b = SGDMoERegressor(**params).fit(X, y, truth=truth)
     for name in ("expert_weights_", "expert_coef_", "expert_intercept_", "router_coef_"):
         assert_array_equal(getattr(a, name), getattr(b, name))
-    assert a.history_ is None
+    # Without a truth the history has the monitor's columns only, with the
+    # same objectives.
+    assert list(a.history_) == ["iteration", "objective", "change", "elapsed", "stage", "samples"]
+    for key in a.history_:
+        if key != "elapsed":
+            assert_array_equal(a.history_[key], b.history_[key])
     hist = b.history_
     assert a.n_steps_ == steps and a.n_iter_ == sum(steps)
     assert_array_equal(np.unique(hist["stage"]), [1, 2, 3])
@@ -223,6 +269,66 @@ def test_reproducible_and_history_does_not_change_training(batch_size):
     final = c.alignment(truth)
     assert_allclose(c.history_["cluster_alignment"][-1], final["cluster"])
     assert_allclose(c.history_["global_alignment"][-1], final["global"])
+
+
+def test_history_is_one_monitor_record_per_interval():
+    X, y, truth = make_latent_cluster_regression(3000, 8, return_truth=True, random_state=0)
+    steps = (1010, 49, 0)
+    model = SGDMoERegressor(n_steps=steps, random_state=0).fit(X, y, truth=truth)
+    hist = model.history_
+    assert list(hist)[:4] == ["iteration", "objective", "change", "elapsed"]
+    assert {len(column) for column in hist.values()} == {len(hist["stage"])}
+    # ceil(n / max(1, n // 50)) records per stage; one for a stage without steps.
+    for stage, n_records in zip((1, 2, 3), (51, 49, 1)):
+        own = hist["stage"] == stage
+        assert_array_equal(hist["iteration"][own], np.arange(1, n_records + 1))
+        objective = hist["objective"][own]
+        assert_array_equal(hist["change"][own][1:], np.diff(objective))
+        assert np.isnan(hist["change"][own][0])
+        assert np.all(np.diff(hist["elapsed"][own]) >= 0)
+        if stage == 3:
+            assert np.isnan(objective).all()
+        else:
+            assert np.isfinite(objective).all()
+    assert hist["cluster_alignment"].shape == (101, 2)
+    assert hist["global_alignment"].shape == (101, 2)
+    assert hist["router_accuracy"].shape == (101,)
+
+
+_STAGE_LINE = (
+    r"\[SGDMoERegressor stage (?P<stage>\d)/4 \((?P<name>[a-z ]+)\)\] iter +(?P<iter>\d+)/"
+    r"(?P<budget>\d+)  (?P<objective>correlation loss|training MSE) +(?P<value>-?\d\.\d{6}e[+-]\d+)"
+    r"  change +(nan|-?\d\.\d{3}e[+-]\d+)  elapsed \d+\.\d\ds  ETA \d+\.\ds"
+)
+
+
+@pytest.mark.parametrize("verbose", [0, 1, 2])
+def test_verbose_prints_the_monitor_line_format(capsys, verbose):
+    X, y = make_latent_cluster_regression(2000, 8, random_state=0)
+    steps = (200, 30, 120)
+    model = SGDMoERegressor(n_steps=steps, verbose=verbose, random_state=0).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    if not verbose:
+        assert lines == []
+        return
+    progress = [re.fullmatch(_STAGE_LINE, line) for line in lines if " iter " in line]
+    assert all(progress), lines
+    closing = [line for line in lines if " iter " not in line]
+    assert len(closing) == 4
+    names = {"1": "neurons", "2": "router", "3": "routed experts", "4": "ridge"}
+    for stage, n_records in zip("123", (50, 30, 60)):
+        own = [m for m in progress if m["stage"] == stage]
+        expected = range(1, n_records + 1) if verbose > 1 else [
+            *range(10, n_records + 1, 10), *([n_records] if n_records % 10 else [])]
+        assert [int(m["iter"]) for m in own] == list(expected)
+        assert {(m["name"], m["budget"], m["objective"]) for m in own} == {
+            (names[stage], str(n_records), "correlation loss")}
+    (ridge,) = [m for m in progress if m["stage"] == "4"]
+    assert (ridge["name"], ridge["iter"], ridge["objective"]) == ("ridge", "1", "training MSE")
+    # The ridge stage reports the training mean squared error of the model.
+    assert_allclose(float(ridge["value"]), np.mean((y - model.predict(X)) ** 2), rtol=1e-5)
+    assert re.fullmatch(r"\[SGDMoERegressor stage 4/4 \(ridge\)\] converged after 1 "
+                        r"iterations in \d+\.\d\ds", closing[-1])
 
 
 _FITTED = ("expert_weights_", "expert_coef_", "expert_intercept_", "router_coef_",
@@ -283,6 +389,11 @@ def test_bad_input_is_rejected():
         SGDMoERegressor(learning_rates=(0.1, -1.0, 0.1)).fit(X, y)
     with pytest.raises(ValueError, match="n_steps"):
         SGDMoERegressor(n_steps=(1.5, 2, 3)).fit(X, y)
+    for bad in ((True, 2, 3), (1, -2, 3), (1, 2), 5):
+        with pytest.raises(ValueError, match="n_steps"):
+            SGDMoERegressor(n_steps=bad).fit(X, y)
+    with pytest.raises(ValueError, match="'n_neurons' parameter"):
+        SGDMoERegressor(n_neurons=True).fit(X, y)
     with pytest.raises(ValueError, match="truth"):
         SGDMoERegressor().fit(X, y, truth={"labels": 1})
     model = SGDMoERegressor(random_state=0).fit(X, y)
@@ -295,9 +406,9 @@ def test_bad_input_is_rejected():
 
 def test_fewer_samples_than_experts_is_rejected():
     X, y = make_latent_cluster_regression(10, 6, random_state=0)
-    with pytest.raises(ValueError, match="n_samples=1 should be >= n_experts=2"):
+    with pytest.raises(ValueError, match="n_samples >= n_experts but got n_experts = 2, n_samples = 1"):
         SGDMoERegressor().fit(X[:1], y[:1])
-    with pytest.raises(ValueError, match="n_samples=3 should be >= n_experts=4"):
+    with pytest.raises(ValueError, match="n_samples >= n_experts but got n_experts = 4, n_samples = 3"):
         SGDMoERegressor(4).fit(X[:3], y[:3])
     # As many samples as experts is accepted.
     SGDMoERegressor(2, random_state=0).fit(X[:2], y[:2])
@@ -341,3 +452,50 @@ def test_bad_truth_is_rejected_naming_the_key():
     X7, y7 = make_latent_cluster_regression(100, 7, random_state=0)
     scores = SGDMoERegressor(random_state=0).fit(X7, y7, truth=truth3).alignment(truth3)
     assert scores["cluster"].shape == (3,)
+
+
+def test_set_params_after_fit_changes_no_prediction():
+    """predict reads the top_k snapshotted at fit, not the live parameter."""
+    X, y = make_latent_cluster_regression(2000, 8, n_clusters=3, random_state=0)
+    model = SGDMoERegressor(3, n_neurons=2, top_k=1, random_state=0).fit(X, y)
+    before, route = model.predict(X), model.route(X)
+    model.set_params(top_k=3, n_experts=2, degree=1)
+    assert_array_equal(model.predict(X), before)
+    assert_array_equal(model.route(X), route)
+    # top_k matters: a fit with top_k=3 predicts differently.
+    other = SGDMoERegressor(3, n_neurons=2, top_k=3, random_state=0).fit(X, y)
+    assert not np.allclose(other.predict(X), before)
+
+
+def test_float32_in_float32_attributes_and_outputs():
+    """A float32 fit stores the float64 fit of the same (upcast) data in float32."""
+    X, y, truth = make_latent_cluster_regression(3000, 8, return_truth=True, random_state=0)
+    X32 = X.astype(np.float32)
+    m32 = SGDMoERegressor(top_k=2, random_state=0).fit(X32, y, truth=truth)
+    m64 = SGDMoERegressor(top_k=2, random_state=0).fit(X32.astype(np.float64), y, truth=truth)
+    for name in ("expert_weights_", "expert_coef_", "expert_intercept_", "router_coef_"):
+        assert getattr(m32, name).dtype == np.float32, name
+        assert getattr(m64, name).dtype == np.float64, name
+        assert_array_equal(getattr(m32, name), getattr(m64, name).astype(np.float32), name)
+    for key in ("objective", "samples", "cluster_alignment", "router_accuracy"):
+        assert_array_equal(m32.history_[key], m64.history_[key])
+    pred32, pred64 = m32.predict(X32), m64.predict(X32)
+    assert pred32.dtype == pred64.dtype == np.float32
+    assert_allclose(pred32, pred64, rtol=1e-4, atol=1e-4 * np.abs(pred64).max())
+    assert m32.predict(X).dtype == np.float64
+
+
+def test_router_is_deprecated():
+    X, y = make_latent_cluster_regression(300, 6, random_state=0)
+    assert SGDMoERegressor().router == "deprecated"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default warns about nothing
+        default = SGDMoERegressor(random_state=0).fit(X, y)
+    with pytest.warns(FutureWarning, match="'router' was deprecated in version 0.1 and "
+                                           "will be removed in 0.3"):
+        explicit = SGDMoERegressor(router="linear", random_state=0).fit(X, y)
+    # It has no effect.
+    assert_array_equal(explicit.predict(X), default.predict(X))
+    # The old value and "deprecated" are accepted, nothing else.
+    with pytest.raises(ValueError, match="'router' parameter"):
+        SGDMoERegressor(router="softmax").fit(X, y)
