@@ -6,7 +6,7 @@
 3-D and ``y`` lives in the channel's support (e.g. row-stochastic attention
 matrices), which the checks cannot generate; those channels' API properties
 (input validation, determinism, no mutation in ``predict``, ``n_features_in_``)
-are tested directly in ``tests/test_amp.py``.
+are tested directly in ``tests/amp/test_amp.py``.
 """
 
 import numpy as np

@@ -344,7 +344,7 @@ class _BaseMixtureOfMLPs(BaseEstimator):
                 loss_kind,
                 seed=seeds[e],
                 verbose=self.verbose,
-                label=f"{name} expert {e}/{n_cells}",
+                label=f"{name} expert {e} (of {n_cells})",
                 **options,
             )
             for e in to_train

@@ -558,13 +558,13 @@ def test_verbose_prints_one_monitor_line_format_per_expert(lipschitz_data, capsy
         assert lines == []
         return
     for e in range(2):
-        label = f"MixtureOfMLPsRegressor expert {e}/2"
+        label = f"MixtureOfMLPsRegressor expert {e} (of 2)"
         own = [line for line in lines if line.startswith(f"[{label}]")]
         matches = [re.fullmatch(_PROGRESS, line) for line in own[:-1]]
         assert all(matches), own
         assert [int(m["iter"]) for m in matches] == printed
         assert {(m["label"], m["budget"], m["name"]) for m in matches} == {(label, "25", "loss")}
-        assert re.fullmatch(rf"\[{label}\] did not converge after 25 iterations in "
+        assert re.fullmatch(rf"\[{re.escape(label)}\] did not converge after 25 iterations in "
                             r"\d+\.\d\ds", own[-1])
     assert len(lines) == 2 * (len(printed) + 1)
 
