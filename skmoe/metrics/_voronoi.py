@@ -15,7 +15,8 @@ from sklearn.utils._param_validation import StrOptions, validate_params
 
 from sklearn.utils.validation import check_is_fitted
 
-from ..mixture._gaussian_gated import GaussianGatedMoERegressor, check_moe_params, to_full_matrices
+from ..mixture import GaussianGatedMoERegressor
+from ..mixture._params import check_moe_params, to_full_matrices
 
 #: rbar(m) for cells of m fitted atoms (Ho & Nguyen 2016, Proposition 2.1):
 #: singletons are measured linearly, 2 atoms with exponent 4, 3 with 6.

@@ -609,7 +609,7 @@ def test_squarem_reaches_plain_em_likelihood_monotonically(covariance_type):
 
 
 def test_parameter_vector_round_trip(moe_data):
-    from skmoe.mixture._gaussian_gated import _params_from_vector, _params_to_vector
+    from skmoe.mixture._params import _params_from_vector, _params_to_vector
 
     X, y, _, _ = moe_data
     for covariance_type in COVARIANCE_TYPES:
