@@ -21,7 +21,6 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _num_features, check_is_fitted, validate_data
 
-from . import _passes_xp
 from ..utils._array_api import (
     array_api_namespace,
     check_same_namespace,
@@ -30,7 +29,7 @@ from ..utils._array_api import (
     supported_float_dtypes,
     to_numpy,
 )
-from . import _passes_numba as _kernels
+from ._passes import get_backend
 from ._params import (
     _COVARIANCE_TYPES,
     _PARAM_KEYS,
@@ -44,16 +43,6 @@ from ._params import (
     n_free_parameters,
     sample_moe,
 )
-
-
-def _data_passes(X):
-    """Module with the passes over the data: numba kernels for NumPy ``X``.
-
-    Other arrays reach here only under ``array_api_dispatch=True`` (otherwise
-    ``validate_data`` converts them to NumPy) and use
-    :mod:`skmoe.mixture._passes_xp`, whose functions take the same arguments.
-    """
-    return _kernels if isinstance(X, np.ndarray) else _passes_xp
 
 
 def _target_matrix(X, y):
@@ -442,7 +431,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
     def _em_step(self, X, Y, params):
         """One E+M pass: mean log-likelihood of ``params`` and the updated parameters."""
         kernel_args = _kernel_params(params)
-        log_likelihood, s0, s1, s2 = _data_passes(X).em_pass(X, Y, *kernel_args, True)
+        log_likelihood, s0, s1, s2 = get_backend(array_api_namespace(X)).em_pass(X, Y, *kernel_args, True)
         lower_bound = log_likelihood / X.shape[0]
         if not np.isfinite(lower_bound):
             raise ValueError(
@@ -535,7 +524,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
 
     @staticmethod
     def _mean_log_likelihood(X, Y, params):
-        log_likelihood = _data_passes(X).em_pass(X, Y, *_kernel_params(params), False)[0]
+        log_likelihood = get_backend(array_api_namespace(X)).em_pass(X, Y, *_kernel_params(params), False)[0]
         return log_likelihood / X.shape[0]
 
     def _get_parameters(self):
@@ -611,7 +600,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
         X = self._validate_x(X, "predict")
         params = self._get_parameters()
         log_weights, means, gate_prec_chol, gate_log_det = _kernel_params(params)[:4]
-        mean, var = _data_passes(X).predictive_moments(
+        mean, var = get_backend(array_api_namespace(X)).predictive_moments(
             X,
             log_weights,
             means,
@@ -643,7 +632,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = self._validate_x(X, "predict_gates")
-        gates = _data_passes(X).gate_probabilities(X, *self._fitted_kernel_params()[:4])
+        gates = get_backend(array_api_namespace(X)).gate_probabilities(X, *self._fitted_kernel_params()[:4])
         return _in_input_dtype(gates, X)
 
     def _log_densities(self, X, y, method):
@@ -669,7 +658,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
             )
         else:
             X, Y = self._validate_xy(X, y, method)
-        return (X, *_data_passes(X).log_densities(X, Y, *args))
+        return (X, *get_backend(array_api_namespace(X)).log_densities(X, Y, *args))
 
     def score_samples(self, X, y=None):
         """Conditional log-density ``log p(y | x)`` of each sample.
