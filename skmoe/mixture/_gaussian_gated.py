@@ -1,24 +1,22 @@
-"""Gaussian-gated mixture of experts fitted by closed-form EM.
+"""The Gaussian-gated mixture of experts estimator.
 
-The estimator class is a thin wrapper: the EM building blocks are small pure
-functions (parameter validation, M-step from sufficient statistics, precision
-Cholesky factors) and the passes over the data are numba kernels in
-:mod:`skmoe.mixture._passes_numba`.
+The class holds the model-specific hooks of the EM skeleton
+(:class:`skmoe.mixture._base.BaseMixtureEM`) and inference: ``predict``,
+``predict_gates``, ``score_samples``, ``joint_log_likelihood``, ``bic``,
+``aic`` and ``sample``.  Parameter algebra and the M-step are in
+:mod:`skmoe.mixture._params`; the passes over the data go through the backend
+contract of :mod:`skmoe.mixture._passes`.
+
+Inference reads fitted state only: the parameters in kernel layout
+(``_fitted_kernel``, stored once at fit in the namespace and on the device of
+the training data) and the settings snapshotted at fit (``_fitted_settings``),
+so ``set_params`` after ``fit`` changes nothing until the next ``fit``.
 """
 
-# Parts of the EM skeleton (initialisation schemes, n_init/warm_start logic,
-# verbose messages) follow sklearn.mixture._base.BaseMixture (BSD-3-Clause).
-
-import warnings
-from numbers import Integral, Real
-from time import perf_counter
-
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
-from sklearn.cluster import KMeans, kmeans_plusplus
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.base import RegressorMixin
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _num_features, check_is_fitted, validate_data
 
 from ..utils._array_api import (
@@ -29,7 +27,9 @@ from ..utils._array_api import (
     supported_float_dtypes,
     to_numpy,
 )
-from ._passes import get_backend
+from ..utils._validation import check_int, check_min_samples, snapshot_params
+from ._base import INIT_SCHEMES, BaseMixtureEM, warm_start_mismatch
+from ._passes import KernelParams, get_backend
 from ._params import (
     _COVARIANCE_TYPES,
     _PARAM_KEYS,
@@ -39,15 +39,15 @@ from ._params import (
     _params_to_vector,
     check_moe_params,
     compute_precision_cholesky,
+    kernel_layout,
     m_step,
     n_free_parameters,
     sample_moe,
 )
 
 
-def _target_matrix(X, y):
-    """A fresh ``(n_samples, n_outputs)`` copy of ``y`` in the namespace and dtype of ``X``."""
-    xp = array_api_namespace(X)
+def _target_matrix(X, y, xp):
+    """A fresh ``(n_samples, n_outputs)`` copy of ``y`` in the namespace ``xp`` and dtype of ``X``."""
     if xp is None:
         # C-contiguous: the kernels then see one array layout.
         return np.array(y, dtype=X.dtype, order="C").reshape(X.shape[0], -1)
@@ -59,21 +59,7 @@ def _in_input_dtype(values, X):
     return values.astype(X.dtype, copy=False) if isinstance(values, np.ndarray) else values
 
 
-def _warm_start_mismatch(what, fitted, current):
-    """The error for a warm start from parameters of another shape or type."""
-    return ValueError(
-        f"warm_start=True continues from the fitted parameters, but {what} changed "
-        f"from {fitted!r} to {current!r} since they were fitted. Set "
-        "warm_start=False (or use a fresh estimator) to refit from scratch."
-    )
-
-
-# --------------------------------------------------------------------------
-# Estimator
-# --------------------------------------------------------------------------
-
-
-class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
+class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
     """Gaussian-gated mixture of linear experts, fitted by closed-form EM.
 
     The conditional model is
@@ -94,7 +80,8 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
 
     Each EM iteration is one fused, parallel numba pass over the data
     (E-step and sufficient statistics); results do not depend on the number of
-    threads.  Under ``sklearn.set_config(array_api_dispatch=True)``, CuPy,
+    threads.  float32 input gives float32 fitted attributes and outputs.
+    Under ``sklearn.set_config(array_api_dispatch=True)``, CuPy,
     PyTorch or other array-API inputs are processed in their own namespace
     and on their own device instead, and the fitted attributes live there
     (see :ref:`array_api`).
@@ -146,8 +133,10 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
         outputs differ from those of the previous solution.
 
     verbose : int, default=0
-        0 is silent, 1 prints the initialisation and iteration numbers, 2
-        also prints timings and the log-likelihood change.
+        0 is silent.  Otherwise each initialisation prints one line every
+        ``verbose_interval`` iterations (iteration, lower bound, change,
+        elapsed time and an upper bound on the remaining time) and a closing
+        line, in the format of :class:`~skmoe.utils._monitor.ConvergenceMonitor`.
 
     verbose_interval : int, default=10
         Iterations between two progress lines.
@@ -200,7 +189,18 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
 
     lower_bounds_ : list of float
         Mean joint log-likelihood at the start of each EM iteration of the
-        best initialisation; never decreasing.
+        best initialisation; never decreasing.  With SQUAREM, the
+        log-likelihood of every point kept on the path (rejected extrapolations
+        are counted in ``n_iter_`` but not recorded).
+
+    history_ : dict of ndarray
+        The convergence monitor's record of the best initialisation, one
+        entry per element of ``lower_bounds_``: ``"iteration"``,
+        ``"objective"`` (equal to ``lower_bounds_``), ``"change"`` (the
+        difference tested against ``tol``; NaN where no test is made: the
+        first iteration, and with SQUAREM the first pass of each cycle and
+        accepted extrapolations) and ``"elapsed"`` (seconds since the EM loop
+        started).
 
     n_features_in_ : int
         Number of features seen during fit.
@@ -229,22 +229,11 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
     True
     """
 
+
     _parameter_constraints: dict = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
+        **BaseMixtureEM._parameter_constraints,
         "covariance_type": [StrOptions(set(_COVARIANCE_TYPES))],
-        "tol": [Interval(Real, 0.0, None, closed="left")],
-        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
-        "max_iter": [Interval(Integral, 0, None, closed="left")],
-        "n_init": [Interval(Integral, 1, None, closed="left")],
-        "init_params": [
-            StrOptions({"kmeans", "k-means++", "random", "random_from_data"}),
-            dict,
-        ],
-        "random_state": ["random_state"],
-        "warm_start": ["boolean"],
-        "verbose": ["verbose"],
-        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
-        "acceleration": [StrOptions({"squarem"}), None],
+        "init_params": [StrOptions(set(INIT_SCHEMES)), dict],
     }
 
     def __init__(
@@ -263,18 +252,20 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
         verbose_interval=10,
         acceleration=None,
     ):
-        self.n_components = n_components
+        super().__init__(
+            n_components,
+            tol=tol,
+            reg_covar=reg_covar,
+            max_iter=max_iter,
+            n_init=n_init,
+            init_params=init_params,
+            random_state=random_state,
+            warm_start=warm_start,
+            verbose=verbose,
+            verbose_interval=verbose_interval,
+            acceleration=acceleration,
+        )
         self.covariance_type = covariance_type
-        self.tol = tol
-        self.reg_covar = reg_covar
-        self.max_iter = max_iter
-        self.n_init = n_init
-        self.init_params = init_params
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.verbose = verbose
-        self.verbose_interval = verbose_interval
-        self.acceleration = acceleration
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -284,154 +275,76 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
         tags.array_api_support = True
         return tags
 
-    # ----------------------------------------------------------------- fit
+    # ------------------------------------------------------- hooks of fit
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
-        """Estimate the parameters by EM on the joint likelihood of ``(X, y)``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Targets.
-
-        Returns
-        -------
-        self : GaussianGatedMoERegressor
-            Fitted estimator.
-        """
-        do_init = not (self.warm_start and hasattr(self, "converged_"))
-        if not do_init:
+    def _validate_fit_data(self, X, y, xp, warm):
+        if warm:
             self._check_warm_start(X)
         X, y = validate_data(
             self,
             X,
             y,
-            reset=do_init,
+            reset=not warm,
             multi_output=True,
             y_numeric=True,
-            dtype=supported_float_dtypes(array_api_namespace(X)),
+            dtype=supported_float_dtypes(xp),
             order="C",
             ensure_min_samples=2,
         )
-        Y = _target_matrix(X, y)
-        n_samples = X.shape[0]
-        if n_samples < self.n_components:
-            raise ValueError(
-                "Expected n_samples >= n_components but got "
-                f"n_components = {self.n_components}, n_samples = {n_samples}."
-            )
-        if not do_init and Y.shape[1] != self.n_outputs_:
-            raise _warm_start_mismatch("the number of outputs in y", self.n_outputs_, Y.shape[1])
-        user_params = None
-        if isinstance(self.init_params, dict) and do_init:
-            user_params = check_moe_params(
-                {key: to_numpy(value) for key, value in self.init_params.items()},
-                covariance_type=self.covariance_type,
-                n_features=X.shape[1],
-                n_outputs=Y.shape[1],
-            )
-            if user_params["weights"].shape[0] != self.n_components:
-                raise ValueError(
-                    f"init_params has {user_params['weights'].shape[0]} components "
-                    f"but n_components={self.n_components}."
-                )
-
-        random_state = check_random_state(self.random_state)
-        n_init = self.n_init if do_init else 1
-        best = None
-        for init in range(n_init):
-            self._print_verbose_msg_init_beg(init)
-            if not do_init:
-                params = self._get_parameters()
-            elif user_params is not None:
-                params = {
-                    **user_params,
-                    "precisions_cholesky": compute_precision_cholesky(
-                        user_params["covariances"], self.covariance_type
-                    ),
-                    "covariance_type": self.covariance_type,
-                }
-            else:
-                params = self._initialize_parameters(X, Y, random_state)
-            run = self._run_squarem if self.acceleration == "squarem" else self._run_em
-            params, n_iter, lower_bounds, converged = run(X, Y, params)
-            lower_bound = self._mean_log_likelihood(X, Y, params)
-            self._print_verbose_msg_init_end(lower_bound, converged)
-            if best is None or lower_bound > best[0]:
-                best = (lower_bound, params, n_iter, lower_bounds, converged)
-
-        lower_bound, params, n_iter, lower_bounds, converged = best
-        if not converged and self.max_iter > 0:
-            warnings.warn(
-                "Best performing initialization did not converge. Try different "
-                "init parameters, or increase max_iter, tol, or check for "
-                "degenerate data.",
-                ConvergenceWarning,
-            )
-        self._set_parameters(params, X)
-        self._fitted_covariance_type = self.covariance_type
-        self.n_outputs_ = Y.shape[1]
-        self._y_ndim = np.ndim(y)
-        self.converged_ = converged
-        self.n_iter_ = n_iter
-        self.lower_bound_ = float(lower_bound)
-        self.lower_bounds_ = lower_bounds
-        return self
+        Y = _target_matrix(X, y, xp)
+        check_min_samples(X.shape[0], self.n_components)
+        if warm and Y.shape[1] != self.n_outputs_:
+            raise warm_start_mismatch("the number of outputs in y", self.n_outputs_, Y.shape[1])
+        return X, y, Y
 
     def _check_warm_start(self, X):
         """Raise unless the fitted parameters fit the current settings and ``X``."""
+        fitted = self._fitted_settings
         checks = [
-            ("n_components", self.weights_.shape[0], self.n_components),
-            ("covariance_type", self._fitted_covariance_type, self.covariance_type),
+            ("n_components", fitted["n_components"], self.n_components),
+            ("covariance_type", fitted["covariance_type"], self.covariance_type),
         ]
         try:
             checks.append(("the number of features in X", self.n_features_in_, _num_features(X)))
         except (TypeError, IndexError):
             pass  # not a 2-D array-like: validate_data reports it
-        for what, fitted, current in checks:
-            if fitted != current:
-                raise _warm_start_mismatch(what, fitted, current)
+        for what, fitted_value, current in checks:
+            if fitted_value != current:
+                raise warm_start_mismatch(what, fitted_value, current)
 
-    def _initialize_parameters(self, X, Y, random_state):
-        """Responsibilities from ``init_params`` on ``[X, Y]``, then one M-step.
-
-        Runs on the host in NumPy whatever the input's namespace (KMeans has
-        no array-API support), so that every ``init_params`` gives the same
-        start on every device.
-        """
-        Z = np.hstack([to_numpy(X), to_numpy(Y)]).astype(np.float64, copy=False)
-        n_samples = Z.shape[0]
-        resp = np.zeros((n_samples, self.n_components))
-        if self.init_params == "kmeans":
-            labels = (
-                KMeans(n_clusters=self.n_components, n_init=1, random_state=random_state)
-                .fit(Z)
-                .labels_
+    def _check_initial_parameters(self, X, Y):
+        if not isinstance(self.init_params, dict):
+            return None
+        params = check_moe_params(
+            {key: to_numpy(value) for key, value in self.init_params.items()},
+            covariance_type=self.covariance_type,
+            n_features=X.shape[1],
+            n_outputs=Y.shape[1],
+        )
+        if params["weights"].shape[0] != self.n_components:
+            raise ValueError(
+                f"init_params has {params['weights'].shape[0]} components "
+                f"but n_components={self.n_components}."
             )
-            resp[np.arange(n_samples), labels] = 1
-        elif self.init_params == "random":
-            resp = random_state.uniform(size=(n_samples, self.n_components))
-            resp /= resp.sum(axis=1)[:, np.newaxis]
-        elif self.init_params == "random_from_data":
-            indices = random_state.choice(n_samples, size=self.n_components, replace=False)
-            resp[indices, np.arange(self.n_components)] = 1
-        else:  # "k-means++"
-            _, indices = kmeans_plusplus(Z, self.n_components, random_state=random_state)
-            resp[indices, np.arange(self.n_components)] = 1
+        return {
+            **params,
+            "precisions_cholesky": compute_precision_cholesky(
+                params["covariances"], self.covariance_type
+            ),
+            "covariance_type": self.covariance_type,
+        }
+
+    def _initialize(self, Z, resp, n_features):
         return m_step(
             *_moments_from_responsibilities(Z, resp),
-            X.shape[1],
+            n_features,
             self.covariance_type,
             self.reg_covar,
         )
 
-    def _em_step(self, X, Y, params):
-        """One E+M pass: mean log-likelihood of ``params`` and the updated parameters."""
+    def _em_step(self, X, Y, params, backend, xp):
         kernel_args = _kernel_params(params)
-        log_likelihood, s0, s1, s2 = get_backend(array_api_namespace(X)).em_pass(X, Y, *kernel_args, True)
+        log_likelihood, s0, s1, s2 = backend.em_pass(X, Y, *kernel_args, True, xp=xp)
         lower_bound = log_likelihood / X.shape[0]
         if not np.isfinite(lower_bound):
             raise ValueError(
@@ -444,120 +357,58 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
             s0, s1, s2, centers, X.shape[1], self.covariance_type, self.reg_covar
         )
 
-    def _run_em(self, X, Y, params):
-        """EM iterations from ``params``; returns the last M-step's parameters."""
-        lower_bound = -np.inf
-        lower_bounds = []
-        converged = False
-        n_iter = 0
-        self._iter_prev_time = self._init_prev_time
-        for n_iter in range(1, self.max_iter + 1):
-            previous = lower_bound
-            lower_bound, params = self._em_step(X, Y, params)
-            lower_bounds.append(float(lower_bound))
-            change = lower_bound - previous
-            self._print_verbose_msg_iter_end(n_iter, change)
-            if abs(change) < self.tol:
-                converged = True
-                break
-        return params, n_iter, lower_bounds, converged
-
-    def _run_squarem(self, X, Y, params):
-        """SQUAREM-accelerated EM (S3 step length, adaptive bound, monotone safeguard).
-
-        Each cycle evaluates ``theta0``, ``theta1 = F(theta0)`` and an
-        extrapolated ``theta'`` (followed by one EM step); ``theta'`` is kept
-        only if ``L(theta') >= L(theta1)``, otherwise the cycle falls back to
-        ``theta2 = F(theta1)``.  Convergence is declared, as for plain EM,
-        when ``L(theta1) - L(theta0) < tol``, and ``theta2`` is returned.
-        """
-        self._iter_prev_time = self._init_prev_time
-        lower_bounds = []
-        step_max = 1.0
-        n_iter = 0
-        theta0, ll0, theta1 = params, None, None
-        while True:
-            if ll0 is None:
-                ll0, theta1 = self._em_step(X, Y, theta0)
-                n_iter += 1
-                lower_bounds.append(float(ll0))
-                if n_iter >= self.max_iter:
-                    return theta1, n_iter, lower_bounds, False
-            ll1, theta2 = self._em_step(X, Y, theta1)
-            n_iter += 1
-            lower_bounds.append(float(ll1))
-            self._print_verbose_msg_iter_end(n_iter, ll1 - ll0)
-            if abs(ll1 - ll0) < self.tol:
-                return theta2, n_iter, lower_bounds, True
-            if n_iter >= self.max_iter:
-                return theta2, n_iter, lower_bounds, False
-
-            v0 = _params_to_vector(theta0)
-            v1 = _params_to_vector(theta1)
-            r = v1 - v0
-            v = _params_to_vector(theta2) - 2 * v1 + v0
-            norm_v = np.linalg.norm(v)
-            alpha = np.linalg.norm(r) / norm_v if norm_v > 0 else 1.0
-            alpha = min(max(alpha, 1.0), step_max)
-            if alpha == step_max:
-                step_max *= 4.0
-            accepted = False
-            if alpha > 1.0:
-                try:
-                    extrapolated = _params_from_vector(v0 + 2 * alpha * r + alpha**2 * v, theta0)
-                    ll_x, theta_next = self._em_step(X, Y, extrapolated)
-                    n_iter += 1
-                    accepted = bool(np.isfinite(ll_x) and ll_x >= ll1)
-                except ValueError:  # singular extrapolated covariance
-                    pass
-                if not accepted:
-                    step_max = max(1.0, step_max / 4.0)
-            if accepted:
-                lower_bounds.append(float(ll_x))
-                theta0 = theta_next
-            else:
-                theta0 = theta2
-            ll0 = None
-            if n_iter >= self.max_iter:
-                # No pass left to evaluate theta0: return the last EM iterate.
-                return theta2 if not accepted else theta_next, n_iter, lower_bounds, False
-
-    @staticmethod
-    def _mean_log_likelihood(X, Y, params):
-        log_likelihood = get_backend(array_api_namespace(X)).em_pass(X, Y, *_kernel_params(params), False)[0]
+    def _mean_log_likelihood(self, X, Y, params, backend, xp):
+        log_likelihood = backend.em_pass(X, Y, *_kernel_params(params), False, xp=xp)[0]
         return log_likelihood / X.shape[0]
 
+    _params_to_vector = staticmethod(_params_to_vector)
+    _params_from_vector = staticmethod(_params_from_vector)
+
     def _get_parameters(self):
-        """Fitted parameters as host NumPy float64 arrays."""
+        """Fitted parameters as host NumPy float64 arrays (the parameter record)."""
         params = {
             key: to_numpy(getattr(self, key + "_"), dtype=np.float64)
             for key in (*_PARAM_KEYS, "precisions_cholesky")
         }
-        params["covariance_type"] = self.covariance_type
+        params["covariance_type"] = self._fitted_settings["covariance_type"]
         return params
 
-    def _set_parameters(self, params, X):
-        """Store ``params`` in the namespace, device and dtype of ``X``."""
-        xp = array_api_namespace(X)
+    def _set_fitted_state(self, params, X, y, Y, xp):
+        """Fitted attributes, kernel layout and settings, in the namespace and dtype of ``X``."""
+        self._fitted_settings = {
+            **snapshot_params(self, ("n_components", "covariance_type")),
+            "y_ndim": np.ndim(y),
+        }
         for key in (*_PARAM_KEYS, "precisions_cholesky"):
             value = np.asarray(params[key], dtype=X.dtype if xp is None else np.float64)
             if xp is not None:
                 value = from_numpy(value, xp, device(X), dtype=X.dtype)
             setattr(self, key + "_", value)
-
-    def _fitted_kernel_params(self):
-        check_is_fitted(self)
-        return _kernel_params(self._get_parameters())
-
-    def _validate_x(self, X, method):
-        check_same_namespace(X, self, attribute="means_", method=method)
-        return validate_data(
-            self, X, reset=False, dtype=supported_float_dtypes(array_api_namespace(X)), order="C"
-        )
+        self.n_outputs_ = Y.shape[1]
+        # Built from the stored attributes (not from ``params``), so that
+        # inference sees exactly the fitted attributes, rounded to X.dtype.
+        layout = kernel_layout(self._get_parameters())
+        if xp is None:
+            self._fitted_kernel = KernelParams(*(np.array(a) for a in layout))
+        else:
+            where = device(X)
+            self._fitted_kernel = KernelParams(
+                *(from_numpy(a, xp, where, dtype=X.dtype) for a in layout)
+            )
 
     # ------------------------------------------------------------- inference
 
+    def _validate_x(self, X, method):
+        """Validated ``X`` and its namespace (None for NumPy)."""
+        check_is_fitted(self)
+        xp = array_api_namespace(X)
+        check_same_namespace(X, self, attribute="means_", method=method)
+        X = validate_data(self, X, reset=False, dtype=supported_float_dtypes(xp), order="C")
+        return X, xp
+
     def _validate_xy(self, X, y, method):
+        check_is_fitted(self)
+        xp = array_api_namespace(X)
         check_same_namespace(X, self, attribute="means_", method=method)
         X, y = validate_data(
             self,
@@ -566,16 +417,16 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
             reset=False,
             multi_output=True,
             y_numeric=True,
-            dtype=supported_float_dtypes(array_api_namespace(X)),
+            dtype=supported_float_dtypes(xp),
             order="C",
         )
-        Y = _target_matrix(X, y)
+        Y = _target_matrix(X, y, xp)
         if Y.shape[1] != self.n_outputs_:
             raise ValueError(
                 f"y has {Y.shape[1]} outputs, but {type(self).__name__} was fitted "
                 f"with {self.n_outputs_}."
             )
-        return X, Y
+        return X, Y, xp
 
     def predict(self, X, return_std=False):
         """Conditional mean ``E[y | x] = sum_k g_k(x) (A_k x + b_k)``.
@@ -596,22 +447,12 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
         y_std : ndarray, same shape as ``y_mean``
             Predictive standard deviation; only if ``return_std`` is True.
         """
-        check_is_fitted(self)
-        X = self._validate_x(X, "predict")
-        params = self._get_parameters()
-        log_weights, means, gate_prec_chol, gate_log_det = _kernel_params(params)[:4]
-        mean, var = get_backend(array_api_namespace(X)).predictive_moments(
-            X,
-            log_weights,
-            means,
-            gate_prec_chol,
-            gate_log_det,
-            np.ascontiguousarray(params["coef"]),
-            np.ascontiguousarray(params["intercept"]),
-            np.ascontiguousarray(np.diagonal(params["noise_covariances"], axis1=1, axis2=2)),
+        X, xp = self._validate_x(X, "predict")
+        mean, var = get_backend(xp).predictive_moments(
+            X, *self._fitted_kernel.predictive, xp=xp
         )
         mean = _in_input_dtype(mean, X)
-        if self._y_ndim == 1:
+        if self._fitted_settings["y_ndim"] == 1:
             mean, var = mean[:, 0], var[:, 0]
         if return_std:
             return mean, _in_input_dtype(var**0.5, X)
@@ -630,35 +471,33 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
         gates : ndarray of shape (n_samples, n_components)
             Rows sum to one.
         """
-        check_is_fitted(self)
-        X = self._validate_x(X, "predict_gates")
-        gates = get_backend(array_api_namespace(X)).gate_probabilities(X, *self._fitted_kernel_params()[:4])
+        X, xp = self._validate_x(X, "predict_gates")
+        gates = get_backend(xp).gate_probabilities(X, *self._fitted_kernel.gates, xp=xp)
         return _in_input_dtype(gates, X)
 
     def _log_densities(self, X, y, method):
-        """Validated ``X`` and per-sample ``log p(x, y)``, ``log p(x)``.
+        """Validated ``X``, its namespace and per-sample ``log p(x, y)``, ``log p(x)``.
 
         ``y=None`` gives ``log p(x)`` twice.  The densities are float64 on the
         numba path (callers cast to ``X.dtype`` after taking differences).
         """
-        check_is_fitted(self)
-        args = self._fitted_kernel_params()
         if y is None:
-            X = self._validate_x(X, method)
-            Y = _target_matrix(X, np.empty((X.shape[0], 0)))
+            X, xp = self._validate_x(X, method)
+            Y = _target_matrix(X, np.empty((X.shape[0], 0)), xp)
             # Drop the experts: (log_weights, means, gate factors) plus empty
             # output-side arrays.
-            n_components, n_features = self.means_.shape
+            n_components, n_features = self._fitted_kernel.means.shape
             args = (
-                *args[:4],
+                *self._fitted_kernel.gates,
                 np.empty((n_components, 0)),
                 np.empty((n_components, 0, n_features)),
                 np.empty((n_components, 0, 0)),
                 np.zeros(n_components),
             )
         else:
-            X, Y = self._validate_xy(X, y, method)
-        return (X, *get_backend(array_api_namespace(X)).log_densities(X, Y, *args))
+            X, Y, xp = self._validate_xy(X, y, method)
+            args = self._fitted_kernel.densities
+        return (X, xp, *get_backend(xp).log_densities(X, Y, *args, xp=xp))
 
     def score_samples(self, X, y=None):
         """Conditional log-density ``log p(y | x)`` of each sample.
@@ -677,7 +516,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
         log_density : ndarray of shape (n_samples,)
             ``log p(y_n | x_n)``, or ``log p(x_n)`` if ``y`` is None.
         """
-        X, log_joint, log_marginal_x = self._log_densities(X, y, "score_samples")
+        X, _, log_joint, log_marginal_x = self._log_densities(X, y, "score_samples")
         return _in_input_dtype(log_marginal_x if y is None else log_joint - log_marginal_x, X)
 
     def joint_log_likelihood(self, X, y):
@@ -698,15 +537,16 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
         log_likelihood : float
             Mean joint log-likelihood per sample.
         """
-        log_joint = self._log_densities(X, y, "joint_log_likelihood")[1]
-        xp = array_api_namespace(log_joint)
+        _, xp, log_joint, _ = self._log_densities(X, y, "joint_log_likelihood")
         if xp is None:
             return float(np.mean(log_joint))
         return float(to_numpy(xp.mean(xp.astype(log_joint, xp.float64))))
 
     def _n_parameters(self):
+        fitted = self._fitted_settings
         return n_free_parameters(
-            self.n_components, self.n_features_in_, self.n_outputs_, self.covariance_type
+            fitted["n_components"], self.n_features_in_, self.n_outputs_,
+            fitted["covariance_type"],
         )
 
     def bic(self, X, y):
@@ -767,16 +607,12 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
             component, as in :meth:`sklearn.mixture.GaussianMixture.sample`).
         """
         check_is_fitted(self)
-        if not isinstance(n_samples, Integral) or n_samples < 1:
-            raise ValueError(
-                f"Invalid value for 'n_samples': {n_samples!r}. It must be an "
-                "integer >= 1."
-            )
+        n_samples = check_int(n_samples, "n_samples")
         params = self._get_parameters()
         X, Y, labels = sample_moe(
-            params, n_samples, check_random_state(self.random_state), self.covariance_type
+            params, n_samples, check_random_state(self.random_state), params["covariance_type"]
         )
-        if self._y_ndim == 1:
+        if self._fitted_settings["y_ndim"] == 1:
             Y = Y[:, 0]
         # "Everything follows X": samples live where the fitted parameters do.
         xp = array_api_namespace(self.means_)
@@ -789,36 +625,3 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseEstimator):
             from_numpy(Y, xp, where, dtype=dtype),
             from_numpy(labels, xp, where),
         )
-
-    # -------------------------------------------------------------- verbose
-
-    def _print_verbose_msg_init_beg(self, n_init):
-        self._init_prev_time = perf_counter()
-        if self.verbose:
-            print(f"Initialization {n_init}")
-
-    def _print_verbose_msg_iter_end(self, n_iter, diff_ll):
-        if n_iter % self.verbose_interval != 0:
-            return
-        if self.verbose == 1:
-            print(f"  Iteration {n_iter}")
-        elif self.verbose >= 2:
-            now = perf_counter()
-            print(
-                f"  Iteration {n_iter}\t time lapse {now - self._iter_prev_time:.5f}s"
-                f"\t ll change {diff_ll:.5g}"
-            )
-            self._iter_prev_time = now
-
-    def _print_verbose_msg_init_end(self, lower_bound, converged):
-        if self.verbose == 0:
-            return
-        state = "converged" if converged else "did not converge"
-        if self.verbose == 1:
-            print(f"Initialization {state}.")
-        else:
-            print(
-                f"Initialization {state}. time lapse "
-                f"{perf_counter() - self._init_prev_time:.5f}s\t lower bound "
-                f"{lower_bound:.5f}."
-            )

@@ -10,7 +10,8 @@ estimator.  The *parameter record* is a dict with the keys of
 - validation (:func:`check_moe_params`) and covariance algebra
   (:func:`compute_precision_cholesky`, :func:`to_full_matrices`,
   :func:`_precision_cholesky_full`);
-- the map to the kernel layout of the data passes (:func:`_kernel_params`);
+- the map to the kernel layout of the data passes (:func:`_kernel_params`,
+  :func:`kernel_layout`; see :mod:`skmoe.mixture._passes`);
 - the closed-form M-step (:func:`m_step`, :func:`_moments_from_responsibilities`);
 - sampling (:func:`sample_moe`) and parameter counting (:func:`n_free_parameters`);
 - the maps to and from unconstrained coordinates used by SQUAREM
@@ -22,6 +23,8 @@ import from here, not from the estimator module.
 
 import numpy as np
 from scipy import linalg
+
+from ._passes import KernelParams
 
 _COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 _PARAM_KEYS = (
@@ -285,6 +288,31 @@ def _kernel_params(params):
         np.log(np.diagonal(noise_prec_chol, axis1=1, axis2=2)).sum(axis=1),
     )
 
+
+
+def kernel_layout(params):
+    """All the data passes' parameter arguments, as host float64 arrays.
+
+    Parameters
+    ----------
+    params : dict
+        Model parameters (see :func:`check_moe_params`) plus
+        ``"precisions_cholesky"`` and ``"covariance_type"``.
+
+    Returns
+    -------
+    layout : KernelParams
+        The eight arrays of :func:`_kernel_params`, then the expert
+        intercepts ``(n_components, n_outputs)`` and noise variances (the
+        diagonal of each noise covariance, ``(n_components, n_outputs)``)
+        used by the predictive moments.
+    """
+    noise = np.asarray(params["noise_covariances"], dtype=np.float64)
+    return KernelParams(
+        *_kernel_params(params),
+        np.ascontiguousarray(params["intercept"], dtype=np.float64),
+        np.ascontiguousarray(np.diagonal(noise, axis1=1, axis2=2)),
+    )
 
 
 def _moments_from_responsibilities(Z, resp):

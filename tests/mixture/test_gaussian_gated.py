@@ -7,6 +7,7 @@ recovery, and invariances.
 """
 
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -424,16 +425,57 @@ def test_convergence_warning_and_flags(moe_data):
     assert abs(model.lower_bounds_[-1] - model.lower_bounds_[-2]) < model.tol
 
 
-def test_verbose_output(moe_data, capsys):
+_PROGRESS = re.compile(
+    r"^\[GaussianGatedMoERegressor (EM|SQUAREM) \(init (\d+)/(\d+)\)\] iter +(\d+)/(\d+)  "
+    r"lower bound +(\S+)  change +(\S+)  elapsed \d+\.\d\ds  ETA <= \d+\.\ds$"
+)
+
+
+def test_verbose_output_is_the_monitor_format(moe_data, capsys):
+    """One progress line every verbose_interval iterations per init, one closing line each."""
     X, y, _, _ = moe_data
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        GaussianGatedMoERegressor(
-            3, max_iter=20, tol=0, verbose=2, verbose_interval=5, random_state=0
+        model = GaussianGatedMoERegressor(
+            3, max_iter=20, tol=0, n_init=2, init_params="random", verbose=1,
+            verbose_interval=5, random_state=0,
         ).fit(X, y)
-    out = capsys.readouterr().out
-    assert out.count("Iteration") == 4 and "Initialization 0" in out
-    assert "ll change" in out and "did not converge" in out
+    lines = capsys.readouterr().out.splitlines()
+    progress = [_PROGRESS.match(line) for line in lines if " iter " in line]
+    assert all(progress), lines
+    assert [(m[1], int(m[2]), int(m[3]), int(m[4]), int(m[5])) for m in progress] == [
+        ("EM", init, 2, it, 20) for init in (1, 2) for it in (5, 10, 15, 20)
+    ]
+    closing = [line for line in lines if " iter " not in line]
+    assert closing == [
+        line for line in closing if re.match(
+            r"^\[GaussianGatedMoERegressor EM \(init [12]/2\)\] did not converge after 20 "
+            r"iterations in \d+\.\d\ds$", line)
+    ]
+    assert len(closing) == 2 and len(lines) == 10
+    # The printed values are the kept initialisation's history.
+    by_init = {}
+    for m in progress:
+        by_init.setdefault(m[2], []).append((float(m[6]), float(m[7])))
+    kept = [np.array(rows) for rows in by_init.values()
+            if np.allclose([r[0] for r in rows], model.lower_bounds_[4::5], rtol=1e-6, atol=0)]
+    assert len(kept) == 1
+    assert_allclose(kept[0][:, 1], model.history_["change"][4::5], rtol=1e-3, atol=1e-15)
+
+
+def test_verbose_squarem_label_and_silence(moe_data, capsys):
+    X, y, _, _ = moe_data
+    GaussianGatedMoERegressor(3, acceleration="squarem", random_state=0).fit(X, y)
+    assert capsys.readouterr().out == ""
+    model = GaussianGatedMoERegressor(
+        3, acceleration="squarem", verbose=1, verbose_interval=1, random_state=0
+    ).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    progress = [_PROGRESS.match(line) for line in lines[:-1]]
+    assert all(m is not None and m[1] == "SQUAREM" for m in progress), lines
+    # One line per recorded lower bound, then the closing line.
+    assert len(progress) == len(model.lower_bounds_)
+    assert lines[-1].startswith("[GaussianGatedMoERegressor SQUAREM (init 1/1)] converged after")
 
 
 def test_results_do_not_depend_on_thread_count(monkeypatch):
