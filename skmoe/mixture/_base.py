@@ -53,7 +53,8 @@ def initial_responsibilities(Z, n_components, init_params, random_state):
     n_samples = Z.shape[0]
     resp = np.zeros((n_samples, n_components))
     if init_params == "kmeans":
-        labels = KMeans(n_clusters=n_components, n_init=1, random_state=random_state).fit(Z).labels_
+        kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
+        labels = kmeans.fit(Z).labels_
         resp[np.arange(n_samples), labels] = 1
     elif init_params == "random":
         resp = random_state.uniform(size=(n_samples, n_components))

@@ -47,7 +47,7 @@ from ._params import (
 
 
 def _target_matrix(X, y, xp):
-    """A fresh ``(n_samples, n_outputs)`` copy of ``y`` in the namespace ``xp`` and dtype of ``X``."""
+    """A fresh ``(n_samples, n_outputs)`` copy of ``y`` in namespace ``xp``, dtype of ``X``."""
     if xp is None:
         # C-contiguous: the kernels then see one array layout.
         return np.array(y, dtype=X.dtype, order="C").reshape(X.shape[0], -1)

@@ -289,7 +289,6 @@ def _kernel_params(params):
     )
 
 
-
 def kernel_layout(params):
     """All the data passes' parameter arguments, as host float64 arrays.
 
