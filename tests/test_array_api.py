@@ -16,7 +16,7 @@ from numpy.testing import assert_allclose
 
 from skmoe import GaussianGatedMoERegressor, SequenceMultiIndexAMP
 from skmoe.utils._array_api import array_api_namespace, device, to_numpy
-from skmoe.mixture._gaussian_gated import _kernel_params, compute_precision_cholesky
+from skmoe.mixture._params import _kernel_params, compute_precision_cholesky
 from skmoe.mixture._passes_xp import em_pass as xp_em_pass
 from skmoe.mixture._passes_numba import em_pass as numba_em_pass
 from skmoe.amp import (

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
 
-from ..mixture._gaussian_gated import check_moe_params, sample_moe
+from ..mixture._params import check_moe_params, sample_moe
 
 
 def _random_params(n_features, n_components, n_outputs, separation, noise, random_state):

@@ -16,7 +16,8 @@ from scipy import stats
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-from ..mixture._gaussian_gated import GaussianGatedMoERegressor, check_moe_params
+from ..mixture import GaussianGatedMoERegressor
+from ..mixture._params import check_moe_params
 from ..datasets import ggmoe_paper_setting, make_gaussian_gated_moe
 from ..metrics import voronoi_loss
 

@@ -15,7 +15,8 @@ from sklearn.utils._param_validation import StrOptions, validate_params
 
 from sklearn.utils.validation import check_is_fitted
 
-from ..mixture._gaussian_gated import GaussianGatedMoERegressor, check_moe_params, to_full_matrices
+from ..mixture import GaussianGatedMoERegressor
+from ..mixture._params import _PARAM_KEYS, check_moe_params, to_full_matrices
 
 #: rbar(m) for cells of m fitted atoms (Ho & Nguyen 2016, Proposition 2.1):
 #: singletons are measured linearly, 2 atoms with exponent 4, 3 with 6.
@@ -29,18 +30,13 @@ def _as_full_params(estimator_or_params):
     if isinstance(estimator_or_params, GaussianGatedMoERegressor):
         model = estimator_or_params
         check_is_fitted(model)
-        params = {
-            "weights": model.weights_,
-            "means": model.means_,
-            "covariances": to_full_matrices(
-                np.asarray(model.covariances_, dtype=np.float64),
-                model.covariance_type,
-                *model.means_.shape,
-            ),
-            "coef": model.coef_,
-            "intercept": model.intercept_,
-            "noise_covariances": model.noise_covariances_,
-        }
+        # The fitted parameter record (host float64, with the covariance type
+        # of the fit, not the current hyper-parameter).
+        fitted = model._get_parameters()
+        params = {key: fitted[key] for key in _PARAM_KEYS}
+        params["covariances"] = to_full_matrices(
+            fitted["covariances"], fitted["covariance_type"], *fitted["means"].shape
+        )
         return check_moe_params(params)
     return check_moe_params(estimator_or_params)
 

@@ -1,4 +1,8 @@
-"""Numba kernels for the Gaussian-gated mixture of experts.
+"""Numba backend of the Gaussian-gated MoE data passes (NumPy inputs).
+
+Implements the contract of :mod:`skmoe.mixture._passes`: ``em_pass``,
+``log_densities``, ``gate_probabilities`` and ``predictive_moments``, with
+the parameters in the kernel layout described there.
 
 Layout of the computation
 -------------------------
@@ -15,17 +19,7 @@ Every inner loop then runs over contiguous rows of a chunk, which LLVM
 vectorises; no ``(n_samples, n_components, n_features)`` temporary is ever
 formed.
 
-Component ``k`` is parametrised for the kernels by
-
-* ``log_weights[k]``: log mixing weight;
-* ``means[k]`` and the upper-triangular gate precision Cholesky factor
-  ``gate_prec_chol[k]`` (``P`` with ``P P^T = Sigma_k^{-1}``) and
-  ``gate_log_det[k] = sum(log(diag(P)))``;
-* ``y_centers[k] = A_k mu_k + b_k``, the expert's mean output at the gate
-  centre, the expert slopes ``coef[k]`` of shape ``(n_outputs, n_features)``,
-  and the noise precision Cholesky factor ``noise_prec_chol[k]`` with
-  ``noise_log_det[k]``.
-
+Component ``k`` is parametrised as in :mod:`skmoe.mixture._passes`.
 The expert residual is computed as ``(y - y_center) - A (x - mu)``, which
 equals ``y - A x - b``; the centred vector ``u = (x - mu_k, y - y_center_k)``
 is also what the M-step moments are accumulated from, so that the second
@@ -524,6 +518,8 @@ def em_pass(
     noise_prec_chol,
     noise_log_det,
     with_moments,
+    *,
+    xp=None,
 ):
     """One fused E-step and sufficient-statistics pass over ``(X, Y)``.
 
@@ -542,6 +538,8 @@ def em_pass(
     noise_log_det : ndarray of shape (n_components,)
     with_moments : bool
         If False only the log-likelihood is computed.
+    xp : None, default=None
+        Namespace of ``X``: always None (NumPy) for this backend.
 
     Returns
     -------
@@ -585,6 +583,8 @@ def log_densities(
     coef,
     noise_prec_chol,
     noise_log_det,
+    *,
+    xp=None,
 ):
     """Per-sample ``log p(x, y)`` and ``log p(x)``.
 
@@ -610,7 +610,7 @@ def log_densities(
     return log_joint, log_marginal_x
 
 
-def gate_probabilities(X, log_weights, means, gate_prec_chol, gate_log_det):
+def gate_probabilities(X, log_weights, means, gate_prec_chol, gate_log_det, *, xp=None):
     """Gate probabilities ``g_k(x_n)``, shape ``(n_samples, n_components)``."""
     n_samples, n_features = X.shape
     n_components = means.shape[0]
@@ -627,7 +627,7 @@ def gate_probabilities(X, log_weights, means, gate_prec_chol, gate_log_det):
 
 
 def predictive_moments(
-    X, log_weights, means, gate_prec_chol, gate_log_det, coef, intercept, noise_var
+    X, log_weights, means, gate_prec_chol, gate_log_det, coef, intercept, noise_var, *, xp=None
 ):
     """Mean and variance of the predictive mixture ``p(y | x)`` per output.
 

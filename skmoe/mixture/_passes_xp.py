@@ -1,10 +1,12 @@
-"""Array-API data passes of the Gaussian-gated MoE (CuPy, PyTorch, ...).
+"""Array-API backend of the Gaussian-gated MoE data passes (CuPy, PyTorch, ...).
 
-Drop-in counterparts of the public functions of
-:mod:`skmoe.mixture._passes_numba`, with the same arguments: the data
-``X``, ``Y`` live in any array-API namespace (and device), the parameters are
-the host NumPy float64 arrays built by ``_kernel_params``, and are copied to
-the data's device in the data's dtype.  Computation is vectorised over rows
+Implements the contract of :mod:`skmoe.mixture._passes` with the same
+arguments as :mod:`skmoe.mixture._passes_numba`: the data ``X``, ``Y`` live
+in any array-API namespace (and device); parameters given as host NumPy
+arrays (during EM: the float64 layout built from each M-step) are copied to
+the data's device in the data's dtype, parameters already in the namespace
+(the layout stored at fit) are used where they are, cast to the data's dtype
+if it differs.  Computation is vectorised over rows
 with one Python loop over components; the largest temporaries are
 ``(n_samples, dim)`` per component and ``(n_samples, n_components)``, never
 ``(n_samples, n_components, dim)``.
@@ -16,16 +18,25 @@ results stay on the device, in the data's dtype.
 
 import math
 
+import numpy as np
+
 from ..utils._array_api import array_api_namespace, device, from_numpy, to_numpy
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-def _namespace_args(X, params):
-    """Namespace of ``X`` and ``params`` moved next to it, in ``X.dtype``."""
-    xp = array_api_namespace(X)
+def _namespace_args(X, params, xp):
+    """Namespace of ``X`` (``xp`` if given) and ``params`` next to ``X``, in ``X.dtype``."""
+    if xp is None:
+        xp = array_api_namespace(X)
     dev = device(X)
-    return xp, tuple(from_numpy(a, xp, dev, dtype=X.dtype) for a in params)
+
+    def move(a):
+        if isinstance(a, np.ndarray):
+            return from_numpy(a, xp, dev, dtype=X.dtype)
+        return a if a.dtype == X.dtype else xp.astype(a, X.dtype)
+
+    return xp, tuple(move(a) for a in params)
 
 
 def _log_normal(U, prec_chol, log_det, xp):
@@ -66,15 +77,34 @@ def _log_prob_matrices(X, Y, args, xp, need_gates):
     return xp.stack(joint, axis=1), (xp.stack(gates, axis=1) if need_gates else None)
 
 
-def em_pass(X, Y, *params_and_flag):
+def em_pass(
+    X,
+    Y,
+    log_weights,
+    means,
+    gate_prec_chol,
+    gate_log_det,
+    y_centers,
+    coef,
+    noise_prec_chol,
+    noise_log_det,
+    with_moments,
+    *,
+    xp=None,
+):
     """Array-API version of :func:`skmoe.mixture._passes_numba.em_pass`.
 
     Parameters
     ----------
     X : array of shape (n_samples, n_features)
     Y : array of shape (n_samples, n_outputs)
-    *params_and_flag
-        The eight kernel parameters (host NumPy arrays) and ``with_moments``.
+    log_weights, means, gate_prec_chol, gate_log_det, y_centers, coef, \
+noise_prec_chol, noise_log_det : arrays
+        The kernel layout (see :mod:`skmoe.mixture._passes`).
+    with_moments : bool
+        If False only the log-likelihood is computed.
+    xp : module, default=None
+        Namespace of ``X``; looked up if None.
 
     Returns
     -------
@@ -82,8 +112,9 @@ def em_pass(X, Y, *params_and_flag):
     s0, s1, s2 : ndarray
         Host float64 arrays, moments about ``(means[k], y_centers[k])``.
     """
-    *params, with_moments = params_and_flag
-    xp, args = _namespace_args(X, params)
+    params = (log_weights, means, gate_prec_chol, gate_log_det, y_centers, coef,
+              noise_prec_chol, noise_log_det)
+    xp, args = _namespace_args(X, params, xp)
     log_prob, _ = _log_prob_matrices(X, Y, args, xp, need_gates=False)
     log_norm = _logsumexp_rows(log_prob, xp)
     log_likelihood = float(to_numpy(xp.sum(xp.astype(log_norm, xp.float64))))
@@ -105,9 +136,24 @@ def em_pass(X, Y, *params_and_flag):
     )
 
 
-def log_densities(X, Y, *params):
+def log_densities(
+    X,
+    Y,
+    log_weights,
+    means,
+    gate_prec_chol,
+    gate_log_det,
+    y_centers,
+    coef,
+    noise_prec_chol,
+    noise_log_det,
+    *,
+    xp=None,
+):
     """Array-API version of :func:`skmoe.mixture._passes_numba.log_densities`."""
-    xp, args = _namespace_args(X, params)
+    params = (log_weights, means, gate_prec_chol, gate_log_det, y_centers, coef,
+              noise_prec_chol, noise_log_det)
+    xp, args = _namespace_args(X, params, xp)
     log_joint, log_gates = _log_prob_matrices(X, Y, args, xp, need_gates=True)
     return _logsumexp_rows(log_joint, xp), _logsumexp_rows(log_gates, xp)
 
@@ -124,15 +170,19 @@ def _gates(X, args, xp):
     return xp.exp(log_gates - _logsumexp_rows(log_gates, xp)[:, None])
 
 
-def gate_probabilities(X, *params):
+def gate_probabilities(X, log_weights, means, gate_prec_chol, gate_log_det, *, xp=None):
     """Array-API version of :func:`skmoe.mixture._passes_numba.gate_probabilities`."""
-    xp, args = _namespace_args(X, params)
+    params = (log_weights, means, gate_prec_chol, gate_log_det)
+    xp, args = _namespace_args(X, params, xp)
     return _gates(X, args, xp)
 
 
-def predictive_moments(X, *params):
+def predictive_moments(
+    X, log_weights, means, gate_prec_chol, gate_log_det, coef, intercept, noise_var, *, xp=None
+):
     """Array-API version of :func:`skmoe.mixture._passes_numba.predictive_moments`."""
-    xp, args = _namespace_args(X, params)
+    params = (log_weights, means, gate_prec_chol, gate_log_det, coef, intercept, noise_var)
+    xp, args = _namespace_args(X, params, xp)
     gates = _gates(X, args, xp)
     coef, intercept, noise_var = args[4:]
     mean = xp.zeros((X.shape[0], coef.shape[1]), dtype=X.dtype, device=device(X))

@@ -7,6 +7,7 @@ recovery, and invariances.
 """
 
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -424,16 +425,167 @@ def test_convergence_warning_and_flags(moe_data):
     assert abs(model.lower_bounds_[-1] - model.lower_bounds_[-2]) < model.tol
 
 
-def test_verbose_output(moe_data, capsys):
+@pytest.mark.parametrize("acceleration", [None, "squarem"])
+def test_history_is_the_kept_initialisations_lower_bounds(moe_data, acceleration):
+    """history_: equal-length columns; objective == lower_bounds_ of the kept init."""
+    X, y, _, _ = moe_data
+    model = GaussianGatedMoERegressor(
+        4, n_init=3, init_params="random", tol=1e-6, acceleration=acceleration,
+        random_state=0,
+    ).fit(X, y)
+    history = model.history_
+    assert list(history)[:4] == ["iteration", "objective", "change", "elapsed"]
+    lengths = {len(column) for column in history.values()}
+    assert lengths == {len(model.lower_bounds_)}
+    assert_array_equal(history["objective"], model.lower_bounds_)
+    assert_array_equal(history["iteration"], np.arange(1, len(model.lower_bounds_) + 1))
+    assert np.all(np.diff(history["elapsed"]) >= 0)
+    change = history["change"]
+    # The stopping rule: the last tested change is below tol, no earlier one is.
+    tested = np.flatnonzero(np.isfinite(change))
+    assert abs(change[tested[-1]]) < model.tol and tested[-1] == len(change) - 1
+    assert np.all(np.abs(change[tested[:-1]]) >= model.tol)
+    if acceleration is None:
+        assert model.n_iter_ == len(change)
+        assert np.isnan(change[0])
+        assert_allclose(change[1:], np.diff(history["objective"]), rtol=0, atol=0)
+    else:
+        # Rejected extrapolations are passes (n_iter_) but not recorded points.
+        assert model.n_iter_ >= len(change)
+        # A tested change is one plain EM step from the previous recorded point.
+        assert_array_equal(change[tested], history["objective"][tested]
+                           - history["objective"][tested - 1])
+    # The kept initialisation is the best of the three.
+    assert model.lower_bound_ >= model.lower_bounds_[-1] - 1e-12
+
+
+def test_one_convergence_warning_for_the_kept_initialisation(moe_data):
+    X, y, _, _ = moe_data
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        GaussianGatedMoERegressor(3, n_init=3, max_iter=2, tol=0, random_state=0).fit(X, y)
+    messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert len(messages) == 1
+    assert re.match(
+        r"GaussianGatedMoERegressor EM \(init [123]/3\) did not converge: the stopping rule "
+        r"\(tol=0\) did not fire within max_iter=2 iterations", messages[0]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        GaussianGatedMoERegressor(3, max_iter=0, random_state=0).fit(X, y)  # no warning
+
+
+def _inference(model, X, y):
+    return (
+        *model.predict(X, return_std=True), model.predict_gates(X), model.score_samples(X, y),
+        model.score_samples(X), np.array([model.bic(X, y), model.aic(X, y)]),
+        *model.sample(5)[:2],
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"covariance_type": "diag"}, {"covariance_type": "spherical"}, {"n_components": 5},
+     {"n_components": 1}, {"reg_covar": 10.0}, {"acceleration": "squarem"}],
+)
+def test_set_params_after_fit_leaves_inference_unchanged(moe_data, change):
+    """Inference reads the fitted state: settings snapshotted at fit, kernel layout."""
+    X, y, _, _ = moe_data
+    model = GaussianGatedMoERegressor(3, covariance_type="tied", random_state=0).fit(X, y)
+    before = _inference(model, X, y)
+    model.set_params(**change)
+    for a, b in zip(before, _inference(model, X, y)):
+        assert_array_equal(a, b)
+    # And the BIC counts the fitted model's parameters (tied gates, K=3).
+    n_params = 2 + 3 * 2 + 3 + 3 * (2 + 1 + 1)
+    assert_allclose(model.bic(X, y),
+                    -2 * model.joint_log_likelihood(X, y) * len(X) + n_params * np.log(len(X)))
+
+
+def test_inference_does_not_rebuild_the_kernel_layout(moe_data, monkeypatch):
+    """No Cholesky factorisation nor layout rebuild per predict call."""
+    from skmoe.mixture import _gaussian_gated, _params
+
+    X, y, _, _ = moe_data
+    model = GaussianGatedMoERegressor(3, random_state=0).fit(X, y)
+    before = _inference(model, X, y)[:5]
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("inference rebuilt the kernel layout")
+
+    for owner, name in [(_params, "_precision_cholesky_full"), (_params, "_kernel_params"),
+                        (_params, "kernel_layout"), (_gaussian_gated, "_kernel_params"),
+                        (_gaussian_gated, "kernel_layout")]:
+        monkeypatch.setattr(owner, name, forbidden)
+    for a, b in zip(before, _inference(model, X, y)[:5]):
+        assert_array_equal(a, b)
+
+
+def test_failed_warm_start_keeps_the_fitted_state(moe_data):
+    X, y, _, _ = moe_data
+    model = GaussianGatedMoERegressor(3, max_iter=5, warm_start=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    state = pickle.dumps(model.__dict__)
+    with pytest.raises(ValueError, match="number of features"):
+        model.fit(np.c_[X, X[:, :1]], y)
+    with pytest.raises(ValueError, match="NaN"):
+        model.fit(np.full_like(X, np.nan), y)
+    assert pickle.dumps(model.__dict__) == state
+
+
+_PROGRESS = re.compile(
+    r"^\[GaussianGatedMoERegressor (EM|SQUAREM) \(init (\d+)/(\d+)\)\] iter +(\d+)/(\d+)  "
+    r"lower bound +(\S+)  change +(\S+)  elapsed \d+\.\d\ds  ETA <= \d+\.\ds$"
+)
+
+
+def test_verbose_output_is_the_monitor_format(moe_data, capsys):
+    """One progress line every verbose_interval iterations per init, one closing line each."""
     X, y, _, _ = moe_data
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        GaussianGatedMoERegressor(
-            3, max_iter=20, tol=0, verbose=2, verbose_interval=5, random_state=0
+        model = GaussianGatedMoERegressor(
+            3, max_iter=20, tol=0, n_init=2, init_params="random", verbose=1,
+            verbose_interval=5, random_state=0,
         ).fit(X, y)
-    out = capsys.readouterr().out
-    assert out.count("Iteration") == 4 and "Initialization 0" in out
-    assert "ll change" in out and "did not converge" in out
+    lines = capsys.readouterr().out.splitlines()
+    progress = [_PROGRESS.match(line) for line in lines if " iter " in line]
+    assert all(progress), lines
+    assert [(m[1], int(m[2]), int(m[3]), int(m[4]), int(m[5])) for m in progress] == [
+        ("EM", init, 2, it, 20) for init in (1, 2) for it in (5, 10, 15, 20)
+    ]
+    closing = [line for line in lines if " iter " not in line]
+    assert closing == [
+        line for line in closing if re.match(
+            r"^\[GaussianGatedMoERegressor EM \(init [12]/2\)\] did not converge after 20 "
+            r"iterations in \d+\.\d\ds$", line)
+    ]
+    assert len(closing) == 2 and len(lines) == 10
+    # The printed values are the kept initialisation's history.
+    by_init = {}
+    for m in progress:
+        by_init.setdefault(m[2], []).append((float(m[6]), float(m[7])))
+    kept = [np.array(rows) for rows in by_init.values()
+            if np.allclose([r[0] for r in rows], model.lower_bounds_[4::5], rtol=1e-6, atol=0)]
+    assert len(kept) == 1
+    assert_allclose(kept[0][:, 1], model.history_["change"][4::5], rtol=1e-3, atol=1e-15)
+
+
+def test_verbose_squarem_label_and_silence(moe_data, capsys):
+    X, y, _, _ = moe_data
+    GaussianGatedMoERegressor(3, acceleration="squarem", random_state=0).fit(X, y)
+    assert capsys.readouterr().out == ""
+    model = GaussianGatedMoERegressor(
+        3, acceleration="squarem", verbose=1, verbose_interval=1, random_state=0
+    ).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    progress = [_PROGRESS.match(line) for line in lines[:-1]]
+    assert all(m is not None and m[1] == "SQUAREM" for m in progress), lines
+    # One line per recorded lower bound, then the closing line.
+    assert len(progress) == len(model.lower_bounds_)
+    assert lines[-1].startswith("[GaussianGatedMoERegressor SQUAREM (init 1/1)] converged after")
 
 
 def test_results_do_not_depend_on_thread_count(monkeypatch):
@@ -466,6 +618,20 @@ def test_float32_stays_float32(moe_data):
         assert out.dtype == np.float32
     assert_allclose(m32.predict(X32), m64.predict(X), rtol=1e-3, atol=1e-3)
     assert_allclose(m32.lower_bound_, m64.lower_bound_, rtol=1e-4)
+
+
+def test_float32_outputs_and_fitted_layout(moe_data):
+    """float32 in: every array output float32, scalars Python floats."""
+    X, y, _, _ = moe_data
+    X32, y32 = X.astype(np.float32), y.astype(np.float32)
+    model = GaussianGatedMoERegressor(3, acceleration="squarem", random_state=0).fit(X32, y32)
+    arrays = [model.score_samples(X32, y32), model.score_samples(X32), *model.sample(4)[:2]]
+    assert all(a.dtype == np.float32 for a in arrays)
+    for value in (model.score(X32, y32), model.bic(X32, y32), model.joint_log_likelihood(X32, y32),
+                  model.lower_bound_):
+        assert type(value) is float
+    # The stored kernel layout is built from the float32 attributes.
+    assert_array_equal(model._fitted_kernel.means, model.means_.astype(np.float64))
 
 
 def test_pickle_round_trip(moe_data):
@@ -609,7 +775,7 @@ def test_squarem_reaches_plain_em_likelihood_monotonically(covariance_type):
 
 
 def test_parameter_vector_round_trip(moe_data):
-    from skmoe.mixture._gaussian_gated import _params_from_vector, _params_to_vector
+    from skmoe.mixture._params import _params_from_vector, _params_to_vector
 
     X, y, _, _ = moe_data
     for covariance_type in COVARIANCE_TYPES:

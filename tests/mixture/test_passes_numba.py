@@ -6,7 +6,7 @@ from numpy.testing import assert_allclose
 from scipy import stats
 from scipy.special import logsumexp
 
-from skmoe.mixture._gaussian_gated import _kernel_params, compute_precision_cholesky
+from skmoe.mixture._params import _kernel_params, compute_precision_cholesky
 from skmoe.mixture import _passes_numba as kernels
 from skmoe.utils._threading import block_partition
 

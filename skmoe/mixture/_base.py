@@ -1,0 +1,290 @@
+"""EM skeleton of the Gaussian-gated MoE, in the shape of ``sklearn.mixture._base``.
+
+:class:`BaseMixtureEM` owns everything that does not depend on the model:
+the ``n_init`` loop and the choice of the best initialisation, ``warm_start``,
+the initialisation schemes on the responsibilities, the EM loop (plain, or
+accelerated by :func:`skmoe.mixture._squarem.squarem`) with one
+:class:`~skmoe.utils._monitor.ConvergenceMonitor` per initialisation, the
+final likelihood pass and the bookkeeping (``converged_``, ``n_iter_``,
+``lower_bound_``, ``lower_bounds_``, ``history_``).  ``fit`` is atomic
+(:func:`skmoe.utils._validation.fit_context`).  Subclasses provide the model
+through a few hooks (validation, initial parameters, E+M step, likelihood,
+fitted state, SQUAREM vector maps).
+"""
+
+# The skeleton (initialisation schemes, n_init/warm_start logic) follows
+# sklearn.mixture._base.BaseMixture (BSD-3-Clause).
+
+from abc import ABCMeta, abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ..utils._array_api import array_api_namespace, to_numpy
+from ..utils._monitor import ConvergenceMonitor
+from ..utils._validation import fit_context
+from ._passes import get_backend
+from ._squarem import squarem
+
+#: Initialisation schemes of the responsibilities (as GaussianMixture's).
+INIT_SCHEMES = ("kmeans", "k-means++", "random", "random_from_data")
+
+
+def initial_responsibilities(Z, n_components, init_params, random_state):
+    """Starting responsibilities on the rows of ``Z``, as GaussianMixture draws them.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, dim)
+        Host float64 data the scheme clusters (``[X, Y]`` for the MoE).
+    n_components : int
+    init_params : {"kmeans", "k-means++", "random", "random_from_data"}
+    random_state : numpy.random.RandomState
+
+    Returns
+    -------
+    resp : ndarray of shape (n_samples, n_components)
+        Rows sum to one.
+    """
+    n_samples = Z.shape[0]
+    resp = np.zeros((n_samples, n_components))
+    if init_params == "kmeans":
+        kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
+        labels = kmeans.fit(Z).labels_
+        resp[np.arange(n_samples), labels] = 1
+    elif init_params == "random":
+        resp = random_state.uniform(size=(n_samples, n_components))
+        resp /= resp.sum(axis=1)[:, np.newaxis]
+    elif init_params == "random_from_data":
+        indices = random_state.choice(n_samples, size=n_components, replace=False)
+        resp[indices, np.arange(n_components)] = 1
+    else:  # "k-means++"
+        _, indices = kmeans_plusplus(Z, n_components, random_state=random_state)
+        resp[indices, np.arange(n_components)] = 1
+    return resp
+
+
+def run_em(em_step, params, *, monitor, max_iter):
+    """Plain EM: iterate ``em_step`` until the monitor's rule fires or the budget is spent.
+
+    Parameters
+    ----------
+    em_step : callable
+        ``em_step(params) -> (objective, new_params)``.
+    params : object
+        Starting parameters.
+    monitor : ConvergenceMonitor
+        Receives the objective of every iterate (its change with the previous
+        one is the stopping criterion).
+    max_iter : int
+        Number of ``em_step`` calls at most.
+
+    Returns
+    -------
+    params : object
+        The last M-step's parameters.
+    n_iter : int
+        Calls of ``em_step``.
+    """
+    for _ in range(max_iter):
+        lower_bound, params = em_step(params)
+        if monitor.report(lower_bound):
+            break
+    return params, monitor.n_iter
+
+
+def warm_start_mismatch(what, fitted, current):
+    """The error for a warm start from parameters of another shape or type."""
+    return ValueError(
+        f"warm_start=True continues from the fitted parameters, but {what} changed "
+        f"from {fitted!r} to {current!r} since they were fitted. Set "
+        "warm_start=False (or use a fresh estimator) to refit from scratch."
+    )
+
+
+class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
+    """Base class of mixtures of experts fitted by EM on the joint likelihood of ``(X, y)``.
+
+    Not for direct use: :class:`~skmoe.GaussianGatedMoERegressor` is the one
+    subclass.  The parameters are documented there.
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0.0, None, closed="left")],
+        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init_params": [StrOptions(set(INIT_SCHEMES))],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+        "acceleration": [StrOptions({"squarem"}), None],
+    }
+
+    def __init__(
+        self,
+        n_components,
+        *,
+        tol,
+        reg_covar,
+        max_iter,
+        n_init,
+        init_params,
+        random_state,
+        warm_start,
+        verbose,
+        verbose_interval,
+        acceleration,
+    ):
+        self.n_components = n_components
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.acceleration = acceleration
+
+    # ------------------------------------------------------------ skeleton
+
+    @fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Estimate the parameters by EM on the joint likelihood of ``(X, y)``.
+
+        The best of ``n_init`` initialisations is kept (one, continuing from
+        the fitted parameters, with ``warm_start=True``).  If the fit raises,
+        a fitted estimator keeps its previous state.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        xp = array_api_namespace(X)
+        X, y, Y = self._validate_fit_data(X, y, xp, warm=not do_init)
+        start = self._check_initial_parameters(X, Y) if do_init else None
+        backend = get_backend(xp)
+
+        def em_step(params):
+            return self._em_step(X, Y, params, backend, xp)
+
+        random_state = check_random_state(self.random_state)
+        n_init = self.n_init if do_init else 1
+        best = None
+        for init in range(n_init):
+            if not do_init:
+                params = self._get_parameters()
+            elif start is not None:
+                params = start
+            else:
+                params = self._initialize_parameters(X, Y, random_state)
+            monitor = self._monitor(init, n_init)
+            if self.acceleration == "squarem":
+                params, n_iter = squarem(
+                    em_step,
+                    params,
+                    monitor=monitor,
+                    max_iter=self.max_iter,
+                    to_vector=self._params_to_vector,
+                    from_vector=self._params_from_vector,
+                )
+            else:
+                params, n_iter = run_em(em_step, params, monitor=monitor, max_iter=self.max_iter)
+            monitor.finish(warn=False)
+            # Final pass: the likelihood of the returned parameters.
+            lower_bound = self._mean_log_likelihood(X, Y, params, backend, xp)
+            if best is None or lower_bound > best[0]:
+                best = (lower_bound, params, n_iter, monitor)
+
+        lower_bound, params, n_iter, monitor = best
+        monitor.warn_if_not_converged()
+        self._set_fitted_state(params, X, y, Y, xp)
+        self.converged_ = monitor.converged
+        self.n_iter_ = n_iter
+        self.lower_bound_ = float(lower_bound)
+        self.history_ = monitor.history
+        self.lower_bounds_ = self.history_["objective"].tolist()
+        return self
+
+    def _monitor(self, init, n_init):
+        """The convergence monitor of initialisation ``init`` (0-based) of ``n_init``."""
+        method = "SQUAREM" if self.acceleration == "squarem" else "EM"
+        return ConvergenceMonitor(
+            tol=self.tol,
+            max_iter=self.max_iter,
+            verbose=self.verbose,
+            verbose_interval=self.verbose_interval,
+            label=f"{type(self).__name__} {method} (init {init + 1}/{n_init})",
+            objective_name="lower bound",
+            hint="Else try other init_params or a larger n_init, or check for degenerate data.",
+        )
+
+    def _initialize_parameters(self, X, Y, random_state):
+        """Responsibilities from ``init_params`` on ``[X, Y]``, then :meth:`_initialize`.
+
+        Runs on the host in NumPy whatever the input's namespace (KMeans has
+        no array-API support), so that every ``init_params`` gives the same
+        start on every device.
+        """
+        Z = np.hstack([to_numpy(X), to_numpy(Y)]).astype(np.float64, copy=False)
+        resp = initial_responsibilities(Z, self.n_components, self.init_params, random_state)
+        return self._initialize(Z, resp, X.shape[1])
+
+    # --------------------------------------------------------------- hooks
+
+    @abstractmethod
+    def _validate_fit_data(self, X, y, xp, warm):
+        """Validated ``(X, y, Y)``; with ``warm``, also check the warm start.
+
+        ``Y`` is the ``(n_samples, n_outputs)`` target matrix in the namespace
+        and dtype of ``X``.
+        """
+
+    @abstractmethod
+    def _check_initial_parameters(self, X, Y):
+        """Starting parameters given by the user (checked), or None."""
+
+    @abstractmethod
+    def _initialize(self, Z, resp, n_features):
+        """Parameters of one M-step from responsibilities on ``Z = [X, Y]``."""
+
+    @abstractmethod
+    def _em_step(self, X, Y, params, backend, xp):
+        """``(mean log-likelihood of params, parameters after one E+M step)``."""
+
+    @abstractmethod
+    def _mean_log_likelihood(self, X, Y, params, backend, xp):
+        """Mean joint log-likelihood of ``params`` on ``(X, Y)``."""
+
+    @abstractmethod
+    def _get_parameters(self):
+        """The fitted parameters, as the record the EM step takes."""
+
+    @abstractmethod
+    def _set_fitted_state(self, params, X, y, Y, xp):
+        """Store ``params`` and everything inference reads."""
+
+    @abstractmethod
+    def _params_to_vector(self, params):
+        """Unconstrained coordinates of ``params`` (for SQUAREM)."""
+
+    @abstractmethod
+    def _params_from_vector(self, vector, like):
+        """Parameters shaped like ``like`` from :meth:`_params_to_vector` output."""
