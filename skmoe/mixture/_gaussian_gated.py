@@ -9,7 +9,7 @@ contract of :mod:`skmoe.mixture._passes`.
 
 Inference reads fitted state only: the parameters in kernel layout
 (``_fitted_kernel``, stored once at fit in the namespace and on the device of
-the training data) and the settings snapshotted at fit (``_fitted_settings``),
+the training data) and the settings snapshotted at fit (``_fitted_params``),
 so ``set_params`` after ``fit`` changes nothing until the next ``fit``.
 """
 
@@ -299,7 +299,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
 
     def _check_warm_start(self, X):
         """Raise unless the fitted parameters fit the current settings and ``X``."""
-        fitted = self._fitted_settings
+        fitted = self._fitted_params
         checks = [
             ("n_components", fitted["n_components"], self.n_components),
             ("covariance_type", fitted["covariance_type"], self.covariance_type),
@@ -370,12 +370,12 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             key: to_numpy(getattr(self, key + "_"), dtype=np.float64)
             for key in (*_PARAM_KEYS, "precisions_cholesky")
         }
-        params["covariance_type"] = self._fitted_settings["covariance_type"]
+        params["covariance_type"] = self._fitted_params["covariance_type"]
         return params
 
     def _set_fitted_state(self, params, X, y, Y, xp):
         """Fitted attributes, kernel layout and settings, in the namespace and dtype of ``X``."""
-        self._fitted_settings = {
+        self._fitted_params = {
             **snapshot_params(self, ("n_components", "covariance_type")),
             "y_ndim": np.ndim(y),
         }
@@ -452,7 +452,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             X, *self._fitted_kernel.predictive, xp=xp
         )
         mean = _in_input_dtype(mean, X)
-        if self._fitted_settings["y_ndim"] == 1:
+        if self._fitted_params["y_ndim"] == 1:
             mean, var = mean[:, 0], var[:, 0]
         if return_std:
             return mean, _in_input_dtype(var**0.5, X)
@@ -543,7 +543,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
         return float(to_numpy(xp.mean(xp.astype(log_joint, xp.float64))))
 
     def _n_parameters(self):
-        fitted = self._fitted_settings
+        fitted = self._fitted_params
         return n_free_parameters(
             fitted["n_components"], self.n_features_in_, self.n_outputs_,
             fitted["covariance_type"],
@@ -612,7 +612,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
         X, Y, labels = sample_moe(
             params, n_samples, check_random_state(self.random_state), params["covariance_type"]
         )
-        if self._fitted_settings["y_ndim"] == 1:
+        if self._fitted_params["y_ndim"] == 1:
             Y = Y[:, 0]
         # "Everything follows X": samples live where the fitted parameters do.
         xp = array_api_namespace(self.means_)

@@ -650,7 +650,7 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
 
         # Fitted attributes, only once every stage has succeeded.  Inference
         # reads the snapshot of top_k, never the live hyper-parameter.
-        self._inference_params = snapshot_params(self, ("top_k",))
+        self._fitted_params = snapshot_params(self, ("top_k",))
         # Trained in float64; stored in X's dtype.
         self.expert_weights_ = W.astype(X.dtype, copy=False)
         self.router_coef_ = router.astype(X.dtype, copy=False)
@@ -726,7 +726,7 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         out = np.empty(X.shape[0])
         for start in range(0, X.shape[0], _CHUNK):
             Xc = X[start : start + _CHUNK]
-            gates = _gates(Xc, self.router_coef_, self._inference_params["top_k"])
+            gates = _gates(Xc, self.router_coef_, self._fitted_params["top_k"])
             pred = np.zeros(Xc.shape[0])
             for m in range(self.expert_coef_.shape[0]):
                 features = _features(Xc, self.expert_weights_[m], degree)
