@@ -48,6 +48,8 @@ def squarem(em_step, params, *, monitor, max_iter, to_vector, from_vector):
     n_passes : int
         Calls of ``em_step``, extrapolated ones included.
     """
+    if max_iter == 0:
+        return params, 0
     step_max = 1.0
     n_passes = 0
     theta0, ll0, theta1 = params, None, None

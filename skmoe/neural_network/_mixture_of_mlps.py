@@ -87,10 +87,10 @@ def _warn_if_experts_not_converged(name, experts, monitors):
     """One ``ConvergenceWarning`` per fit, in the monitor's text, naming every expert that did not converge."""
     failed = [e for e, monitor in zip(experts, monitors) if not monitor.converged]
     if failed:
-        first = monitors[experts.index(failed[0])]
-        first.label = f"{name}: {len(failed)} of {len(experts)} experts ({failed})"
-        first.hint = f"The last change quoted is expert {failed[0]}'s."
-        first.warn_if_not_converged()
+        monitors[experts.index(failed[0])].warn_if_not_converged(
+            label=f"{name}: {len(failed)} of {len(experts)} experts ({failed})",
+            hint=f"The last change quoted is expert {failed[0]}'s.",
+        )
 
 
 def _parameter_counts(n_features, prelu, sizes, expert_of_cell, is_mlp, n_const, prototypes, tree):
@@ -518,7 +518,7 @@ _SHARED_PARAMETERS_DOC = """
         Progress of each expert's training, in the one line format of
         skmoe's convergence monitor (epoch, loss, change, elapsed time and
         an upper bound on the time left), labelled
-        ``"<estimator> expert <e>/<n_experts_>"`` with ``e`` the expert's
+        ``"<estimator> expert <e> (of <n_experts_>)"`` with ``e`` the expert's
         index in ``range(n_experts_)``: 0 prints nothing, 1 a line every
         tenth epoch, 2 or more a line every epoch; every expert also prints
         a closing line.  With ``n_jobs > 1`` the lines of experts trained at

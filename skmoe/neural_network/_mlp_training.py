@@ -195,7 +195,6 @@ def train_expert(
         rule="no_improvement",
         n_iter_no_change=n_iter_no_change,
         verbose=verbose,
-        verbose_interval=1 if verbose > 1 else 10,
         label=label,
         objective_name="validation loss" if n_val else "loss",
     )

@@ -668,7 +668,6 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
             tol=None,
             max_iter=max_iter,
             verbose=self.verbose,
-            verbose_interval=1 if self.verbose > 1 else 10,
             label=f"SGDMoERegressor stage {stage}/4 ({_STAGE_NAMES[stage - 1]})",
             objective_name=objective_name,
         )

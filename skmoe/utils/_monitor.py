@@ -7,12 +7,36 @@ EM and SQUAREM, MixtureOfMLPs expert training, the SGD-MoE stages, GAMP and
 state evolution all use it, so they stop, print, record and warn alike.
 """
 
+import os
+import sys
 import warnings
 from numbers import Integral, Real
 from time import perf_counter
 
+import joblib
 import numpy as np
+import sklearn
 from sklearn.exceptions import ConvergenceWarning
+
+_PACKAGE_DIRS = tuple(
+    os.path.dirname(module.__file__) + os.sep for module in (sklearn, joblib)
+) + (os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,)
+
+
+def _user_stacklevel():
+    """``stacklevel`` that attributes a warning to the first caller outside skmoe.
+
+    Frames of skmoe, scikit-learn (``_fit_context``, ``Parallel``) and joblib
+    are skipped, so the warning points at the user's ``fit`` call whatever
+    the depth of the loop that emits it.
+    """
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIRS):
+        frame = frame.f_back
+        level += 1
+    return level
+
 
 #: Keys of every ``history_`` dict, in this order, before any extra columns.
 HISTORY_KEYS = ("iteration", "objective", "change", "elapsed")
@@ -45,8 +69,10 @@ class ConvergenceMonitor:
     verbose : int, default=0
         0 is silent; otherwise one line every ``verbose_interval``
         iterations, and one line when the loop ends.
-    verbose_interval : int, default=1
-        Iterations between two progress lines.
+    verbose_interval : int, default=None
+        Iterations between two progress lines.  None (estimators without a
+        ``verbose_interval`` parameter) gives skmoe's one rule: every 10th
+        iteration for ``verbose=1``, every iteration for ``verbose >= 2``.
     label : str, default="fit"
         Names the loop in progress lines and in the warning, e.g.
         ``"GaussianGatedMoERegressor EM (init 1/3)"``.
@@ -84,7 +110,7 @@ class ConvergenceMonitor:
         rule="change",
         n_iter_no_change=1,
         verbose=0,
-        verbose_interval=1,
+        verbose_interval=None,
         label="fit",
         objective_name="objective",
         hint="",
@@ -100,6 +126,8 @@ class ConvergenceMonitor:
         self.rule = rule
         self.n_iter_no_change = int(n_iter_no_change)
         self.verbose = verbose
+        if verbose_interval is None:
+            verbose_interval = 10 if verbose == 1 else 1
         self.verbose_interval = int(verbose_interval)
         self.label = label
         self.objective_name = objective_name
@@ -189,7 +217,10 @@ class ConvergenceMonitor:
         converged : bool
         """
         if self.verbose:
-            state = "converged" if self.converged else "did not converge"
+            if self.tol is None:
+                state = "finished" if self.converged else "stopped"
+            else:
+                state = "converged" if self.converged else "did not converge"
             print(
                 f"[{self.label}] {state} after {self.n_iter} iterations "
                 f"in {perf_counter() - self._start:.2f}s"
@@ -198,18 +229,29 @@ class ConvergenceMonitor:
             self.warn_if_not_converged()
         return self.converged
 
-    def warn_if_not_converged(self):
-        """Emit skmoe's one ``ConvergenceWarning`` text, unless converged or ``max_iter == 0``."""
+    def warn_if_not_converged(self, *, label=None, hint=None):
+        """Emit skmoe's one ``ConvergenceWarning`` text, unless converged or ``max_iter == 0``.
+
+        Parameters
+        ----------
+        label, hint : str, default=None
+            Override the monitor's ``label`` and ``hint`` for this warning,
+            e.g. to summarise several loops (experts, restarts) in one.
+        """
         if self.converged or self.max_iter == 0:
             return
-        last = self._rows[-1][2] if self._rows else np.nan
-        hint = f" {self.hint}" if self.hint else ""
+        label = self.label if label is None else label
+        hint = self.hint if hint is None else hint
+        changes = [row[2] for row in self._rows if np.isfinite(row[2])]
+        last = changes[-1] if changes else np.nan
+        hint = f" {hint}" if hint else ""
+        tol = "None" if self.tol is None else f"{self.tol:g}"
         warnings.warn(
-            f"{self.label} did not converge: the stopping rule (tol={self.tol:g}) did "
+            f"{label} did not converge: the stopping rule (tol={tol}) did "
             f"not fire within max_iter={self.max_iter} iterations (last change "
             f"{last:.3g}). Increase max_iter or tol.{hint}",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=_user_stacklevel(),
         )
 
     @property

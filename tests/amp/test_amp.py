@@ -480,7 +480,7 @@ def test_gamp_verbose_lines_use_the_monitor_format(capsys):
     with pytest.warns(ConvergenceWarning, match=(
             r"SequenceMultiIndexAMP GAMP did not converge: the stopping rule \(tol=0\) "
             r"did not fire within max_iter=3 iterations")):
-        amp = SequenceMultiIndexAMP(ch, tol=0.0, max_iter=3, verbose=1, random_state=0).fit(X, y)
+        amp = SequenceMultiIndexAMP(ch, tol=0.0, max_iter=3, verbose=2, random_state=0).fit(X, y)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4
     pattern = (r"\[SequenceMultiIndexAMP GAMP\] iter +(\d+)/3  overlap +(\S+)  change +(\S+)  "

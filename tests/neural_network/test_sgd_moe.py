@@ -327,7 +327,7 @@ def test_verbose_prints_the_monitor_line_format(capsys, verbose):
     assert (ridge["name"], ridge["iter"], ridge["objective"]) == ("ridge", "1", "training MSE")
     # The ridge stage reports the training mean squared error of the model.
     assert_allclose(float(ridge["value"]), np.mean((y - model.predict(X)) ** 2), rtol=1e-5)
-    assert re.fullmatch(r"\[SGDMoERegressor stage 4/4 \(ridge\)\] converged after 1 "
+    assert re.fullmatch(r"\[SGDMoERegressor stage 4/4 \(ridge\)\] finished after 1 "
                         r"iterations in \d+\.\d\ds", closing[-1])
 
 

@@ -121,9 +121,37 @@ def test_verbose_prints_the_converged_iteration_and_exact_eta_for_fixed_budget(c
          [1.0, 1.1])
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1 and LINE.match(out[0])["it"] == "2"
-    _run(ConvergenceMonitor(tol=None, max_iter=2, verbose=1), [1.0, 1.0])
+    monitor = _run(ConvergenceMonitor(tol=None, max_iter=2, verbose=2), [1.0, 1.0])
+    monitor.finish()
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 2 and all("ETA <=" not in line for line in out)
+    assert len(out) == 3 and all("ETA <=" not in line for line in out[:2])
+    assert out[2].startswith("[fit] finished after 2 iterations")
+
+
+@pytest.mark.parametrize("verbose, printed", [(1, [10, 20, 25]), (2, list(range(1, 26)))])
+def test_default_interval_is_ten_for_verbose_1_and_one_above(capsys, verbose, printed):
+    _run(ConvergenceMonitor(tol=None, max_iter=25, verbose=verbose), [1.0] * 25)
+    lines = capsys.readouterr().out.splitlines()
+    assert [int(LINE.match(line)["it"]) for line in lines] == printed
+
+
+def test_warning_points_at_the_callers_file_and_quotes_the_last_finite_change():
+    monitor = ConvergenceMonitor(tol=1e-9, max_iter=3)
+    monitor.report(1.0)
+    monitor.report(2.0)
+    monitor.report(5.0, change=np.nan)  # e.g. an extrapolated SQUAREM point
+    with pytest.warns(ConvergenceWarning, match="last change 1\)") as record:
+        monitor.warn_if_not_converged()
+    assert record[0].filename == __file__
+
+
+def test_warning_label_and_hint_can_be_overridden_once():
+    monitor = _run(ConvergenceMonitor(tol=0, max_iter=1, label="a", hint="b"), [1.0])
+    with pytest.warns(ConvergenceWarning, match=r"^c did not converge.* d$"):
+        monitor.warn_if_not_converged(label="c", hint="d")
+    assert (monitor.label, monitor.hint) == ("a", "b")
+    with pytest.warns(ConvergenceWarning, match=r"^a did not converge.* b$"):
+        monitor.warn_if_not_converged()
 
 
 @pytest.mark.parametrize(
