@@ -37,6 +37,7 @@ from skmoe import (
 )
 from skmoe.amp import AbsChannel, LinearChannel
 from skmoe.utils._monitor import ConvergenceMonitor
+from skmoe.utils._validation import StrictIntInterval
 
 MONITOR_REPORT = "skmoe.utils._monitor.ConvergenceMonitor.report"
 
@@ -331,3 +332,38 @@ def test_iterative_fit_reports_through_the_monitor(name, monkeypatch):
         lengths = {len(np.asarray(v)) for v in history.values()}
         assert len(lengths) == 1, "history_ columns have unequal lengths"
         assert {"iteration", "objective", "change", "elapsed"} <= set(history)
+
+
+def _count_parameters():
+    for name in IDS:
+        constraints = type(CASES[name].estimator)._parameter_constraints
+        for param, options in constraints.items():
+            if any(isinstance(option, StrictIntInterval) for option in options):
+                yield name, param
+
+
+@pytest.mark.parametrize("name, param", list(_count_parameters()))
+def test_boolean_counts_are_rejected(name, param):
+    """``True`` is not a count: every integer hyper-parameter rejects booleans."""
+    case = CASES[name]
+    X, y = case.data()
+    est = clone(case.estimator).set_params(**{param: True})
+    with pytest.raises(ValueError, match=f"'{param}' parameter"):
+        est.fit(X, y)
+
+
+def test_every_integer_hyper_parameter_is_strict():
+    """No estimator declares a plain ``Interval(Integral, ...)`` (which accepts ``True``)."""
+    from numbers import Integral
+
+    from sklearn.utils._param_validation import Interval
+
+    loose = [
+        (name, param)
+        for name in IDS
+        for param, options in type(CASES[name].estimator)._parameter_constraints.items()
+        for option in options
+        if isinstance(option, Interval) and option.type is Integral
+        and not isinstance(option, StrictIntInterval)
+    ]
+    assert not loose

@@ -1,7 +1,6 @@
 """Bayes-optimal GAMP for sequence multi-index models (matrix form)."""
 
-import warnings
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -21,7 +20,13 @@ from ..utils._array_api import (
     to_numpy,
 )
 from ..utils._monitor import ConvergenceMonitor
-from ..utils._validation import fit_context, snapshot_params
+from ..utils._validation import (
+    StrictIntInterval,
+    check_int,
+    fit_context,
+    snapshot_params,
+    warn_deprecated_param,
+)
 from ._state_evolution import _sym_sqrt, spectral_map
 
 __all__ = ["SequenceMultiIndexAMP"]
@@ -195,10 +200,10 @@ class SequenceMultiIndexAMP(BaseEstimator):
 
     _parameter_constraints: dict = {
         "channel": [HasMethods(["posterior", "output", "check_y"])],
-        "n_directions": [Interval(Integral, 1, None, closed="left"), None],
+        "n_directions": [StrictIntInterval(1, None, closed="left"), None],
         "prior": [StrOptions({"gaussian"}), Hidden(StrOptions({"deprecated"}))],
         "damping": [Interval(Real, 0, 1, closed="right")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [StrictIntInterval(1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "init_scale": [Interval(Real, 0, 1, closed="neither")],
         "random_state": ["random_state"],
@@ -281,13 +286,9 @@ class SequenceMultiIndexAMP(BaseEstimator):
         self : object
             Fitted estimator.
         """
-        if self.prior != "deprecated":
-            warnings.warn(
-                "The parameter 'prior' of SequenceMultiIndexAMP is deprecated in 0.1 and "
-                "will be removed in 0.3: it has no effect (the prior of the rows of W is "
-                "always N(0, I_p)). Stop passing it to silence this warning.",
-                FutureWarning,
-            )
+        warn_deprecated_param(
+            self, "prior", "It has no effect: the prior of the rows of W is always N(0, I_p)."
+        )
         if isinstance(self.channel, type):
             raise ValueError(
                 f"channel must be a channel instance, e.g. {self.channel.__name__}(), got "
@@ -433,8 +434,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
         check_is_fitted(self)
         if method not in ("plugin", "bayes"):
             raise ValueError(f"method must be 'plugin' or 'bayes', got {method!r}.")
-        if not isinstance(n_draws, Integral) or isinstance(n_draws, bool) or n_draws < 1:
-            raise ValueError(f"n_draws must be an integer >= 1, got {n_draws!r}.")
+        n_draws = check_int(n_draws, "n_draws")
         channel = self._fitted_params["channel"]
         X = self._check_X(X, channel, reset=False, method="predict")
         n, L, d = X.shape

@@ -25,7 +25,7 @@ the host; their ``q``, ``q_hat`` and ``history`` still come back in the
 namespace of ``q_init``.
 """
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
@@ -39,7 +39,7 @@ from ..utils._array_api import (
     to_numpy,
 )
 from ..utils._monitor import ConvergenceMonitor
-from ..utils._validation import draw_seed
+from ..utils._validation import StrictIntInterval, draw_seed
 from ._channels import tensor_gauss_hermite
 
 __all__ = ["state_evolution", "weak_recovery_threshold", "test_errors"]
@@ -153,12 +153,12 @@ def _simulation_reference(channel, reference):
 _CHANNEL = [HasMethods(["sample", "output", "posterior", "check_posterior_support"])]
 _OVERLAP = [Real, "array-like"]
 _SEED = ["random_state"]
-_COUNT = Interval(Integral, 1, None, closed="left")
+_COUNT = StrictIntInterval(1, None, closed="left")
 
 
 @validate_params(
     {"channel": _CHANNEL, "q": _OVERLAP, "n_samples": [_COUNT],
-     "n_inner": [Interval(Integral, 2, None, closed="left")], "random_state": _SEED},
+     "n_inner": [StrictIntInterval(2, None, closed="left")], "random_state": _SEED},
     prefer_skip_nested_validation=True,
 )
 def test_errors(channel, q, *, n_samples=20000, n_inner=32, random_state=0):
@@ -231,7 +231,7 @@ test_errors.__test__ = False  # not a pytest test
      "q_init": _OVERLAP, "directions": ["array-like", None],
      "damping": [Interval(Real, 0, 1, closed="right")], "max_iter": [_COUNT],
      "tol": [Interval(Real, 0, None, closed="left")], "n_samples": [_COUNT],
-     "compute_test_errors": ["boolean"], "n_inner": [Interval(Integral, 2, None, closed="left")],
+     "compute_test_errors": ["boolean"], "n_inner": [StrictIntInterval(2, None, closed="left")],
      "random_state": _SEED},
     prefer_skip_nested_validation=True,
 )
@@ -394,7 +394,7 @@ def _top_eigen(K, r):
     {"channel": _CHANNEL, "directions": ["array-like", None],
      "learned_overlap": _OVERLAP + [None],
      "method": [StrOptions({"auto", "quadrature", "mc"})], "n_samples": [_COUNT],
-     "n_batches": [Interval(Integral, 2, None, closed="left")], "n_nodes": [_COUNT],
+     "n_batches": [StrictIntInterval(2, None, closed="left")], "n_nodes": [_COUNT],
      "random_state": _SEED},
     prefer_skip_nested_validation=True,
 )

@@ -1,12 +1,13 @@
 """Sampler for the Gaussian-gated mixture of experts."""
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
 
 from ..mixture._params import check_moe_params, sample_moe
+from ..utils._validation import StrictIntInterval
 
 
 def _random_params(n_features, n_components, n_outputs, separation, noise, random_state):
@@ -29,10 +30,10 @@ def _random_params(n_features, n_components, n_outputs, separation, noise, rando
 
 @validate_params(
     {
-        "n_samples": [Interval(Integral, 1, None, closed="left")],
-        "n_features": [Interval(Integral, 1, None, closed="left")],
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "n_outputs": [Interval(Integral, 1, None, closed="left")],
+        "n_samples": [StrictIntInterval(1, None, closed="left")],
+        "n_features": [StrictIntInterval(1, None, closed="left")],
+        "n_components": [StrictIntInterval(1, None, closed="left")],
+        "n_outputs": [StrictIntInterval(1, None, closed="left")],
         "params": [dict, None],
         "separation": [Interval(Real, 0, None, closed="left")],
         "noise": [Interval(Real, 0, None, closed="neither")],
@@ -149,7 +150,7 @@ _PAPER_MODELS = {
 
 
 @validate_params(
-    {"model": [Interval(Integral, 1, 4, closed="both")]},
+    {"model": [StrictIntInterval(1, 4, closed="both")]},
     prefer_skip_nested_validation=True,
 )
 def ggmoe_paper_setting(model):

@@ -1,18 +1,18 @@
 """Sampler for sequence multi-index models."""
 
-from numbers import Integral
-
 import numpy as np
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, validate_params
+from sklearn.utils._param_validation import HasMethods, validate_params
+
+from ..utils._validation import StrictIntInterval
 
 
 @validate_params(
     {
-        "n_samples": [Interval(Integral, 1, None, closed="left")],
-        "n_features": [Interval(Integral, 1, None, closed="left")],
+        "n_samples": [StrictIntInterval(1, None, closed="left")],
+        "n_features": [StrictIntInterval(1, None, closed="left")],
         "channel": [HasMethods(["sample", "posterior"])],
-        "n_directions": [Interval(Integral, 1, None, closed="left"), None],
+        "n_directions": [StrictIntInterval(1, None, closed="left"), None],
         "random_state": ["random_state"],
     },
     prefer_skip_nested_validation=True,

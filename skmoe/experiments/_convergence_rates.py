@@ -20,6 +20,7 @@ from ..mixture import GaussianGatedMoERegressor
 from ..mixture._params import check_moe_params
 from ..datasets import ggmoe_paper_setting, make_gaussian_gated_moe
 from ..metrics import voronoi_loss
+from ..utils._validation import StrictIntInterval
 
 _COMPONENT_KEYS = (
     "weights",
@@ -39,9 +40,9 @@ _COMPONENT_KEYS = (
 @validate_params(
     {
         "true_params": [dict],
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "n_samples": [Interval(Integral, 1, None, closed="left")],
-        "random_state": [Interval(Integral, 0, None, closed="left"), np.random.Generator, None],
+        "n_components": [StrictIntInterval(1, None, closed="left")],
+        "n_samples": [StrictIntInterval(1, None, closed="left")],
+        "random_state": [StrictIntInterval(0, None, closed="left"), np.random.Generator, None],
     },
     prefer_skip_nested_validation=True,
 )
@@ -230,16 +231,16 @@ class ConvergenceRateResult:
 
 @validate_params(
     {
-        "model": [Interval(Integral, 1, 4, closed="both")],
-        "n_components": [Interval(Integral, 3, None, closed="left")],
+        "model": [StrictIntInterval(1, 4, closed="both")],
+        "n_components": [StrictIntInterval(3, None, closed="left")],
         "sample_sizes": ["array-like"],
-        "n_repetitions": [Interval(Integral, 1, None, closed="left")],
+        "n_repetitions": [StrictIntInterval(1, None, closed="left")],
         "init": [StrOptions({"near_truth", "kmeans"})],
         "acceleration": [StrOptions({"squarem"}), None],
         "tol": [Interval(Real, 0, None, closed="neither")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [StrictIntInterval(1, None, closed="left")],
         "n_jobs": [Integral, None],
-        "random_state": [Interval(Integral, 0, None, closed="left")],
+        "random_state": [StrictIntInterval(0, None, closed="left")],
         "verbose": ["verbose"],
     },
     prefer_skip_nested_validation=True,

@@ -7,7 +7,7 @@ are made by :func:`fisher_statistics`, both in
 :mod:`skmoe.inspection._fisher_statistics`.
 """
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin
@@ -20,7 +20,7 @@ from sklearn.utils.validation import (
 )
 
 from ..utils._array_api import array_api_namespace
-from ..utils._validation import fit_context
+from ..utils._validation import StrictIntInterval, fit_context
 # fisher_statistics is looked up in this module's globals at every fit (the
 # protocol tests interrupt a fit there); _extract_network is imported from
 # here by tests/test_common.py.
@@ -167,10 +167,10 @@ class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit"]), None],
         "method": [StrOptions({"both", "score", "hessian"})],
-        "n_label_samples": [Interval(Integral, 1, None, closed="left")],
+        "n_label_samples": [StrictIntInterval(1, None, closed="left")],
         "noise_variance": [Interval(Real, 0.0, None, closed="neither"), StrOptions({"auto"})],
         "random_state": ["random_state"],
-        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "batch_size": [StrictIntInterval(1, None, closed="left"), None],
     }
 
     def __init__(self, estimator=None, *, method="both", n_label_samples=1,

@@ -16,7 +16,7 @@ fitted state, SQUAREM vector maps).
 # sklearn.mixture._base.BaseMixture (BSD-3-Clause).
 
 from abc import ABCMeta, abstractmethod
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -26,7 +26,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..utils._array_api import array_api_namespace, to_numpy
 from ..utils._monitor import ConvergenceMonitor
-from ..utils._validation import fit_context
+from ..utils._validation import StrictIntInterval, fit_context
 from ._passes import get_backend
 from ._squarem import squarem
 
@@ -114,16 +114,16 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
     """
 
     _parameter_constraints: dict = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [StrictIntInterval(1, None, closed="left")],
         "tol": [Interval(Real, 0.0, None, closed="left")],
         "reg_covar": [Interval(Real, 0.0, None, closed="left")],
-        "max_iter": [Interval(Integral, 0, None, closed="left")],
-        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [StrictIntInterval(0, None, closed="left")],
+        "n_init": [StrictIntInterval(1, None, closed="left")],
         "init_params": [StrOptions(set(INIT_SCHEMES))],
         "random_state": ["random_state"],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
-        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+        "verbose_interval": [StrictIntInterval(1, None, closed="left")],
         "acceleration": [StrOptions({"squarem"}), None],
     }
 

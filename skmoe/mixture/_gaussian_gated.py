@@ -365,9 +365,13 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
     _params_from_vector = staticmethod(_params_from_vector)
 
     def _get_parameters(self):
-        """Fitted parameters as host NumPy float64 arrays (the parameter record)."""
+        """Fitted parameters as host NumPy float64 copies (the parameter record).
+
+        Copies, so that no EM step can modify the fitted arrays in place: a
+        warm start that fails must leave them as they were.
+        """
         params = {
-            key: to_numpy(getattr(self, key + "_"), dtype=np.float64)
+            key: np.array(to_numpy(getattr(self, key + "_"), dtype=np.float64))
             for key in (*_PARAM_KEYS, "precisions_cholesky")
         }
         params["covariance_type"] = self._fitted_params["covariance_type"]

@@ -36,10 +36,12 @@ from ..utils._parameter_counting import check_hidden_layer_sizes
 from ..utils._threading import run_blocks
 from ..utils._validation import (
     StrictIntInterval,
+    check_fitted_input,
     check_min_samples,
     draw_seed,
     fit_context,
 )
+
 
 def merge_small_cells(counts, prototypes, min_samples):
     """Merge each cell with fewer than ``min_samples`` samples into its nearest cell.
@@ -182,11 +184,6 @@ class _BaseMixtureOfMLPs(BaseEstimator):
 
     # -------------------------------------------------------------- routing
 
-    def _check_inputs(self, X):
-        """``X`` checked against the fit: fitted, same features, float32 or float64."""
-        check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
-
 
     def _hidden_sizes(self):
         return check_hidden_layer_sizes(self.hidden_layer_sizes)
@@ -248,7 +245,7 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         experts : ndarray of shape (n_samples,)
             Expert index in ``range(n_experts_)``.
         """
-        X = self._check_inputs(X)
+        X = check_fitted_input(self, X)
         return self.expert_of_cell_[_route(X, self.prototypes_, self.routing_tree_)]
 
     # ------------------------------------------------------------------ fit
@@ -689,7 +686,7 @@ class MixtureOfMLPsRegressor(RegressorMixin, _BaseMixtureOfMLPs):
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             Predictions, in the dtype of ``X``.
         """
-        X = self._check_inputs(X)
+        X = check_fitted_input(self, X)
         out, experts = self._raw_outputs(X)
         constant = ~self.expert_is_mlp_[experts]
         if constant.any():
@@ -797,7 +794,7 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
         proba : ndarray of shape (n_samples, n_classes)
             Rows sum to one; columns follow ``classes_``.
         """
-        X = self._check_inputs(X)
+        X = check_fitted_input(self, X)
         raw, experts = self._raw_outputs(X)
         n_classes = len(self.classes_)
         if n_classes == 1:

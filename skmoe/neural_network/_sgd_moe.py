@@ -4,7 +4,6 @@ The stage loops are numba kernels in :mod:`skmoe.neural_network._sgd_moe_numba` 
 per stage); the second layers are fitted by a ridge regression in NumPy.
 """
 
-import warnings
 from numbers import Real
 
 import numpy as np
@@ -25,10 +24,12 @@ from ..utils._monitor import ConvergenceMonitor
 from ..utils._numba_math import hermite_basis
 from ..utils._validation import (
     StrictIntInterval,
+    check_fitted_input,
     check_int,
     check_min_samples,
     fit_context,
     snapshot_params,
+    warn_deprecated_param,
 )
 
 # Records (monitor reports) per SGD stage.
@@ -471,13 +472,9 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------ validation
 
     def _check_params(self):
-        if self.router != "deprecated":
-            warnings.warn(
-                "The parameter 'router' was deprecated in version 0.1 and will be "
-                "removed in 0.3. It has no effect: the router is always linear. "
-                "Leave it unset to silence this warning.",
-                FutureWarning,
-            )
+        warn_deprecated_param(
+            self, "router", "It has no effect: the router is always linear."
+        )
         stages = np.asarray(self.stages, dtype=np.float64)
         if stages.shape != (3,) or not np.all(np.isfinite(stages)) or np.any(stages < 0):
             raise ValueError(
@@ -701,11 +698,6 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------- inference
 
-    def _check_inputs(self, X):
-        """``X`` checked against the fit: fitted, same features, float32 or float64."""
-        check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
-
 
     def predict(self, X):
         """Routed mixture of the experts' outputs.
@@ -720,7 +712,7 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
             Predictions, in the dtype of ``X``.
         """
-        X = self._check_inputs(X)
+        X = check_fitted_input(self, X)
         degree = self.expert_coef_.shape[2]
         out = np.empty(X.shape[0])
         for start in range(0, X.shape[0], _CHUNK):
@@ -747,7 +739,7 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         experts : ndarray of shape (n_samples,)
             ``argmax_m theta_m^T x`` (ties: lowest index).
         """
-        X = self._check_inputs(X)
+        X = check_fitted_input(self, X)
         return np.argmax(X @ self.router_coef_.T, axis=1)
 
     def alignment(self, truth):

@@ -23,7 +23,7 @@ _PACKAGE_DIRS = tuple(
 ) + (os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,)
 
 
-def _user_stacklevel():
+def user_stacklevel():
     """``stacklevel`` that attributes a warning to the first caller outside skmoe.
 
     Frames of skmoe, scikit-learn (``_fit_context``, ``Parallel``) and joblib
@@ -251,7 +251,7 @@ class ConvergenceMonitor:
             f"not fire within max_iter={self.max_iter} iterations (last change "
             f"{last:.3g}). Increase max_iter or tol.{hint}",
             ConvergenceWarning,
-            stacklevel=_user_stacklevel(),
+            stacklevel=user_stacklevel(),
         )
 
     @property

@@ -3,11 +3,15 @@ sample-count checks, the atomic fit context and the inference snapshot."""
 
 import copy
 import functools
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._monitor import user_stacklevel
 
 
 class StrictIntInterval(Interval):
@@ -176,3 +180,54 @@ def draw_seed(random_state):
         In ``[0, 2**31 - 1)``.
     """
     return int(random_state.randint(np.iinfo(np.int32).max))
+
+
+def warn_deprecated_param(estimator, name, reason, *, since="0.1", removal="0.3"):
+    """The ``FutureWarning`` for a hyper-parameter that was set but is deprecated.
+
+    Deprecated hyper-parameters default to ``"deprecated"``; ``fit`` calls
+    this when the user set one, so one message says what changes and when.
+
+    Parameters
+    ----------
+    estimator : BaseEstimator
+        The estimator being fitted.
+    name : str
+        The deprecated hyper-parameter.
+    reason : str
+        Why it has no effect, as a sentence.
+    since, removal : str
+        Versions of the deprecation and of the removal.
+    """
+    if getattr(estimator, name) == "deprecated":
+        return
+    warnings.warn(
+        f"The parameter {name!r} of {type(estimator).__name__} was deprecated in "
+        f"version {since} and will be removed in {removal}. {reason} Leave it unset "
+        "to silence this warning.",
+        FutureWarning,
+        stacklevel=user_stacklevel(),
+    )
+
+
+def check_fitted_input(estimator, X):
+    """``X`` for an inference method: the estimator is fitted and ``X`` matches the fit.
+
+    Raises ``NotFittedError`` before looking at ``X``, then validates it like
+    the fit did (same number of features and feature names, finite, float64
+    or float32, C-contiguous) without resetting anything.
+
+    Parameters
+    ----------
+    estimator : BaseEstimator
+        A fitted estimator.
+    X : array-like of shape (n_samples, n_features)
+        Inputs.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+        Validated float64 or float32 array.
+    """
+    check_is_fitted(estimator)
+    return validate_data(estimator, X, reset=False, dtype=[np.float64, np.float32], order="C")

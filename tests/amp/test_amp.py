@@ -617,7 +617,7 @@ def test_gamp_prior_is_deprecated():
         warnings.simplefilter("error")
         default = SequenceMultiIndexAMP(ch, **params).fit(X, y)
     assert default.get_params()["prior"] == "deprecated"
-    with pytest.warns(FutureWarning, match="'prior' .* deprecated in 0.1 .* removed in 0.3"):
+    with pytest.warns(FutureWarning, match="'prior' .* deprecated in version 0.1 .* removed in 0.3"):
         explicit = SequenceMultiIndexAMP(ch, prior="gaussian", **params).fit(X, y)
     np.testing.assert_array_equal(explicit.coef_, default.coef_)
     with pytest.raises(ValueError, match="'prior' parameter"):

@@ -491,9 +491,10 @@ def test_router_is_deprecated():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the default warns about nothing
         default = SGDMoERegressor(random_state=0).fit(X, y)
-    with pytest.warns(FutureWarning, match="'router' was deprecated in version 0.1 and "
-                                           "will be removed in 0.3"):
+    with pytest.warns(FutureWarning, match="'router' of SGDMoERegressor was deprecated in "
+                                           "version 0.1 and will be removed in 0.3") as record:
         explicit = SGDMoERegressor(router="linear", random_state=0).fit(X, y)
+    assert record[0].filename == __file__  # attributed to the caller's fit
     # It has no effect.
     assert_array_equal(explicit.predict(X), default.predict(X))
     # The old value and "deprecated" are accepted, nothing else.
