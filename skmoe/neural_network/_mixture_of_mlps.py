@@ -32,6 +32,7 @@ from . import _routing
 from ._mlp_training import _LOSS_LOGISTIC, _LOSS_SOFTMAX, _LOSS_SQUARED, train_expert
 from ._routing import route as _route
 from ._routing_numba import group_rows
+from ..utils._monitor import concatenate_histories
 from ..utils._parameter_counting import check_hidden_layer_sizes
 from ..utils._threading import run_blocks
 from ..utils._validation import (
@@ -351,7 +352,8 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         for e, (p, monitor) in zip(to_train, results):
             params[e] = p
             n_iter[e] = monitor.n_iter
-        _warn_if_experts_not_converged(name, to_train, [monitor for _, monitor in results])
+        monitors = [monitor for _, monitor in results]
+        _warn_if_experts_not_converged(name, to_train, monitors)
 
         n_parameters, active_parameters = _parameter_counts(
             X.shape[1], prelu, sizes, expert_of_cell, is_mlp, constants.shape[1], prototypes, tree
@@ -374,6 +376,7 @@ class _BaseMixtureOfMLPs(BaseEstimator):
             expert_n_samples_=np.bincount(experts, minlength=n_cells),
             layer_sizes_=tuple(sizes),
             experts_n_iter_=n_iter,
+            history_=concatenate_histories(monitors, expert=to_train),
             # 1 when every expert is constant (no MLP trained): scikit-learn's
             # estimator checks expect n_iter_ >= 1 after any fit.
             n_iter_=int(max(1, n_iter.max(initial=0))),
@@ -560,6 +563,16 @@ _SHARED_ATTRIBUTES_DOC = """
 
     experts_n_iter_ : ndarray of shape (`n_experts_`,)
         Epochs run by each expert (0 if not an MLP).
+
+    history_ : dict of ndarray
+        The trained experts' epochs as recorded by their convergence
+        monitors, expert after expert, in the format of every skmoe
+        ``history_``: equal-length arrays ``"iteration"`` (epoch, from 1 for
+        each expert), ``"objective"`` (the epoch's mean training loss, or the
+        validation loss with ``early_stopping``), ``"change"`` (difference
+        with the previous epoch of the same expert, NaN at its first),
+        ``"elapsed"`` (seconds since that expert's training started) and
+        ``"expert"`` (the expert's index).  Constant experts have no rows.
 
     n_iter_ : int
         Largest number of epochs run by an expert; 1 when no MLP was trained

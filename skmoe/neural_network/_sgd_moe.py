@@ -20,7 +20,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _sgd_moe_numba as _kernels
-from ..utils._monitor import ConvergenceMonitor
+from ..utils._monitor import ConvergenceMonitor, concatenate_histories
 from ..utils._numba_math import hermite_basis
 from ..utils._validation import (
     StrictIntInterval,
@@ -144,12 +144,6 @@ def _overlaps(W, truth):
     cluster = np.abs(W.reshape(-1, W.shape[-1]) @ directions.T).max(axis=0)
     global_ = np.abs(W @ w_g).max(axis=1)
     return cluster, global_
-
-
-def _concatenate_histories(monitors):
-    """One ``history_``: the monitors' histories, stage after stage."""
-    histories = [monitor.history for monitor in monitors]
-    return {key: np.concatenate([h[key] for h in histories]) for key in histories[0]}
 
 
 def _check_truth(truth, n_features):
@@ -656,7 +650,7 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         self.learning_rates_ = lrs
         self.n_steps_ = tuple(int(s) for s in steps)
         self.n_iter_ = int(sum(steps))
-        self.history_ = _concatenate_histories([stage_1, stage_2, stage_3])
+        self.history_ = concatenate_histories([stage_1, stage_2, stage_3])
         return self
 
     def _monitor(self, stage, max_iter, objective_name):

@@ -270,3 +270,33 @@ class ConvergenceMonitor:
         for key, values in self._extra.items():
             history[key] = np.asarray(values)
         return history
+
+
+def concatenate_histories(monitors, **labels):
+    """One ``history_`` from several loops run one after the other.
+
+    Parameters
+    ----------
+    monitors : sequence of ConvergenceMonitor
+        The loops, in order (stages, experts, ...), with the same extra
+        columns.
+    **labels : sequence
+        Further columns with one value per monitor, repeated over that
+        monitor's rows (e.g. ``expert=[0, 2, 3]``).
+
+    Returns
+    -------
+    history : dict of ndarray
+        Equal-length arrays: the monitors' rows, one loop after the other.
+        With no monitor, the keys of :data:`HISTORY_KEYS` and ``labels``
+        with empty arrays.
+    """
+    histories = [monitor.history for monitor in monitors]
+    if not histories:
+        empty = ConvergenceMonitor(tol=None, max_iter=0).history
+        return {**empty, **{name: np.empty(0, dtype=np.int64) for name in labels}}
+    history = {key: np.concatenate([h[key] for h in histories]) for key in histories[0]}
+    for name, values in labels.items():
+        lengths = [len(h["iteration"]) for h in histories]
+        history[name] = np.repeat(np.asarray(values), lengths)
+    return history

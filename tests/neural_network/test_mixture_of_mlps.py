@@ -925,3 +925,32 @@ def test_float32_in_float32_attributes_and_outputs(Estimator, routing):
         assert_allclose(out32, out64, rtol=1e-4, atol=1e-5)
     # A float32 model on float64 inputs predicts in float64.
     assert getattr(m32, method)(X32.astype(np.float64)).dtype == np.float64
+
+
+def test_history_records_every_epoch_of_every_trained_expert(lipschitz_data):
+    """history_ stacks the experts' monitors: per expert, epochs 1..experts_n_iter_[e],
+    and the 'no_improvement' rule is visible in its objective column."""
+    X, y = lipschitz_data
+    model = MixtureOfMLPsRegressor(3, hidden_layer_sizes=(4,), max_iter=40, tol=1e-3,
+                                   n_iter_no_change=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X[:300], y[:300])
+    history = model.history_
+    assert {len(v) for v in history.values()} == {len(history["expert"])}
+    trained = np.flatnonzero(model.experts_n_iter_)
+    assert_array_equal(np.unique(history["expert"]), trained)
+    for e in trained:
+        rows = history["expert"] == e
+        assert_array_equal(history["iteration"][rows], np.arange(1, model.experts_n_iter_[e] + 1))
+        losses = history["objective"][rows]
+        np.testing.assert_allclose(history["change"][rows][1:], np.diff(losses))
+        # scikit-learn's rule replayed on the recorded losses stops where training stopped.
+        best, streak, stop = np.inf, 0, 40
+        for epoch, loss in enumerate(losses, 1):
+            streak = streak + 1 if loss > best - 1e-3 else 0
+            best = min(best, loss)
+            if streak > 3:
+                stop = epoch
+                break
+        assert stop == model.experts_n_iter_[e]

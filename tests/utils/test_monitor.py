@@ -140,7 +140,7 @@ def test_warning_points_at_the_callers_file_and_quotes_the_last_finite_change():
     monitor.report(1.0)
     monitor.report(2.0)
     monitor.report(5.0, change=np.nan)  # e.g. an extrapolated SQUAREM point
-    with pytest.warns(ConvergenceWarning, match="last change 1\)") as record:
+    with pytest.warns(ConvergenceWarning, match=r"last change 1\)") as record:
         monitor.warn_if_not_converged()
     assert record[0].filename == __file__
 
