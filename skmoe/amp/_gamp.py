@@ -126,7 +126,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
 
         .. deprecated:: 0.1
            ``prior`` has no effect and will be removed in 0.3; setting it
-           explicitly raises a ``FutureWarning`` at ``fit``.
+           explicitly emits a ``FutureWarning`` at ``fit``.
     damping : float, default=0.8
         Every update is ``x <- damping * x_new + (1 - damping) * x_old``.
     max_iter : int, default=100
@@ -166,7 +166,8 @@ class SequenceMultiIndexAMP(BaseEstimator):
         iterations), ``"Q"`` of shape (``n_iter_``, p, p), the self-overlaps
         ``coef_^T coef_ / d`` after each iteration, and, only when ``W_star``
         is passed to ``fit``, ``"M"`` of shape (``n_iter_``, p, p), the
-        overlaps ``coef_^T W* / d``.  Float64 NumPy arrays on the host.
+        overlaps ``coef_^T W* / d``.  NumPy arrays on the host (``"iteration"``
+        int64, the others float64).
     n_features_in_ : int
         Dimension ``d`` of each token.
     n_tokens_in_ : int

@@ -281,7 +281,7 @@ def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8
         ``q`` (p, p) fixed point; ``q_hat``; ``history`` (n_iter + 1, p, p)
         overlaps, the initial one first; ``n_iter``; ``converged``;
         ``monitor_history``, the iterations in the format of every skmoe
-        iterative fit (a dict of ``n_iter``-long float64 NumPy arrays:
+        iterative fit (a dict of ``n_iter``-long NumPy arrays, ``"iteration"`` int64:
         ``"iteration"``, ``"objective"`` the mean overlap ``Tr(q)/p``,
         ``"change"`` the largest absolute change of ``q``, compared with
         ``tol``, and ``"elapsed"`` seconds); ``weight_mse`` ``Tr(I - q)/p``;
