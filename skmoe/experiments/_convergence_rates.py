@@ -16,25 +16,15 @@ from scipy import stats
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-from ..mixture import GaussianGatedMoERegressor
-from ..mixture._params import check_moe_params
 from ..datasets import ggmoe_paper_setting, make_gaussian_gated_moe
 from ..metrics import voronoi_loss
+from ..mixture import GaussianGatedMoERegressor
+from ..mixture._params import _PARAM_KEYS, check_moe_params
 from ..utils._validation import StrictIntInterval
 
-_COMPONENT_KEYS = (
-    "weights",
-    "means",
-    "covariances",
-    "coef",
-    "intercept",
-    "noise_covariances",
-    "means_overfit",
-    "covariances_overfit",
-    "coef_overfit",
-    "intercept_overfit",
-    "noise_covariances_overfit",
-)
+# The losses of every fit: per-parameter distances of the well-specified
+# fit, then of the over-fitted one (the weights have no over-fitted loss).
+_COMPONENT_KEYS = (*_PARAM_KEYS, *(f"{key}_overfit" for key in _PARAM_KEYS[1:]))
 
 
 @validate_params(
