@@ -11,6 +11,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._array_api import namespace_or_numpy
 from ._monitor import user_stacklevel
 
 
@@ -231,3 +232,40 @@ def check_fitted_input(estimator, X):
     """
     check_is_fitted(estimator)
     return validate_data(estimator, X, reset=False, dtype=[np.float64, np.float32], order="C")
+
+
+#: The advice given with every non-finite result.
+RESCALE_HINT = (
+    "The inputs are probably too large in magnitude for floating point: "
+    "rescale them (e.g. with sklearn.preprocessing.StandardScaler)."
+)
+
+
+def check_finite_output(values, what, *, hint=RESCALE_HINT):
+    """Raise a ``ValueError`` unless every entry of ``values`` is finite.
+
+    The one guard where results leave a kernel or an iteration: skmoe never
+    returns or stores NaN or infinity silently.  Call it on outputs (and on
+    fitted parameters before they are stored) whose non-finiteness means an
+    overflow, not a legitimate value (``score_samples`` may legitimately be
+    ``-inf``; it checks for NaN and ``+inf`` itself).
+
+    Parameters
+    ----------
+    values : array-like
+        NumPy or array-API array (or a scalar).
+    what : str
+        Names the quantity in the message, e.g. ``"predict output"``.
+    hint : str, default=RESCALE_HINT
+        What the user can do about it.
+
+    Returns
+    -------
+    values : array-like
+        ``values``, unchanged.
+    """
+    xp = namespace_or_numpy(values) if hasattr(values, "shape") else np
+    finite = xp.all(xp.isfinite(values)) if hasattr(values, "shape") else np.isfinite(values)
+    if not bool(finite):
+        raise ValueError(f"The {what} is not finite (NaN or infinity). {hint}")
+    return values

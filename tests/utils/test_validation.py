@@ -98,3 +98,14 @@ def test_draw_seed_is_reproducible_and_31_bit():
     seeds = [draw_seed(np.random.RandomState(0)) for _ in range(2)]
     assert seeds[0] == seeds[1] == np.random.RandomState(0).randint(2**31 - 1)
     assert 0 <= seeds[0] < 2**31 - 1
+
+
+def test_check_finite_output_names_the_quantity_and_the_remedy():
+    from skmoe.utils._validation import check_finite_output
+
+    values = np.array([1.0, 2.0])
+    assert check_finite_output(values, "x") is values
+    assert check_finite_output(3.0, "x") == 3.0
+    for bad in (np.array([1.0, np.nan]), np.array([[np.inf]]), -np.inf):
+        with pytest.raises(ValueError, match="The predict output is not finite.*rescale"):
+            check_finite_output(bad, "predict output")
