@@ -41,6 +41,7 @@ import inspect
 import itertools
 import math
 import re
+from numbers import Integral
 
 import numpy as np
 from scipy import special
@@ -356,20 +357,81 @@ def tensor_gauss_hermite(dim, n_nodes):
     return nodes, log_weights
 
 
+def _as_real_host(a, name):
+    """``a`` as a float64 NumPy array, or a ``ValueError`` naming ``name``."""
+    a = to_numpy(a)
+    if np.iscomplexobj(a):
+        raise ValueError(f"Complex data not supported: {name} has a complex dtype.")
+    try:
+        return np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a real numeric array, got dtype {a.dtype}.") from exc
+
+
+def check_posterior_V(V, p):
+    """``V`` as a finite, symmetric positive definite ``p x p`` float64 host matrix.
+
+    A scalar is accepted for ``p = 1``.  Raises ``ValueError`` otherwise.
+    """
+    V = _as_real_host(V, "V")
+    if V.ndim == 0 and p == 1:
+        V = V.reshape(1, 1)
+    if V.shape != (p, p):
+        raise ValueError(f"V must have shape ({p}, {p}) (n_directions x n_directions), "
+                         f"got {V.shape}.")
+    if not np.all(np.isfinite(V)):
+        raise ValueError("V contains NaN or infinity; it must be a finite covariance matrix.")
+    scale = float(np.max(np.abs(V)))
+    if not np.allclose(V, V.T, rtol=1e-8, atol=1e-12 * scale):
+        raise ValueError("V must be symmetric (a covariance matrix).")
+    V = 0.5 * (V + V.T)
+    smallest = float(np.linalg.eigvalsh(V)[0])
+    if not smallest > 0:
+        raise ValueError(f"V must be positive definite; smallest eigenvalue {smallest:.3g}.")
+    return V
+
+
 def _check_posterior_args(channel, y, omega, V):
-    """``(y, omega, V, xp)``: ``y`` moved to ``omega``'s namespace, ``V`` a host matrix."""
+    """``(y, omega, V, xp)``: ``y`` moved to ``omega``'s namespace, ``V`` a host matrix.
+
+    Every channel posterior starts here, before any kernel runs: ``omega``
+    must have shape (n, L, p), ``y`` shape ``(n,) + y_trailing_shape`` with
+    the same ``n`` (a numba kernel would otherwise read past the end of the
+    shorter array), both finite and real, and ``V`` a finite symmetric
+    positive definite ``p x p`` matrix.  NumPy ``y`` is also checked against
+    the channel's support (``_check_y_values``).
+    """
+    L, p = channel.n_tokens, channel.n_directions
+    shape = tuple(channel.y_trailing_shape)
     xp = array_api_namespace(omega)
     if xp is None:
         xp = np
-        omega = np.asarray(omega, dtype=np.float64)
-        y = np.asarray(y, dtype=np.float64)
-    elif array_api_namespace(y) is not xp:
-        y = move_like(to_numpy(y), omega)
-    L, p = channel.n_tokens, channel.n_directions
+        omega = _as_real_host(omega, "omega")
+        y = _as_real_host(y, "y")
+    else:
+        if not xp.isdtype(omega.dtype, "real floating"):
+            raise ValueError(f"omega must be a real floating array, got dtype {omega.dtype}.")
+        if array_api_namespace(y) is not xp:
+            y = move_like(_as_real_host(y, "y"), omega)
     if omega.ndim != 3 or tuple(omega.shape[1:]) != (L, p):
-        raise ValueError(f"omega must have shape (n_samples, {L}, {p}), got {omega.shape}.")
-    V = to_numpy(V, dtype=np.float64).reshape(p, p)
-    V = 0.5 * (V + V.T)
+        raise ValueError(f"omega must have shape (n_samples, {L}, {p}), got "
+                         f"{tuple(omega.shape)}.")
+    n = omega.shape[0]
+    if y.ndim == 1 and math.prod(shape) == 1:
+        y = xp.reshape(y, (-1,) + shape)
+    if tuple(y.shape) != (n,) + shape:
+        raise ValueError(
+            f"{type(channel).__name__}.posterior expects y of shape "
+            f"{(n,) + shape} (n_samples of omega, then y_trailing_shape), got "
+            f"{tuple(y.shape)}; y and omega must have the same number of samples."
+        )
+    if not bool(xp.all(xp.isfinite(omega))):
+        raise ValueError("omega contains NaN or infinity.")
+    if not bool(xp.all(xp.isfinite(y))):
+        raise ValueError("y contains NaN or infinity.")
+    if xp is np:
+        channel._check_y_values(y)
+    V = check_posterior_V(V, p)
     return y, omega, V, xp
 
 
@@ -878,9 +940,12 @@ class DeepAttentionChannel(BaseChannel):
             B = (S + self.skip * eye) @ B
 
     def _check_y_values(self, y):
-        if np.any(y <= 0) or not np.allclose(y.sum(axis=2), 1.0, atol=1e-6):
+        # Exact zeros are legitimate: sample/output give them where the
+        # softmax underflows (|u_i u_j - u_i u_k| > ~745, e.g. |z| > 27 for
+        # one layer); the inversion of the last softmax floors them.
+        if np.any(y < 0) or np.any(y > 1) or not np.allclose(y.sum(axis=2), 1.0, atol=1e-6):
             raise ValueError("DeepAttentionChannel targets must be row-stochastic "
-                             "matrices with positive entries (softmax outputs).")
+                             "matrices with non-negative entries (softmax outputs).")
 
     def invert_last_softmax(self, y):
         """Recover ``u`` (up to sign) from ``y = softmax(u u^T)``, ``L = 2``.
@@ -897,8 +962,12 @@ class DeepAttentionChannel(BaseChannel):
         """
         if self.n_tokens != 2:
             raise ValueError(f"{self!r}: the closed-form inversion needs n_tokens=2.")
-        a = np.log(y[:, 0, 0]) - np.log(y[:, 0, 1])
-        b = np.log(y[:, 1, 1]) - np.log(y[:, 1, 0])
+        # A softmax entry that underflowed to 0 is floored at the smallest
+        # normal float: |u| is then the largest that float64 y can express,
+        # instead of an infinite (NaN-producing) log-ratio.
+        logy = np.log(np.maximum(y, np.finfo(np.float64).tiny))
+        a = logy[:, 0, 0] - logy[:, 0, 1]
+        b = logy[:, 1, 1] - logy[:, 1, 0]
         s = np.sqrt(np.clip(a + b, 1e-300, None))
         return np.column_stack([a / s, -b / s])
 
@@ -956,6 +1025,24 @@ class DeepAttentionChannel(BaseChannel):
 # --------------------------------------------------------------------------
 
 
+def _check_trailing_shape(shape):
+    """``shape`` as a tuple of positive Python ints, or a ``ValueError``."""
+    if isinstance(shape, Integral) and not isinstance(shape, (bool, np.bool_)):
+        shape = (shape,)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise ValueError(
+            f"y_trailing_shape must be a tuple of positive integers, got {shape!r}."
+        ) from None
+    if not all(isinstance(s, Integral) and not isinstance(s, (bool, np.bool_)) and s >= 1
+               for s in dims):
+        raise ValueError(
+            f"y_trailing_shape must be a tuple of positive integers, got {shape!r}."
+        )
+    return tuple(int(s) for s in dims)
+
+
 class GenericChannel(BaseChannel):
     """Noisy channel ``y = func(Z) + noise_std * eps`` integrated by Gauss-Hermite.
 
@@ -996,7 +1083,7 @@ class GenericChannel(BaseChannel):
         if not callable(func):
             raise ValueError("func must be callable.")
         self.func = func
-        self.y_trailing_shape = tuple(int(s) for s in y_trailing_shape)
+        self.y_trailing_shape = _check_trailing_shape(y_trailing_shape)
         self.n_tokens = check_int(n_tokens, "n_tokens")
         self.n_directions = check_int(n_directions, "n_directions")
         self.noise_std = check_real(noise_std, "noise_std", strict=True)

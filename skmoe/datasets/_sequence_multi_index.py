@@ -4,7 +4,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, validate_params
 
-from ..utils._validation import StrictIntInterval
+from ..utils._validation import StrictIntInterval, check_finite_output
 
 
 @validate_params(
@@ -56,6 +56,11 @@ def make_sequence_multi_index(n_samples, n_features, channel, *, n_directions=No
     >>> X.shape, y.shape, W.shape
     ((10, 2, 50), (10, 2, 2), (50, 2))
     """
+    if isinstance(channel, type):
+        raise ValueError(
+            f"channel must be a channel instance, e.g. {channel.__name__}(), got the "
+            f"class {channel.__name__} itself."
+        )
     p = channel.n_directions
     if n_directions is not None and n_directions != p:
         raise ValueError(f"n_directions={n_directions} does not match the channel "
@@ -64,5 +69,7 @@ def make_sequence_multi_index(n_samples, n_features, channel, *, n_directions=No
     W_star = rng.standard_normal((n_features, p))
     X = rng.standard_normal((n_samples, channel.n_tokens, n_features))
     Z = np.einsum("nld,dp->nlp", X, W_star) / np.sqrt(n_features)
-    y = channel.sample(Z, random_state=rng)
+    y = check_finite_output(channel.sample(Z, random_state=rng), "sampled target y",
+                            hint=f"Check the channel {channel!r}: its sample() gave "
+                                 "NaN or infinity.")
     return X, y, W_star

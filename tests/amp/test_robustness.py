@@ -1,0 +1,163 @@
+"""Reliability of skmoe.amp on malformed, degenerate and extreme inputs (issue 15)."""
+
+import numpy as np
+import pytest
+
+from skmoe.amp import (
+    AbsChannel,
+    DeepAttentionChannel,
+    GenericChannel,
+    LinearChannel,
+    OuterProductChannel,
+    SquareChannel,
+    SumSquareChannel,
+)
+from skmoe.datasets import make_sequence_multi_index
+
+CHANNELS = [
+    AbsChannel(n_tokens=2),
+    SquareChannel(n_tokens=2, n_directions=2),
+    OuterProductChannel(n_tokens=2),
+    SumSquareChannel(n_tokens=3),
+    LinearChannel(n_tokens=2, n_directions=2),
+    DeepAttentionChannel(n_grid=8),
+    DeepAttentionChannel(n_layers=1, n_grid=8),
+    GenericChannel(lambda Z: np.tanh(Z[:, :, 0]), (2,), n_tokens=2, n_nodes=4),
+]
+
+
+def _data(channel, n=5, seed=0):
+    Z = np.random.default_rng(seed).standard_normal((n, channel.n_tokens,
+                                                     channel.n_directions))
+    return channel.sample(Z, random_state=seed), Z, np.eye(channel.n_directions)
+
+
+@pytest.mark.parametrize("channel", CHANNELS, ids=repr)
+def test_posterior_rejects_mismatched_sample_counts(channel):
+    # Issue 15.1: y with fewer rows than omega made the numba kernel read
+    # past the end of y (a garbage last row, different at every call).
+    y, Z, V = _data(channel)
+    with pytest.raises(ValueError, match="same number of samples"):
+        channel.posterior(y[:4], Z, V)
+    with pytest.raises(ValueError, match="same number of samples"):
+        channel.posterior(y, Z[:4], V)
+
+
+@pytest.mark.parametrize("channel", CHANNELS, ids=repr)
+def test_posterior_rejects_bad_shapes(channel):
+    y, Z, V = _data(channel)
+    with pytest.raises(ValueError, match="V must have shape"):
+        channel.posterior(y, Z, np.eye(channel.n_directions + 1))
+    with pytest.raises(ValueError, match="omega must have shape"):
+        channel.posterior(y, Z[:, :, None], V)
+    with pytest.raises(ValueError, match="y of shape"):
+        channel.posterior(y[..., None], Z, V)
+
+
+@pytest.mark.parametrize("channel", CHANNELS, ids=repr)
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_posterior_rejects_non_finite_inputs(channel, bad):
+    # Issue 15.6: NaN in y or V gave NaN moments silently.
+    y, Z, V = _data(channel)
+    y_bad = np.array(y, dtype=float)
+    y_bad.flat[0] = bad
+    with pytest.raises(ValueError, match="y contains NaN or infinity"):
+        channel.posterior(y_bad, Z, V)
+    Z_bad = Z.copy()
+    Z_bad[0, 0, 0] = bad
+    with pytest.raises(ValueError, match="omega contains NaN or infinity"):
+        channel.posterior(y, Z_bad, V)
+    V_bad = V.copy()
+    V_bad[0, 0] = bad
+    with pytest.raises(ValueError, match="V contains NaN or infinity"):
+        channel.posterior(y, Z, V_bad)
+
+
+@pytest.mark.parametrize("channel", CHANNELS, ids=repr)
+def test_posterior_rejects_non_spd_or_asymmetric_V(channel):
+    y, Z, V = _data(channel)
+    with pytest.raises(ValueError, match="positive definite"):
+        channel.posterior(y, Z, -V)
+    with pytest.raises(ValueError, match="positive definite"):
+        channel.posterior(y, Z, 0 * V)
+    if channel.n_directions > 1:
+        asym = V.copy()
+        asym[0, 1] = 0.5
+        with pytest.raises(ValueError, match="symmetric"):
+            channel.posterior(y, Z, asym)
+
+
+@pytest.mark.parametrize("channel", CHANNELS, ids=repr)
+def test_posterior_rejects_complex_and_non_numeric_inputs(channel):
+    y, Z, V = _data(channel)
+    with pytest.raises(ValueError, match="complex"):
+        channel.posterior(y, Z + 0j, V)
+    with pytest.raises(ValueError, match="real numeric"):
+        channel.posterior(np.full(np.shape(y), "a"), Z, V)
+
+
+def test_posterior_checks_the_channel_support():
+    # A non-stochastic attention target gave log of a negative number (NaN).
+    ch = DeepAttentionChannel(n_grid=8)
+    y, Z, V = _data(ch)
+    with pytest.raises(ValueError, match="row-stochastic"):
+        ch.posterior(-y, Z, V)
+    with pytest.raises(ValueError, match="non-negative"):
+        SumSquareChannel().posterior(-np.ones((5, 1)), np.zeros((5, 2, 1)), np.eye(1))
+
+
+@pytest.mark.parametrize("shape", [(-1,), (0,), (1.5,), (True,), "ab", None])
+def test_generic_channel_rejects_bad_trailing_shapes(shape):
+    # Issue 15.7: y_trailing_shape=(-1,) was accepted.
+    with pytest.raises(ValueError, match="y_trailing_shape must be a tuple of positive"):
+        GenericChannel(lambda Z: Z[:, 0, 0], shape)
+
+
+def test_generic_channel_accepts_an_int_trailing_shape():
+    assert GenericChannel(lambda Z: Z[:, 0, 0], 1).y_trailing_shape == (1,)
+    assert GenericChannel(lambda Z: Z[:, 0, 0], (np.int64(2), 3)).y_trailing_shape == (2, 3)
+
+
+def test_make_sequence_multi_index_rejects_a_channel_class():
+    # Issue 15.5: the class instead of an instance gave an AttributeError.
+    with pytest.raises(ValueError, match=r"pass|instance, e.g. SquareChannel\(\)"):
+        make_sequence_multi_index(10, 5, SquareChannel)
+
+
+def test_make_sequence_multi_index_rejects_non_finite_samples():
+    ch = GenericChannel(lambda Z: np.full(Z.shape[0], np.nan), (1,))
+    with pytest.raises(ValueError, match="sampled target y is not finite"):
+        make_sequence_multi_index(10, 5, ch, random_state=0)
+
+
+@pytest.mark.parametrize("n_layers", [1, 2])
+@pytest.mark.parametrize("scale", [1.0, 27.0, 100.0, 1e3])
+def test_attention_samples_are_valid_targets(n_layers, scale):
+    # Issue 15.10: for |z| >~ 27 the softmax underflows to exact 0/1, which
+    # check_y rejected; the posterior of such targets must stay finite.
+    ch = DeepAttentionChannel(n_layers=n_layers, n_grid=8)
+    rng = np.random.default_rng(1)
+    Z = scale * rng.uniform(-1, 1, (30, 2, n_layers))
+    Z[0] = scale  # the most saturated sample
+    y = ch.sample(Z)
+    assert np.all(np.isfinite(y))
+    assert np.all((y >= 0) & (y <= 1))
+    np.testing.assert_allclose(y.sum(axis=2), 1.0, atol=1e-12)
+    np.testing.assert_array_equal(ch.check_y(y), y)
+    mean, cov, logZ = ch.posterior(y, Z, np.eye(n_layers))
+    assert np.all(np.isfinite(mean)) and np.all(np.isfinite(cov)) and np.all(np.isfinite(logZ))
+    # The inversion recovers u up to sign where y is not saturated ...
+    u = ch.invert_last_softmax(y)
+    assert np.all(np.isfinite(u))
+    if n_layers == 1 and scale == 1.0:
+        z, u = Z[1:, :, 0], u[1:]  # row 0 has z_0 = z_1: y is uniform
+        sign = np.sign(np.sum(u * z, axis=1))[:, None]
+        np.testing.assert_allclose(sign * u, z, rtol=1e-6, atol=1e-8)
+
+
+def test_attention_check_y_still_rejects_invalid_targets():
+    ch = DeepAttentionChannel()
+    y = ch.output(np.zeros((2, 2, 2)))
+    for bad in (-y, 2 * y, y + 0.1):
+        with pytest.raises(ValueError, match="row-stochastic"):
+            ch.check_y(bad)
