@@ -734,6 +734,71 @@ class SumSquareChannel(BaseChannel):
         return mean[:, :, None], cov[:, :, None, :, None], log_partition
 
 
+#: Terms of the large-argument (Hankel) series used by the von Mises-Fisher
+#: moments, and the smallest concentration (times ``max(1, nu^2)``) where it
+#: replaces the exact Bessel functions.
+_VMF_SERIES_TERMS = 14
+_VMF_SERIES_FROM = 64.0
+
+
+@functools.lru_cache(maxsize=64)
+def _von_mises_fisher_series(L):
+    """Power series in ``t = 1/k`` of the von Mises-Fisher terms for large ``k``.
+
+    With ``S_nu(t) = sum_j (-1)^j a_j(nu) t^j`` (Hankel's expansion
+    ``I_nu(k) e^-k sqrt(2 pi k) ~ S_nu(1/k)``), returns the coefficients of
+    ``1 - A``, ``A``, ``1 - A^2 - (L - 1) t A`` (whose terms in ``t^0`` and
+    ``t^1`` vanish identically and are set to zero, so that the radial
+    variance has no cancellation) and ``log S_nu``, all truncated at
+    ``_VMF_SERIES_TERMS`` terms.
+    """
+    J = _VMF_SERIES_TERMS
+    nu = 0.5 * L - 1.0
+
+    def hankel(order):
+        c = np.empty(J)
+        c[0] = 1.0
+        for j in range(1, J):
+            c[j] = -c[j - 1] * (4 * order**2 - (2 * j - 1) ** 2) / (8.0 * j)
+        return c
+
+    def divide(num, den):
+        out = np.zeros(J)
+        for j in range(J):
+            out[j] = (num[j] - np.dot(out[:j], den[j:0:-1])) / den[0]
+        return out
+
+    def multiply(a, b):
+        return np.convolve(a, b)[:J]
+
+    S0, S1 = hankel(nu), hankel(nu + 1)
+    one_minus_A = divide(S0 - S1, S0)
+    A = -one_minus_A
+    A[0] += 1.0
+    shifted_A = np.concatenate([[0.0], A[:-1]])  # t * A
+    radial = -multiply(A, A) - (L - 1) * shifted_A
+    radial[0] += 1.0
+    radial[:2] = 0.0
+    # log S = sum_m (-1)^(m+1) (S - 1)^m / m as a series (S - 1 = O(t)).
+    X = S0.copy()
+    X[0] = 0.0
+    log_S = np.zeros(J)
+    power = np.zeros(J)
+    power[0] = 1.0
+    for m in range(1, J):
+        power = multiply(power, X)
+        log_S += (-1) ** (m + 1) * power / m
+    return one_minus_A, A, radial, log_S
+
+
+def _polyval_t(coefficients, t):
+    """``sum_j c_j t^j`` (Horner)."""
+    out = np.zeros_like(t)
+    for c in coefficients[::-1]:
+        out = out * t + c
+    return out
+
+
 def _von_mises_fisher_terms(kappa, L):
     """Moments and log-normaliser of the von Mises-Fisher law on S^{L-1}.
 
@@ -744,19 +809,40 @@ def _von_mises_fisher_terms(kappa, L):
     the log-normaliser up to constants, less ``k`` (so that the caller adds
     ``k`` to a Gaussian exponent without cancellation).  Small ``k`` uses the
     limits ``A(k)/k -> 1/L`` and ``k^-nu I_nu(k) -> 2^-nu / Gamma(nu + 1)``.
+    Large ``k`` (``k >= 64 max(1, nu^2)``) uses Hankel's asymptotic series:
+    ``scipy.special.ive`` is NaN for ``k >~ 1e10`` (reached when GAMP's ``V``
+    hits its floor near perfect recovery), and the radial variance, of order
+    ``1/k^2``, would otherwise be the difference of terms of order ``1/k``.
     """
+    kappa = np.asarray(kappa, dtype=np.float64)
     nu = 0.5 * L - 1.0
     small = kappa < 1e-8
-    ks = np.where(small, 1.0, kappa)
-    A = special.ive(nu + 1, ks) / special.ive(nu, ks)
-    A_over_k = np.where(small, 1.0 / L, A / ks)
-    A = np.where(small, kappa / L, A)
-    radial = 1.0 - A**2 - (L - 1) * A_over_k
-    log_bessel = np.where(
-        small,
-        -nu * np.log(2.0) - special.gammaln(nu + 1) - kappa,
-        np.log(special.ive(nu, ks)) - nu * np.log(ks),
-    )
+    large = kappa >= _VMF_SERIES_FROM * max(1.0, nu**2)
+    ks = np.where(small | large, 1.0, kappa)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ive_nu = special.ive(nu, ks)
+        A = special.ive(nu + 1, ks) / ive_nu
+        A_over_k = np.where(small, 1.0 / L, A / ks)
+        A = np.where(small, kappa / L, A)
+        radial = 1.0 - A**2 - (L - 1) * A_over_k
+        log_bessel = np.where(
+            small,
+            -nu * np.log(2.0) - special.gammaln(nu + 1) - kappa,
+            np.log(ive_nu) - nu * np.log(ks),
+        )
+    if np.any(large):
+        _, A_series, radial_series, log_S = _von_mises_fisher_series(L)
+        kl = np.where(large, kappa, 1.0)
+        t = 1.0 / kl
+        A_large = _polyval_t(A_series, t)
+        A = np.where(large, A_large, A)
+        A_over_k = np.where(large, A_large * t, A_over_k)
+        radial = np.where(large, _polyval_t(radial_series, t), radial)
+        log_bessel = np.where(
+            large,
+            -0.5 * np.log(2 * np.pi * kl) + _polyval_t(log_S, t) - nu * np.log(kl),
+            log_bessel,
+        )
     return A, A_over_k, radial, log_bessel
 
 

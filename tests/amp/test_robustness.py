@@ -1,7 +1,10 @@
 """Reliability of skmoe.amp on malformed, degenerate and extreme inputs (issue 15)."""
 
+import warnings
+
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 from skmoe.amp import (
     AbsChannel,
@@ -161,3 +164,106 @@ def test_attention_check_y_still_rejects_invalid_targets():
     for bad in (-y, 2 * y, y + 0.1):
         with pytest.raises(ValueError, match="row-stochastic"):
             ch.check_y(bad)
+
+
+# --------------------------------------------------------------------------
+# Von Mises-Fisher terms at large concentration (issue 15.2)
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("L", [2, 3, 4, 7, 20])
+def test_von_mises_fisher_series_matches_the_exact_bessel_form(L):
+    from scipy import special
+
+    from skmoe.amp._channels import _VMF_SERIES_FROM, _von_mises_fisher_terms
+
+    nu = 0.5 * L - 1
+    k = np.geomspace(_VMF_SERIES_FROM * max(1, nu**2), 1e8, 300)
+    A, A_over_k, radial, log_bessel = _von_mises_fisher_terms(k, L)
+    A_exact = special.ive(nu + 1, k) / special.ive(nu, k)
+    log_exact = np.log(special.ive(nu, k)) - nu * np.log(k)
+    np.testing.assert_allclose(A, A_exact, rtol=1e-14)
+    np.testing.assert_allclose(A_over_k, A_exact / k, rtol=1e-14)
+    np.testing.assert_allclose(log_bessel, log_exact, rtol=1e-13)
+    # The exact radial variance loses ~k^2 eps to cancellation; compare it
+    # where it is still accurate, and its 1/k^2 asymptote everywhere.
+    near = k < 2 * k[0]
+    radial_exact = 1 - A_exact**2 - (L - 1) * A_exact / k
+    np.testing.assert_allclose(radial[near], radial_exact[near], rtol=1e-8)
+    assert np.all(radial > 0)
+    np.testing.assert_allclose(radial * k**2, (L - 1) / 2, rtol=10 * L**2 / k[0])
+
+
+@pytest.mark.parametrize("L", [2, 3])
+def test_von_mises_fisher_terms_finite_where_scipy_is_nan(L):
+    from skmoe.amp._channels import _von_mises_fisher_terms
+
+    k = np.array([1e10, 1e12, 1e15, 1e100, 1e300])
+    terms = _von_mises_fisher_terms(k, L)
+    for t in terms:
+        assert np.all(np.isfinite(t))
+    A, A_over_k, radial, _ = terms
+    np.testing.assert_allclose(A, 1.0, rtol=1e-9)
+    np.testing.assert_allclose(A_over_k * k, 1.0, rtol=1e-9)
+    assert np.all(radial >= 0)
+
+
+def test_sum_square_posterior_finite_at_the_gamp_variance_floor():
+    ch = SumSquareChannel(n_tokens=2)
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((50, 2, 1)) * 3
+    y = ch.output(Z)
+    mean, cov, logZ = ch.posterior(y, Z, np.array([[1e-9]]))
+    assert np.all(np.isfinite(mean)) and np.all(np.isfinite(cov)) and np.all(np.isfinite(logZ))
+    # With V -> 0 at omega = Z the posterior concentrates on Z.
+    np.testing.assert_allclose(mean, Z, rtol=1e-6, atol=1e-8)
+    assert np.all(np.abs(cov) < 1e-7)
+
+
+def test_gamp_sum_square_on_its_own_data():
+    # Issue 15.2: GAMP raised "GAMP diverged" on the model's own data, because
+    # ive(0, k) is NaN for k >~ 1e10 once V hits its floor.
+    from skmoe import SequenceMultiIndexAMP
+
+    ch = SumSquareChannel()
+    X, y, W = make_sequence_multi_index(2000, 100, ch, random_state=0)
+    amp = SequenceMultiIndexAMP(ch, damping=0.5, max_iter=60, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # finite-size wobble only
+        amp.fit(X, y, W_star=W)
+    M, Q = amp.overlaps(W)
+    assert abs(M[0, 0]) > 0.9 and abs(Q[0, 0] - 1) < 0.1
+    assert all(np.all(np.isfinite(v)) for v in amp.history_.values())
+
+
+class _NaNPosteriorChannel(LinearChannel):
+    def posterior(self, y, omega, V):
+        mean, cov, logZ = super().posterior(y, omega, V)
+        return mean * np.nan, cov, logZ
+
+
+class _HugePosteriorChannel(LinearChannel):
+    def posterior(self, y, omega, V):
+        mean, cov, logZ = super().posterior(y, omega, V)
+        return mean * 1e200, cov, logZ
+
+
+def test_gamp_blames_the_channel_for_a_non_finite_posterior():
+    from skmoe import SequenceMultiIndexAMP
+
+    ch = _NaNPosteriorChannel()
+    X, y, _ = make_sequence_multi_index(50, 10, LinearChannel(), random_state=0)
+    with pytest.raises(ValueError, match="output denoiser.*not finite.*posterior of the channel"):
+        SequenceMultiIndexAMP(ch, random_state=0).fit(X, y)
+
+
+def test_gamp_history_never_holds_non_finite_overlaps():
+    # Issue 15.9: Q = W^T W / d overflowed to inf and was recorded in history_.
+    from skmoe import SequenceMultiIndexAMP
+
+    ch = _HugePosteriorChannel()
+    X, y, _ = make_sequence_multi_index(50, 10, LinearChannel(), random_state=0)
+    amp = SequenceMultiIndexAMP(ch, random_state=0)
+    with pytest.raises(FloatingPointError, match="diverged at iteration 1.*overflowed"):
+        amp.fit(X, y)
+    assert not hasattr(amp, "history_")
