@@ -7,6 +7,7 @@ are made by :func:`fisher_statistics`, both in
 :mod:`skmoe.inspection._fisher_statistics`.
 """
 
+import math
 from numbers import Real
 
 import numpy as np
@@ -20,11 +21,15 @@ from sklearn.utils.validation import (
 )
 
 from ..utils._array_api import array_api_namespace
-from ..utils._validation import StrictIntInterval, fit_context
+from ..utils._validation import StrictIntInterval, check_finite_output, fit_context
 # fisher_statistics is looked up in this module's globals at every fit (the
 # protocol tests interrupt a fit there); _extract_network is imported from
 # here by tests/test_common.py.
 from ._fisher_statistics import _SUPPORTED, _extract_network, _unwrap, fisher_statistics
+
+#: Largest ``1 / noise_variance`` whose fourth power of the residual scale
+#: (``1 / noise_variance**2`` times O(1) moments) stays well inside float64.
+_MAX_INV_SIGMA2 = 1e150
 
 
 class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
@@ -233,6 +238,15 @@ class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
         if net.family == "gaussian":
             self.noise_variance_ = self._noise_variance(net, X, y)
             inv_sigma2 = 1.0 / self.noise_variance_
+            # The quartic variance terms carry 1 / sigma^4: it must be a
+            # float64 (Python's float power would raise OverflowError).
+            if not math.isfinite(inv_sigma2) or inv_sigma2 > _MAX_INV_SIGMA2:
+                raise ValueError(
+                    f"noise_variance={self.noise_variance_!r} is too small: the variances "
+                    "of the Fisher estimators scale as 1 / noise_variance**2, which "
+                    "overflows float64 below ~1e-150. Rescale the targets (and refit the "
+                    "model) so that the noise variance is not so tiny."
+                )
 
         with_score = self.method in ("both", "score")
         with_hessian = self.method in ("both", "hessian")
@@ -244,6 +258,12 @@ class DiagonalFisherEstimator(MetaEstimatorMixin, BaseEstimator):
             with_hessian=with_hessian, batch_size=self.batch_size,
         )
         keys = [k for k, on in (("score", with_score), ("hessian", with_hessian)) if on]
+        # Fourth moments of X overflow first (|X| >~ 1e77): no NaN or inf is
+        # ever stored.
+        for name, per_layer in stats.items():
+            for pair in per_layer:
+                for block in pair:
+                    check_finite_output(block, f"Fisher statistic {name!r}")
 
         def layout(name):
             return self._layout(net, stats[name], dtype)
