@@ -477,6 +477,7 @@ class SequenceMultiIndexAMP(BaseEstimator):
                 noise = standard_normal_like(rng, Omega.shape, Omega)
                 y_pred = y_pred + channel.output(Omega + noise @ root)
             y_pred = y_pred / n_draws
+        check_finite_output(y_pred, "predict output")
         if xp is None:
             return y_pred.astype(X.dtype, copy=False)
         return y_pred

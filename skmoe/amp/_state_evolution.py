@@ -435,7 +435,8 @@ def weak_recovery_threshold(channel, *, directions=None, learned_overlap=None,
     n_samples : int, default=100000
         Monte Carlo samples (method "mc").
     n_batches : int, default=10
-        Independent batches used for the Monte Carlo standard error.
+        Independent batches the ``n_samples`` Monte Carlo samples are split
+        into, for the standard error; at most ``n_samples`` (method "mc").
     n_nodes : int, default=30
         Gauss-Hermite nodes per dimension (method "quadrature"); the error
         is estimated against ``n_nodes + 8`` nodes.
@@ -489,6 +490,14 @@ def weak_recovery_threshold(channel, *, directions=None, learned_overlap=None,
         thr_std = abs(thr - 1.0 / lam[1][0])
         return Bunch(threshold=thr, threshold_std=thr_std, eigenvalue=eig, eigenvector=vec,
                      operator=K, method="quadrature")
+    if n_batches > n_samples:
+        # Each batch has ceil(n_samples / n_batches) samples: more batches
+        # than samples would silently draw n_batches samples in all.
+        raise ValueError(
+            f"n_batches={n_batches} exceeds n_samples={n_samples}: the n_samples Monte "
+            "Carlo samples are split into n_batches batches (for the standard error), "
+            "so n_batches must be <= n_samples."
+        )
     rng = check_random_state(random_state)
     V = np.eye(p) - q
     shape = (-(-n_samples // n_batches), L, p)

@@ -267,3 +267,27 @@ def test_gamp_history_never_holds_non_finite_overlaps():
     with pytest.raises(FloatingPointError, match="diverged at iteration 1.*overflowed"):
         amp.fit(X, y)
     assert not hasattr(amp, "history_")
+
+
+def test_weak_recovery_threshold_rejects_more_batches_than_samples():
+    # Issue 15.8: n_batches=10**6 with n_samples=10 silently drew 10**6 samples.
+    from skmoe.amp import weak_recovery_threshold
+
+    with pytest.raises(ValueError, match="n_batches=1000000 exceeds n_samples=10"):
+        weak_recovery_threshold(AbsChannel(), method="mc", n_batches=10**6, n_samples=10)
+    res = weak_recovery_threshold(AbsChannel(), method="mc", n_batches=10, n_samples=10)
+    assert res.method == "mc" and res.operator.shape == (1, 1)
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_gamp_predict_raises_on_overflowing_outputs():
+    from skmoe import SequenceMultiIndexAMP
+
+    ch = SquareChannel(n_tokens=2)
+    X, y, _ = make_sequence_multi_index(300, 20, ch, random_state=0)
+    amp = SequenceMultiIndexAMP(ch, random_state=0, max_iter=5).fit(X, y)
+    assert np.all(np.isfinite(amp.predict(X)))
+    with pytest.raises(ValueError, match="predict output is not finite"):
+        amp.predict(X * 1e200)
+    with pytest.raises(ValueError, match="predict output is not finite"):
+        amp.score(X * 1e200, y)
