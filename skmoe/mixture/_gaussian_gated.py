@@ -181,7 +181,8 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
         coordinates (log-weights, log-Cholesky covariances).  Every
         extrapolated point is followed by an EM step and kept only if its
         log-likelihood is at least that of the plain EM path, so the recorded
-        likelihood never decreases.  The stopping rule is the plain one (a
+        likelihood never decreases when ``reg_covar=0`` (see ``lower_bounds_``
+        for ``reg_covar > 0``).  The stopping rule is the plain one (a
         single EM step gains less than ``tol``), so both reach the same
         tolerance; SQUAREM pays off where EM is slow, e.g. over-fitted
         models.  ``n_iter_`` counts every E+M pass, extrapolated or not.
@@ -223,7 +224,16 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
 
     lower_bounds_ : list of float
         Mean joint log-likelihood at the start of each EM iteration of the
-        best initialisation; never decreasing.  With SQUAREM, the
+        best initialisation; never decreasing when ``reg_covar=0`` (exact
+        EM).  With ``reg_covar > 0`` the M-step maximises the EM surrogate
+        minus ``reg_covar / 2 * sum_k N_k P_k``, with ``N_k`` the current
+        responsibility sums and ``P_k = tr(Sigma_k^-1) + tr(S_k^-1) +
+        tr(A_k^T S_k^-1 A_k)`` (the trace of the joint precision of ``(x, y)``
+        for "full"), for every ``covariance_type``.  Because the weights
+        ``N_k`` follow the data, this is not EM on any fixed penalised
+        likelihood, and the log-likelihood may decrease, by O(reg_covar);
+        each step guarantees only ``L(theta') - L(theta) >= reg_covar / 2 *
+        sum_k pi'_k (P_k(theta') - P_k(theta))``.  With SQUAREM, the
         log-likelihood of every point kept on the path (rejected extrapolations
         are counted in ``n_iter_`` but not recorded).
 
