@@ -34,14 +34,24 @@ FULL_GRID = {
 _REPORTED = ("D1", "D2", *_COMPONENT_KEYS)
 
 
-def _plot(results, path):
+def _require_matplotlib():
+    """``matplotlib``, or an ``ImportError`` naming the extra that provides it.
+
+    Called before any work, so that a missing plotting dependency fails at once
+    instead of after the whole study has run.
+    """
     try:
         import matplotlib
-    except ImportError as exc:  # pragma: no cover - depends on the environment
+    except ImportError as exc:
         raise ImportError(
-            "The ggmoe-rates plot needs matplotlib: pip install 'skmoe[plot]'."
+            "The ggmoe-rates study writes a plot and needs matplotlib, which is not "
+            "installed: pip install 'skmoe[plot]'."
         ) from exc
+    return matplotlib
 
+
+def _plot(results, path):
+    matplotlib = _require_matplotlib()
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -95,7 +105,13 @@ def ggmoe_rates(output_dir, quick=False, models=(1, 2, 3, 4), n_components=(3, 4
     Returns
     -------
     results : list of ConvergenceRateResult
+
+    Raises
+    ------
+    ImportError
+        If matplotlib (the ``plot`` extra) is missing; checked before any fit.
     """
+    _require_matplotlib()
     if grid is None:
         grid = QUICK_GRID if quick else FULL_GRID
     os.makedirs(output_dir, exist_ok=True)
@@ -161,6 +177,10 @@ def main(argv=None):
     parser.add_argument("--n-repetitions", type=int, default=None,
                         help="repetitions per sample size for --sample-sizes")
     args = parser.parse_args(argv)
+    try:
+        _require_matplotlib()
+    except ImportError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
     grid = None
     if args.sample_sizes is not None:
         default = QUICK_GRID if args.quick else FULL_GRID

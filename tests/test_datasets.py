@@ -55,6 +55,32 @@ def test_invalid_parameters():
         make_gaussian_gated_moe(10, params={"weights": [1.0]})
 
 
+@pytest.mark.parametrize("noise", [1e200, 1e160])
+def test_overflowing_noise_raises_a_clear_value_error(noise):
+    # noise**2 overflowed with a raw OverflowError.
+    with pytest.raises(ValueError, match="noise variance noise\\*\\*2 overflows"):
+        make_gaussian_gated_moe(10, noise=noise, random_state=0)
+
+
+def test_overflowing_samples_raise_a_clear_value_error():
+    # Finite parameters whose samples A x overflow float64.
+    params = {
+        "weights": [1.0],
+        "means": [[1e10]],
+        "covariances": [[[1.0]]],
+        "coef": [[[1e300]]],
+        "intercept": [[0.0]],
+        "noise_covariances": [[[1.0]]],
+    }
+    with pytest.raises(ValueError, match="sampled y is not finite.*rescale"):
+        make_gaussian_gated_moe(10, params=params, random_state=0)
+
+
+def test_large_but_representable_noise_still_samples():
+    X, y = make_gaussian_gated_moe(50, noise=1e100, random_state=0)
+    assert np.all(np.isfinite(y)) and np.std(y) > 1e98
+
+
 # --------------------------------------------------------------------------
 # make_latent_cluster_regression
 # --------------------------------------------------------------------------

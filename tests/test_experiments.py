@@ -121,3 +121,19 @@ def test_near_truth_start_accepts_seeds_and_generators():
     for key, value in from_seed.items():
         assert_array_equal(value, from_generator[key])
     assert not np.array_equal(from_seed["means"], near_truth_start(truth, 4, 500, 8)["means"])
+
+
+@pytest.mark.parametrize("backend", ["multiprocessing", "threading"])
+def test_convergence_rates_runs_under_any_joblib_backend(backend, capsys):
+    # "multiprocessing" cannot return a generator: the run must still work and
+    # give the serial results (same per-repetition seeds).
+    import joblib
+
+    kwargs = dict(sample_sizes=[60, 120], n_repetitions=2, random_state=3, max_iter=20)
+    serial = convergence_rates(1, 3, **kwargs)
+    with joblib.parallel_config(backend=backend):
+        parallel = convergence_rates(1, 3, n_jobs=2, verbose=1, **kwargs)
+    assert parallel.values["D1"].shape == (2, 2)
+    assert_allclose(parallel.values["D1"], serial.values["D1"], rtol=1e-2)
+    # One progress line per sample size, even when results come as a list.
+    assert capsys.readouterr().out.count("mean D1") == 2

@@ -144,6 +144,9 @@ def test_params_must_be_dicts_or_estimators(function):
         ({1: 1, 2: "4"}, "rbar must map"),
         ({1: 1, 2: -4}, "rbar must map"),
         ({0: 1, 2: 4}, "rbar must map"),
+        ({True: 1, 2: 4}, "rbar must map"),
+        ({np.True_: 1, 2: 4}, "rbar must map"),
+        ({1: 1, 2: True}, "rbar must map"),
     ],
 )
 def test_invalid_rbar_raises(rbar, match):
@@ -151,3 +154,38 @@ def test_invalid_rbar_raises(rbar, match):
     fitted = _split_atom(truth, 2, [_delta(truth, 0.01), _delta(truth, 0.02)], [0.5, 0.5])
     with pytest.raises(ValueError, match=match):
         voronoi_loss(fitted, truth, rbar=rbar)
+
+
+def _with_repeated_atom(truth, j, n_copies):
+    """The same mixing measure with atom j split into n_copies identical atoms."""
+    zero = {key: np.zeros_like(truth[key][j]) for key in PARTS}
+    return _split_atom(truth, j, [zero] * n_copies, [1 / n_copies] * n_copies)
+
+
+@pytest.mark.parametrize("n_copies", [2, 4])
+@pytest.mark.parametrize("kind", ["D1", "D2"])
+def test_zero_for_identical_measures_with_repeated_atoms(n_copies, kind):
+    # G repeats atom 0 (4 copies: no rbar entry for a 4-atom cell, which must
+    # not matter since the measure has 3 distinct atoms).
+    G = _with_repeated_atom(ggmoe_paper_setting(2), 0, n_copies)
+    assert voronoi_loss(G, G, kind) == 0.0
+    loss, comp = voronoi_loss(G, G, kind, return_components=True)
+    assert loss == 0.0 and comp["weights"] == 0.0
+    assert list(comp["cell_sizes"]) == [1, 1, 1]
+    # The same measure written without repetitions: identical losses.
+    truth = ggmoe_paper_setting(2)
+    fitted = _split_atom(truth, 1, [_delta(truth, 0.01), _delta(truth, 0.02)], [0.5, 0.5])
+    assert voronoi_loss(fitted, G, kind) == pytest.approx(voronoi_loss(fitted, truth, kind), rel=1e-12)
+    assert voronoi_loss(G, truth, kind) == 0.0
+
+
+def test_distinct_atoms_are_not_merged():
+    # Atoms differing in one parameter only stay separate (an over-fitted cell).
+    truth = ggmoe_paper_setting(1)
+    delta = {key: np.zeros_like(truth[key][2]) for key in PARTS}
+    delta["intercept"] = np.array([1e-3])
+    zero = {key: np.zeros_like(truth[key][2]) for key in PARTS}
+    fitted = _split_atom(truth, 2, [zero, delta], [0.5, 0.5])
+    _, comp = voronoi_loss(fitted, truth, return_components=True)
+    assert list(comp["cell_sizes"]) == [1, 1, 2]
+    assert_allclose(voronoi_loss(fitted, truth), 0.15 * 1e-3**4, rtol=1e-10)

@@ -7,7 +7,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
 
 from ..mixture._params import check_moe_params, sample_moe
-from ..utils._validation import StrictIntInterval
+from ..utils._validation import StrictIntInterval, check_finite_output
 
 
 def _random_params(n_features, n_components, n_outputs, separation, noise, random_state):
@@ -117,9 +117,21 @@ def make_gaussian_gated_moe(
     """
     rng = check_random_state(random_state)
     if params is None:
+        # noise**2 (a Python float) raises OverflowError past ~1.3e154; the
+        # variance itself must be a finite float64.
+        if noise > np.sqrt(np.finfo(np.float64).max):
+            raise ValueError(
+                f"noise={noise!r} is too large: the noise variance noise**2 overflows "
+                "float64. Use a noise standard deviation below 1e154 (rescale the "
+                "problem)."
+            )
         params = _random_params(n_features, n_components, n_outputs, separation, noise, rng)
     params = check_moe_params(params, covariance_type="full")
-    X, Y, labels = sample_moe(params, n_samples, rng)
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+        X, Y, labels = sample_moe(params, n_samples, rng)
+    hint = "The parameters are too large in magnitude for float64: rescale them."
+    check_finite_output(X, "sampled X", hint=hint)
+    check_finite_output(Y, "sampled y", hint=hint)
     if shuffle:
         order = rng.permutation(n_samples)
         X, Y, labels = X[order], Y[order], labels[order]

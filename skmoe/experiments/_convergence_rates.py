@@ -126,6 +126,19 @@ def _one_fit(model, n_components, n_samples, init, fit_params, seed):
     return out
 
 
+def _parallel(n_jobs):
+    """A joblib ``Parallel`` that yields results as they come when it can.
+
+    Backends without generator support (e.g. ``"multiprocessing"``) raise in
+    the constructor for ``return_as="generator"``; they return a list, so the
+    progress lines come at the end, but the results are the same.
+    """
+    try:
+        return Parallel(n_jobs=n_jobs, return_as="generator")
+    except ValueError:
+        return Parallel(n_jobs=n_jobs, return_as="list")
+
+
 def loglog_slope(sample_sizes, values, confidence=0.95):
     """OLS slope of ``log(values)`` on ``log(sample_sizes)`` with a t-interval.
 
@@ -259,7 +272,9 @@ def convergence_rates(
     the mean over repetitions against ``n`` estimate the rates.
 
     Repetitions run in parallel with joblib (``n_jobs``; any joblib backend,
-    e.g. dask, through :func:`joblib.parallel_config`).  Each repetition has
+    e.g. dask or multiprocessing, through :func:`joblib.parallel_config`;
+    backends that cannot stream results print the progress lines at the
+    end).  Each repetition has
     its own seed derived from ``random_state``, so the data and starting
     points do not depend on ``n_jobs``; fitted values agree across worker
     processes up to floating-point rounding, which slowly converging
@@ -331,7 +346,7 @@ def convergence_rates(
     ]
     start = perf_counter()
     results = []
-    for out in Parallel(n_jobs=n_jobs, return_as="generator")(tasks):
+    for out in _parallel(n_jobs)(tasks):
         results.append(out)
         if verbose and len(results) % n_repetitions == 0:
             block = results[-n_repetitions:]

@@ -57,6 +57,30 @@ def _check_fitted_and_true(estimator_or_params, true_params):
     return fitted, true
 
 
+def _merge_duplicate_atoms(params):
+    """The same mixing measure with atoms of identical parameters merged.
+
+    ``sum_i pi_i delta_{theta_i}`` does not change when two atoms with equal
+    ``theta`` are replaced by one with the summed weight, so the losses are
+    computed on this canonical form (otherwise a true measure with repeated
+    atoms splits ties arbitrarily and ``voronoi_loss(G, G) > 0``).  Atoms keep
+    the order of their first occurrence.
+    """
+    n_atoms = len(params["weights"])
+    atoms = np.hstack([params[key].reshape(n_atoms, -1) for key in _PARTS])
+    _, first, inverse = np.unique(atoms, axis=0, return_index=True, return_inverse=True)
+    if len(first) == n_atoms:
+        return params
+    order = np.argsort(first)  # unique atoms in order of first occurrence
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    merged = {key: params[key][first[order]] for key in _PARTS}
+    merged["weights"] = np.bincount(
+        rank[inverse.ravel()], weights=params["weights"], minlength=len(order)
+    )
+    return merged
+
+
 def _atom_distances(fitted, true):
     """Per-part distances ``(n_fitted, n_true)`` between every pair of atoms.
 
@@ -141,7 +165,10 @@ def voronoi_loss(
     (Type II) is the same except that in over-fitted cells whose true gate
     mean is exactly zero the slope term is ``||Delta a||^{rbar/2}``.  Empty
     cells contribute ``pi*_j`` through the weight term.  For several outputs,
-    ``b`` and ``nu`` use the Euclidean and Frobenius norms.
+    ``b`` and ``nu`` use the Euclidean and Frobenius norms.  The loss is a
+    function of the two mixing measures: atoms with identical parameters (in
+    either) are first merged into one atom carrying their summed weight, so
+    ``voronoi_loss(G, G) == 0`` even when ``G`` repeats an atom.
 
     Parameters
     ----------
@@ -155,7 +182,7 @@ def voronoi_loss(
     rbar : dict, default=None
         Exponent ``rbar(m)`` for a cell of ``m`` fitted atoms; defaults to
         ``{1: 1, 2: 4, 3: 6}``.  Keys are integers >= 1 and values finite
-        positive numbers.  A cell of several atoms whose size is not in the
+        positive numbers (booleans are rejected).  A cell of several atoms whose size is not in the
         table raises a ``ValueError`` (the exponent is not known in closed
         form).
     return_components : bool, default=False
@@ -173,7 +200,8 @@ def voronoi_loss(
         ``n`` is the parameter's own rate), split into ``"<name>"`` (all
         atoms), ``"<name>_exact"`` (atoms alone in their cell) and
         ``"<name>_overfit"`` (atoms sharing a cell; 0 if none); and
-        ``"cell_sizes"``, the number of fitted atoms per true atom.
+        ``"cell_sizes"``, the number of (distinct) fitted atoms per
+        (distinct) true atom.
 
     Raises
     ------
@@ -191,11 +219,14 @@ def voronoi_loss(
     0.0
     """
     fitted, true = _check_fitted_and_true(estimator_or_params, true_params)
+    fitted, true = _merge_duplicate_atoms(fitted), _merge_duplicate_atoms(true)
     rbar = DEFAULT_RBAR if rbar is None else rbar
     if not all(
         isinstance(size, Integral)
+        and not isinstance(size, (bool, np.bool_))
         and size >= 1
         and isinstance(exponent, Real)
+        and not isinstance(exponent, (bool, np.bool_))
         and np.isfinite(exponent)
         and exponent > 0
         for size, exponent in rbar.items()

@@ -27,7 +27,13 @@ from ..utils._array_api import (
     supported_float_dtypes,
     to_numpy,
 )
-from ..utils._validation import check_int, check_min_samples, snapshot_params
+from ..utils._validation import (
+    RESCALE_HINT,
+    check_finite_output,
+    check_int,
+    check_min_samples,
+    snapshot_params,
+)
 from ._base import INIT_SCHEMES, BaseMixtureEM, warm_start_mismatch
 from ._passes import KernelParams, get_backend
 from ._params import (
@@ -54,9 +60,37 @@ def _target_matrix(X, y, xp):
     return xp.reshape(xp.asarray(y, dtype=X.dtype, device=device(X), copy=True), (X.shape[0], -1))
 
 
+def _check_second_moments(X, Y, xp):
+    """Raise a clear ``ValueError`` if the sums of squares of ``[X, Y]`` overflow.
+
+    EM, the k-means initialisation and the Cholesky factorisations all work
+    with second moments; if those overflow, the fit can only fail later with
+    an obscure error (or return NaN), so this is checked first.
+    """
+    if xp is None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = np.einsum("ij,ij->", X, X) + np.einsum("ij,ij->", Y, Y)
+    else:
+        total = xp.sum(X * X) + xp.sum(Y * Y)
+    check_finite_output(
+        total,
+        "sum of squares of [X, y] (the second moments EM needs overflow)",
+    )
+
+
 def _in_input_dtype(values, X):
     """``values`` in the dtype of ``X`` (numba kernels return float64)."""
     return values.astype(X.dtype, copy=False) if isinstance(values, np.ndarray) else values
+
+
+def _check_positive(values, what, xp):
+    """``check_finite_output``'s error unless every entry of ``values`` is > 0."""
+    positive = np.all(values > 0) if xp is None else xp.all(values > 0)
+    if not bool(positive):
+        raise ValueError(
+            f"The {what} is not finite (NaN or infinity): the gate densities of some "
+            f"inputs overflow or underflow in every component. {RESCALE_HINT}"
+        )
 
 
 class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
@@ -147,7 +181,8 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
         coordinates (log-weights, log-Cholesky covariances).  Every
         extrapolated point is followed by an EM step and kept only if its
         log-likelihood is at least that of the plain EM path, so the recorded
-        likelihood never decreases.  The stopping rule is the plain one (a
+        likelihood never decreases when ``reg_covar=0`` (see ``lower_bounds_``
+        for ``reg_covar > 0``).  The stopping rule is the plain one (a
         single EM step gains less than ``tol``), so both reach the same
         tolerance; SQUAREM pays off where EM is slow, e.g. over-fitted
         models.  ``n_iter_`` counts every E+M pass, extrapolated or not.
@@ -189,7 +224,16 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
 
     lower_bounds_ : list of float
         Mean joint log-likelihood at the start of each EM iteration of the
-        best initialisation; never decreasing.  With SQUAREM, the
+        best initialisation; never decreasing when ``reg_covar=0`` (exact
+        EM).  With ``reg_covar > 0`` the M-step maximises the EM surrogate
+        minus ``reg_covar / 2 * sum_k N_k P_k``, with ``N_k`` the current
+        responsibility sums and ``P_k = tr(Sigma_k^-1) + tr(S_k^-1) +
+        tr(A_k^T S_k^-1 A_k)`` (the trace of the joint precision of ``(x, y)``
+        for "full"), for every ``covariance_type``.  Because the weights
+        ``N_k`` follow the data, this is not EM on any fixed penalised
+        likelihood, and the log-likelihood may decrease, by O(reg_covar);
+        each step guarantees only ``L(theta') - L(theta) >= reg_covar / 2 *
+        sum_k pi'_k (P_k(theta') - P_k(theta))``.  With SQUAREM, the
         log-likelihood of every point kept on the path (rejected extrapolations
         are counted in ``n_iter_`` but not recorded).
 
@@ -292,6 +336,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             ensure_min_samples=2,
         )
         Y = _target_matrix(X, y, xp)
+        _check_second_moments(X, Y, xp)
         check_min_samples(X.shape[0], self.n_components)
         if warm and Y.shape[1] != self.n_outputs_:
             raise warm_start_mismatch("the number of outputs in y", self.n_outputs_, Y.shape[1])
@@ -455,6 +500,11 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
         mean, var = get_backend(xp).predictive_moments(
             X, *self._fitted_kernel.predictive, xp=xp
         )
+        # Every noise variance is positive, so var > 0 wherever the gates carry
+        # mass; var <= 0 (all gates zero: the gate densities overflowed in every
+        # component) or NaN means that no finite answer was computed.
+        _check_positive(var, "predict output", xp)
+        check_finite_output(mean, "predict output")
         mean = _in_input_dtype(mean, X)
         if self._fitted_params["y_ndim"] == 1:
             mean, var = mean[:, 0], var[:, 0]
@@ -477,6 +527,9 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
         """
         X, xp = self._validate_x(X, "predict_gates")
         gates = get_backend(xp).gate_probabilities(X, *self._fitted_kernel.gates, xp=xp)
+        # Rows sum to one unless every gate density overflowed (all zero).
+        total = gates.sum(axis=1) if xp is None else xp.sum(gates, axis=1)
+        _check_positive(total, "predict_gates output", xp)
         return _in_input_dtype(gates, X)
 
     def _log_densities(self, X, y, method):
@@ -521,7 +574,13 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             ``log p(y_n | x_n)``, or ``log p(x_n)`` if ``y`` is None.
         """
         X, _, log_joint, log_marginal_x = self._log_densities(X, y, "score_samples")
-        return _in_input_dtype(log_marginal_x if y is None else log_joint - log_marginal_x, X)
+        # The kernels' log-sum-exp is stable, so for finite inputs every
+        # log-density is finite unless a Mahalanobis distance overflowed:
+        # -inf (and NaN = -inf - (-inf)) are overflows of the answer, not values.
+        check_finite_output(log_marginal_x, "score_samples output (log p(x))")
+        out = log_marginal_x if y is None else log_joint - log_marginal_x
+        check_finite_output(out, "score_samples output")
+        return _in_input_dtype(out, X)
 
     def joint_log_likelihood(self, X, y):
         """Mean joint log-likelihood ``mean_n log p(x_n, y_n)``.
@@ -542,6 +601,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             Mean joint log-likelihood per sample.
         """
         _, xp, log_joint, _ = self._log_densities(X, y, "joint_log_likelihood")
+        check_finite_output(log_joint, "joint log-likelihood")
         if xp is None:
             return float(np.mean(log_joint))
         return float(to_numpy(xp.mean(xp.astype(log_joint, xp.float64))))

@@ -389,6 +389,12 @@ def m_step(s0, s1, s2, centers, n_features, covariance_type, reg_covar):
         coef[k] = linalg.cho_solve(factor, cov_xy[k]).T
         noise[k] = cov[k, d:, d:] + reg_y - coef[k] @ cov_xy[k]
         noise[k] = 0.5 * (noise[k] + noise[k].T)
+        try:
+            # Checked here, so that no caller (SQUAREM's coordinates, the next
+            # E-step) meets a singular noise covariance first.
+            linalg.cholesky(noise[k], lower=True)
+        except linalg.LinAlgError:
+            raise _singular_error("noise covariance", k) from None
 
     means = joint_means[:, :d]
     intercept = joint_means[:, d:] - np.einsum("kpd,kd->kp", coef, means)
@@ -483,11 +489,21 @@ def sample_moe(params, n_samples, random_state, covariance_type="full"):
 
 
 def _free_covariance(covariances, covariance_type):
-    """Unconstrained coordinates of covariances: log-Cholesky or log-variances."""
+    """Unconstrained coordinates of covariances: log-Cholesky or log-variances.
+
+    ``covariance_type="noise"`` is "full" for the expert noise covariances
+    (only the error message differs).  A singular covariance raises the
+    ``ValueError`` of the M-step ("... is singular ... increase reg_covar").
+    """
     if covariance_type in ("diag", "spherical"):
         return np.log(covariances).ravel()
     matrices = covariances[None] if covariance_type == "tied" else covariances
-    chol = np.linalg.cholesky(matrices)
+    try:
+        chol = np.linalg.cholesky(matrices)
+    except np.linalg.LinAlgError:
+        k = next((k for k, m in enumerate(matrices) if np.any(linalg.eigvalsh(m) <= 0)), 0)
+        what = "noise covariance" if covariance_type == "noise" else "gate covariance"
+        raise _singular_error(what, k) from None
     dim = chol.shape[-1]
     idx = np.arange(dim)
     chol[:, idx, idx] = np.log(chol[:, idx, idx])
@@ -524,7 +540,7 @@ def _params_to_vector(params):
             _free_covariance(params["covariances"], covariance_type),
             params["coef"].ravel(),
             params["intercept"].ravel(),
-            _free_covariance(params["noise_covariances"], "full"),
+            _free_covariance(params["noise_covariances"], "noise"),
         ]
     )
 
