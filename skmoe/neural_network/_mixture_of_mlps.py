@@ -37,6 +37,7 @@ from ..utils._parameter_counting import check_hidden_layer_sizes
 from ..utils._threading import run_blocks
 from ..utils._validation import (
     StrictIntInterval,
+    check_finite_output,
     check_fitted_input,
     check_min_samples,
     draw_seed,
@@ -263,6 +264,16 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         """
         hidden = self._hidden_sizes()
         prelu = self.activation == "prelu"
+        # Routing and standardisation square the inputs: near the float64
+        # limit that overflows (k-means, distances, standard deviations) and
+        # the fit would silently ignore X.  One clear error instead.
+        with np.errstate(over="ignore", invalid="ignore"):
+            centred = X.astype(np.float64) - X.mean(axis=0, dtype=np.float64)
+            check_finite_output(
+                np.einsum("ij,ij->i", centred, centred),
+                "squared norm of the centred training inputs",
+            )
+        del centred
         random_state = check_random_state(self.random_state)
         prototypes, tree = self._build_router(X, random_state)
         # The router is stored, and the training rows routed, in X's dtype.
@@ -317,7 +328,8 @@ class _BaseMixtureOfMLPs(BaseEstimator):
             if expert_of_cell[e] != e:
                 continue  # merged: served by another expert
             if constant_cells[e] or is_trivial(rows_of[e]):
-                constants[e] = constant_of(rows_of[e])
+                with np.errstate(over="ignore", invalid="ignore"):
+                    constants[e] = constant_of(rows_of[e])
             else:
                 is_mlp[e] = True
                 to_train.append(e)
@@ -355,6 +367,14 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         monitors = [monitor for _, monitor in results]
         _warn_if_experts_not_converged(name, to_train, monitors)
 
+        # Fitted arrays are stored in X's dtype; float32 may overflow where
+        # float64 did not.  Nothing non-finite is ever stored.
+        with np.errstate(over="ignore", invalid="ignore"):
+            params = params.astype(X.dtype, copy=False)
+            constants = constants.astype(X.dtype, copy=False)
+        check_finite_output(params, f"fitted expert_params_ (in {X.dtype})")
+        check_finite_output(constants, f"fitted expert_constants_ (in {X.dtype})")
+
         n_parameters, active_parameters = _parameter_counts(
             X.shape[1], prelu, sizes, expert_of_cell, is_mlp, constants.shape[1], prototypes, tree
         )
@@ -370,9 +390,9 @@ class _BaseMixtureOfMLPs(BaseEstimator):
             routing_tree_=tree,
             expert_of_cell_=expert_of_cell,
             n_experts_=n_cells,
-            expert_params_=params.astype(X.dtype, copy=False),
+            expert_params_=params,
             expert_is_mlp_=is_mlp,
-            expert_constants_=constants.astype(X.dtype, copy=False),
+            expert_constants_=constants,
             expert_n_samples_=np.bincount(experts, minlength=n_cells),
             layer_sizes_=tuple(sizes),
             experts_n_iter_=n_iter,
@@ -674,7 +694,8 @@ class MixtureOfMLPsRegressor(RegressorMixin, _BaseMixtureOfMLPs):
             ensure_min_samples=2,
         )
         Y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1)
-        global_mean = Y.mean(axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            global_mean = Y.mean(axis=0)  # checked with the constants, if used
 
         def constant_of(rows):
             return Y[rows].mean(axis=0) if rows.size else global_mean
@@ -704,7 +725,9 @@ class MixtureOfMLPsRegressor(RegressorMixin, _BaseMixtureOfMLPs):
         constant = ~self.expert_is_mlp_[experts]
         if constant.any():
             out[constant] = self.expert_constants_[experts[constant]]
-        out = out.astype(X.dtype, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = out.astype(X.dtype, copy=False)
+        check_finite_output(out, "predict output")
         return out[:, 0] if self._y_ndim == 1 else out
 
 
@@ -810,16 +833,20 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
         X = check_fitted_input(self, X)
         raw, experts = self._raw_outputs(X)
         n_classes = len(self.classes_)
-        if n_classes == 1:
-            proba = np.ones((X.shape[0], 1))
-        elif raw.shape[1] == 1:
-            p1 = special.expit(raw[:, 0])
-            proba = np.column_stack([1.0 - p1, p1])
-        else:
-            proba = special.softmax(raw, axis=1)
+        # Infinite logits (inputs near the float limit) would give NaN
+        # probabilities: reported by check_finite_output, not warned about.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if n_classes == 1:
+                proba = np.ones((X.shape[0], 1))
+            elif raw.shape[1] == 1:
+                p1 = special.expit(raw[:, 0])
+                proba = np.column_stack([1.0 - p1, p1])
+            else:
+                proba = special.softmax(raw, axis=1)
         constant = ~self.expert_is_mlp_[experts]
         if constant.any():
             proba[constant] = self.expert_constants_[experts[constant]]
+        check_finite_output(proba, "predict_proba output")
         return proba.astype(X.dtype, copy=False)
 
     def predict(self, X):

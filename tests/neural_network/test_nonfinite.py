@@ -1,0 +1,108 @@
+"""Issue 15: MoMLP and SGD-MoE never store or return NaN/inf silently.
+
+Each reproducer of the issue is a test; inputs whose magnitude overflows
+floating point give a clear ``ValueError`` (the one ``check_finite_output``
+guard, with its rescaling hint), never NaN predictions.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+from sklearn.exceptions import ConvergenceWarning
+
+from skmoe import MixtureOfMLPsClassifier, MixtureOfMLPsRegressor
+
+NOT_FINITE = r"not finite \(NaN or infinity\).*rescale"
+
+
+@pytest.fixture
+def data():
+    rng = np.random.RandomState(0)
+    X = rng.uniform(size=(200, 2))
+    return X, X.sum(axis=1)
+
+
+def _momlp(**kwargs):
+    params = dict(n_experts=2, hidden_layer_sizes=(4,), max_iter=5, random_state=0)
+    params.update(kwargs)
+    return MixtureOfMLPsRegressor(**params)
+
+
+@pytest.fixture(autouse=True)
+def _no_convergence_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+@pytest.mark.parametrize("scale", [1e154, 1e200, 1e300])
+def test_momlp_huge_targets_raise_and_leave_fitted_state(data, scale):
+    # Issue 15: |y| ~ 1e154 stored inf in expert_params_ and predicted NaN.
+    X, y = data
+    model = _momlp().fit(X, y)
+    params, pred = model.expert_params_.copy(), model.predict(X)
+    with pytest.raises(ValueError, match="targets is not finite.*rescale"):
+        model.fit(X, y * scale)
+    # Atomic fit: the previous fitted state is intact.
+    assert_array_equal(model.expert_params_, params)
+    assert_array_equal(model.predict(X), pred)
+
+
+@pytest.mark.parametrize("routing", ["kmeans", "grid", "bisecting"])
+def test_momlp_huge_inputs_raise_instead_of_ignoring_x(data, routing):
+    # The input standard deviation overflowed to inf: the experts saw
+    # constant (zero) inputs and silently predicted one constant.
+    X, y = data
+    with pytest.raises(ValueError, match="training inputs is not finite.*rescale"):
+        _momlp(routing=routing).fit(X * 1e200, y)
+
+
+def test_momlp_predict_overflow_raises(data):
+    X, y = data
+    model = _momlp().fit(X, y)
+    # Representable answers are returned (a ReLU network is positively
+    # homogeneous, so the outputs are of the order of the inputs).
+    assert np.all(np.isfinite(model.predict(X * 1e300)))
+    with pytest.raises(ValueError, match="predict output is not finite.*rescale"):
+        model.predict(X * 1e308)
+
+
+def test_momlp_classifier_predict_proba_overflow_raises(data):
+    X, _ = data
+    y = np.random.RandomState(1).randint(3, size=X.shape[0])
+    clf = MixtureOfMLPsClassifier(
+        n_experts=2, hidden_layer_sizes=(4,), max_iter=5, random_state=0
+    ).fit(X, y)
+    proba = clf.predict_proba(X * 1e300)
+    assert np.all(np.isfinite(proba))
+    with pytest.raises(ValueError, match="predict_proba output is not finite"):
+        clf.predict_proba(X * 1e308)
+    with pytest.raises(ValueError, match="predict_proba output is not finite"):
+        clf.predict(X * 1e308)
+
+
+def test_momlp_constant_expert_overflow_raises(data):
+    # The mean of a constant cell's targets overflowed to inf silently.
+    X, y = data
+    model = _momlp(small_cells="constant", min_samples_cell=1000)
+    with pytest.warns(UserWarning, match="constant"):
+        with pytest.raises(ValueError, match="expert_constants_.*not finite"):
+            model.fit(X, np.full_like(y, 1.5e308))
+
+
+def test_momlp_float32_storage_overflow_raises(data):
+    # Trained in float64 (finite), stored in X's dtype float32: 1e100 does
+    # not fit, and was stored as inf.
+    X, y = data
+    X32 = X.astype(np.float32)
+    with pytest.raises(ValueError, match=r"expert_params_ \(in float32\) is not finite"):
+        _momlp().fit(X32, y * 1e100)
+    with pytest.warns(UserWarning, match="constant"):
+        with pytest.raises(ValueError, match=r"expert_constants_ \(in float32\)"):
+            _momlp(small_cells="constant", min_samples_cell=1000).fit(X32, y * 1e100)
+    # float32 near its limit, but representable: finite float32 predictions.
+    pred = _momlp().fit(X32, (y * 1e37).astype(np.float32)).predict(X32)
+    assert pred.dtype == np.float32 and np.all(np.isfinite(pred))
+    assert np.abs(pred).max() > 1e36
