@@ -78,7 +78,8 @@ def merge_small_cells(counts, prototypes, min_samples):
             break
         cell = candidates[np.argmin(sizes[candidates])]
         others = np.flatnonzero(alive & (np.arange(n_cells) != cell))
-        dist = ((prototypes[others] - prototypes[cell]) ** 2).sum(axis=1)
+        with np.errstate(over="ignore"):  # an overflowed distance is the largest
+            dist = ((prototypes[others] - prototypes[cell]) ** 2).sum(axis=1)
         into = others[np.argmin(dist)]
         merges.append((int(cell), int(into)))
         owner[owner == cell] = into

@@ -13,6 +13,7 @@ from numpy.testing import assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
 from skmoe import MixtureOfMLPsClassifier, MixtureOfMLPsRegressor
+from skmoe.neural_network import _routing
 
 NOT_FINITE = r"not finite \(NaN or infinity\).*rescale"
 
@@ -64,9 +65,12 @@ def test_momlp_predict_overflow_raises(data):
     model = _momlp().fit(X, y)
     # Representable answers are returned (a ReLU network is positively
     # homogeneous, so the outputs are of the order of the inputs).
-    assert np.all(np.isfinite(model.predict(X * 1e300)))
+    assert np.all(np.isfinite(model.predict(X * 1e150)))
+    assert np.abs(model.predict(X * 1e150)).max() > 1e148
+    # Weights so large that the outputs overflow.
+    model.expert_params_ = model.expert_params_ * 1e300
     with pytest.raises(ValueError, match="predict output is not finite.*rescale"):
-        model.predict(X * 1e308)
+        model.predict(X * 1e10)
 
 
 def test_momlp_classifier_predict_proba_overflow_raises(data):
@@ -75,12 +79,15 @@ def test_momlp_classifier_predict_proba_overflow_raises(data):
     clf = MixtureOfMLPsClassifier(
         n_experts=2, hidden_layer_sizes=(4,), max_iter=5, random_state=0
     ).fit(X, y)
-    proba = clf.predict_proba(X * 1e300)
+    proba = clf.predict_proba(X * 1e150)
     assert np.all(np.isfinite(proba))
+    assert_array_equal(proba.sum(axis=1), 1.0)
+    # Infinite logits of several classes: softmax would give NaN.
+    clf.expert_params_ = clf.expert_params_ * 1e300
     with pytest.raises(ValueError, match="predict_proba output is not finite"):
-        clf.predict_proba(X * 1e308)
+        clf.predict_proba(X * 1e10)
     with pytest.raises(ValueError, match="predict_proba output is not finite"):
-        clf.predict(X * 1e308)
+        clf.predict(X * 1e10)
 
 
 def test_momlp_constant_expert_overflow_raises(data):
@@ -106,3 +113,22 @@ def test_momlp_float32_storage_overflow_raises(data):
     pred = _momlp().fit(X32, (y * 1e37).astype(np.float32)).predict(X32)
     assert pred.dtype == np.float32 and np.all(np.isfinite(pred))
     assert np.abs(pred).max() > 1e36
+
+
+@pytest.mark.parametrize("routing", ["kmeans", "grid", "bisecting"])
+def test_momlp_routing_overflow_raises_instead_of_cell_zero(data, routing):
+    # Squared distances of 1e200 overflow to inf for every prototype: the
+    # kernels sent every such row to cell 0 without a word.
+    X, y = data
+    model = _momlp(n_experts=4, routing=routing).fit(X, y)
+    far = np.array([[1e200, 1e200], [-1e200, 1e200]])
+    for method in (model.route, model.predict):
+        with pytest.raises(ValueError, match="squared distance.*not finite.*rescale"):
+            method(far)
+    # One finite distance suffices to route exactly (inf is never nearer).
+    prototypes = np.array([[0.0, 0.0], [1e200, 1e200]])
+    assert_array_equal(_routing.route_flat(far[:1], prototypes[::-1]), [0])
+    assert_array_equal(_routing.route_flat(far[:1], prototypes), [1])
+    with pytest.raises(ValueError, match="squared distance"):
+        _routing.route_flat(far, prototypes[:1])
+    assert_array_equal(model.route(X), model.route(X.copy()))
