@@ -132,3 +132,66 @@ def test_momlp_routing_overflow_raises_instead_of_cell_zero(data, routing):
     with pytest.raises(ValueError, match="squared distance"):
         _routing.route_flat(far, prototypes[:1])
     assert_array_equal(model.route(X), model.route(X.copy()))
+
+
+# --------------------------------------------------------------------------
+# SGDMoERegressor
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sgd_data():
+    from skmoe.datasets import make_latent_cluster_regression
+
+    return make_latent_cluster_regression(2000, 8, random_state=0)
+
+
+def test_sgd_moe_predict_huge_inputs_raises(sgd_data):
+    # Issue 15: predict(X * 1e150) was all NaN (cubic Hermite features overflow).
+    from skmoe import SGDMoERegressor
+
+    X, y = sgd_data
+    model = SGDMoERegressor(random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="predict output is not finite.*rescale"):
+        model.predict(X * 1e150)
+    big = model.predict(X * 1e50)  # representable: returned
+    assert np.all(np.isfinite(big)) and np.abs(big).max() > 1e100
+    # float32: the prediction overflows float32, not float64.
+    model32 = SGDMoERegressor(random_state=0).fit(X.astype(np.float32), y)
+    assert np.all(np.isfinite(model32.predict(X.astype(np.float32))))
+    with pytest.raises(ValueError, match="predict output is not finite"):
+        model32.predict((X * 1e13).astype(np.float32))
+
+
+def test_sgd_moe_fit_huge_inputs_or_targets_raises_early(sgd_data):
+    from skmoe import SGDMoERegressor
+
+    X, y = sgd_data
+    # Before: every SGD stage ran, then the ridge failed (or, for y, the SGD
+    # stages trained on all-zero standardised targets after std overflowed).
+    with pytest.raises(ValueError, match=r"training inputs to the power 3 \(the"):
+        SGDMoERegressor(random_state=0).fit(X * 1e150, y)
+    with pytest.raises(ValueError, match="power 5"):
+        SGDMoERegressor(degree=5, random_state=0).fit(X * 1e40, y)
+    with pytest.raises(ValueError, match="standard deviation of the targets is not finite"):
+        SGDMoERegressor(random_state=0).fit(X, y * 1e200)
+    model = SGDMoERegressor(random_state=0).fit(X, y)
+    coef = model.expert_coef_.copy()
+    with pytest.raises(ValueError, match="not finite"):
+        model.fit(X * 1e150, y)
+    assert_array_equal(model.expert_coef_, coef)  # atomic
+    # Large but representable: a finite fit.
+    pred = SGDMoERegressor(random_state=0).fit(X, y * 1e150).predict(X)
+    assert np.all(np.isfinite(pred)) and np.abs(pred).max() > 1e148
+
+
+def test_sgd_moe_n_neurons_bool_is_invalid_parameter(sgd_data):
+    # Issue 15: n_neurons=True reached numpy's RNG and raised its TypeError.
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from skmoe import SGDMoERegressor
+
+    X, y = sgd_data
+    for name in ("n_neurons", "n_experts", "top_k", "batch_size", "information_exponent"):
+        with pytest.raises(InvalidParameterError, match=name):
+            SGDMoERegressor(**{name: True}).fit(X[:50], y[:50])
