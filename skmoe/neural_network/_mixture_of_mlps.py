@@ -19,7 +19,9 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, parallel_config
+from joblib._parallel_backends import MultiprocessingBackend
+from joblib.parallel import get_active_backend
 from scipy import special
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils import check_random_state
@@ -32,7 +34,7 @@ from . import _routing
 from ._mlp_training import _LOSS_LOGISTIC, _LOSS_SOFTMAX, _LOSS_SQUARED, train_expert
 from ._routing import route as _route
 from ._routing_numba import group_rows
-from ..utils._monitor import concatenate_histories
+from ..utils._monitor import concatenate_histories, user_stacklevel
 from ..utils._parameter_counting import check_hidden_layer_sizes
 from ..utils._threading import run_blocks
 from ..utils._validation import (
@@ -86,6 +88,33 @@ def merge_small_cells(counts, prototypes, min_samples):
         sizes[into] += sizes[cell]
         alive[cell] = False
     return owner, merges
+
+
+def _parallel_experts(n_jobs):
+    """``Parallel`` running the experts: threads, or the user's joblib backend.
+
+    ``prefer="threads"`` is a soft hint: a backend set with
+    :func:`joblib.parallel_config` (loky, dask, ...) is used as given.  The
+    one exception is ``"multiprocessing"``: when one of its worker processes
+    dies (killed, out of memory, a crash in native code),
+    ``multiprocessing.Pool`` waits for its result forever, so the fit would
+    hang instead of raising.  That backend is replaced by threads (the
+    kernels release the GIL), with a warning; results do not depend on the
+    backend.
+    """
+    backend, _ = get_active_backend(prefer="threads")
+    if isinstance(backend, MultiprocessingBackend):
+        warnings.warn(
+            'joblib backend "multiprocessing" is not used to train the experts: '
+            "a worker process that dies would make the fit hang forever. The "
+            'experts are trained in threads instead (or use backend="loky", '
+            "which reports a dead worker as TerminatedWorkerError).",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
+        with parallel_config(backend="threading"):
+            return Parallel(n_jobs=n_jobs)
+    return Parallel(n_jobs=n_jobs, prefer="threads")
 
 
 def _warn_if_experts_not_converged(name, experts, monitors):
@@ -346,7 +375,7 @@ class _BaseMixtureOfMLPs(BaseEstimator):
             validation_fraction=self.validation_fraction,
         )
         name = type(self).__name__
-        results = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+        results = _parallel_experts(self.n_jobs)(
             delayed(train_expert)(
                 X[rows_of[e]],
                 Y[rows_of[e]],
@@ -529,7 +558,9 @@ _SHARED_PARAMETERS_DOC = """
         default: the kernels release the GIL).  Any joblib backend can be
         used, e.g. ``joblib.parallel_config(backend="dask")`` to spread the
         experts over a Dask cluster.  Results do not depend on ``n_jobs`` or
-        on the backend.
+        on the backend.  The ``"multiprocessing"`` backend is replaced by
+        threads, with a warning: a worker process that dies would make the
+        fit hang forever.
 
     random_state : int, RandomState instance or None, default=None
         Seeds the router (k-means) and, through one draw per expert, each
