@@ -182,3 +182,21 @@ def test_latent_cluster_higher_degree_links_and_errors():
         make_latent_cluster_regression(10, 8, global_signs=[1.0, -1.0, 0.0])
     with pytest.raises(ValueError, match="degree"):
         make_latent_cluster_regression(10, 8, degree=2)
+
+
+def test_latent_cluster_huge_separation_raises_instead_of_nan():
+    # Issue 15: separation=1e200 returned NaN targets (h_3 of 1e200 overflows).
+    from skmoe.datasets import make_latent_cluster_regression
+
+    with pytest.raises(ValueError, match=r"target y is not finite.*separation"):
+        make_latent_cluster_regression(100, 5, separation=1e200, random_state=0)
+    # With linear links the targets stay of the order of separation (finite).
+    _, y1 = make_latent_cluster_regression(100, 5, separation=1e300, degree=1,
+                                           information_exponent=1, random_state=0)
+    assert np.all(np.isfinite(y1))
+    with pytest.raises(ValueError, match="not finite"):
+        make_latent_cluster_regression(100, 5, noise=1e308, random_state=0)
+    # Large but representable: the data are returned, finite.
+    X, y = make_latent_cluster_regression(100, 5, separation=1e50, random_state=0)
+    assert np.all(np.isfinite(X)) and np.all(np.isfinite(y))
+    assert np.abs(y).max() > 1e100

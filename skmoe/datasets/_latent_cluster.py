@@ -7,7 +7,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
 
 from ..utils._numba_math import hermite_basis
-from ..utils._validation import StrictIntInterval
+from ..utils._validation import StrictIntInterval, check_finite_output
 
 
 def _default_signs(n_clusters):
@@ -84,7 +84,9 @@ def make_latent_cluster_regression(
         Polynomial degree ``p >= k`` of the links; ``None`` means ``k``
         (pure ``h_k`` links).
     separation : float, default=3.0
-        Norm ``rho`` of the cluster means ``rho v_c``.
+        Norm ``rho`` of the cluster means ``rho v_c``.  The targets grow like
+        ``rho ** p``, so ``rho`` must stay well below ``1e308 ** (1 / p)``
+        (see Raises).
     global_signs : array-like of shape (n_clusters,), default=None
         Signs ``s_c`` of the global task per cluster; must sum to zero.
         ``None`` gives alternating ``+1, -1`` (centred when ``C`` is odd).
@@ -109,6 +111,12 @@ def make_latent_cluster_regression(
         (C,) ``s_c``; ``"cluster_link_coef"`` (C, p + 1) and
         ``"global_link_coef"`` (p + 1,) Hermite coefficients (zero below
         ``k``); ``"information_exponent"``; ``"noise"``.
+
+    Raises
+    ------
+    ValueError
+        If the generated inputs or targets are not finite: ``separation``,
+        ``noise`` or ``global_signs`` too large for floating point.
 
     See Also
     --------
@@ -159,12 +167,25 @@ def make_latent_cluster_regression(
         gamma[k + 1 :] = 0.5 * rng.standard_normal(p - k)
 
     labels = rng.randint(C, size=n_samples)
-    X = separation * means[labels] + rng.standard_normal((n_samples, d))
-    local = np.einsum("ni,ni->n", hermite_basis(np.einsum("nd,nd->n", X, directions[labels]), p),
-                      beta[labels])
-    y = local + signs[labels] * (hermite_basis(X @ global_direction, p) @ gamma)
-    if noise > 0:
-        y += noise * rng.standard_normal(n_samples)
+    # Overflow is detected below, with a clear error, not warned about here.
+    with np.errstate(over="ignore", invalid="ignore"):
+        X = separation * means[labels] + rng.standard_normal((n_samples, d))
+        local = np.einsum(
+            "ni,ni->n", hermite_basis(np.einsum("nd,nd->n", X, directions[labels]), p),
+            beta[labels],
+        )
+        y = local + signs[labels] * (hermite_basis(X @ global_direction, p) @ gamma)
+        if noise > 0:
+            y += noise * rng.standard_normal(n_samples)
+    # The targets are degree-p polynomials of x, whose norm grows like
+    # separation: a huge separation (or noise, or global signs) overflows.
+    hint = (
+        "separation, noise or global_signs is too large for floating point: "
+        f"the targets grow like separation ** degree (degree={p}); use values "
+        "well below 1e308 ** (1 / degree)."
+    )
+    check_finite_output(X, "generated input X", hint=hint)
+    check_finite_output(y, "generated target y", hint=hint)
     if not return_truth:
         return X, y
     truth = {

@@ -19,7 +19,9 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, parallel_config
+from joblib._parallel_backends import MultiprocessingBackend
+from joblib.parallel import get_active_backend
 from scipy import special
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils import check_random_state
@@ -32,11 +34,12 @@ from . import _routing
 from ._mlp_training import _LOSS_LOGISTIC, _LOSS_SOFTMAX, _LOSS_SQUARED, train_expert
 from ._routing import route as _route
 from ._routing_numba import group_rows
-from ..utils._monitor import concatenate_histories
+from ..utils._monitor import concatenate_histories, user_stacklevel
 from ..utils._parameter_counting import check_hidden_layer_sizes
 from ..utils._threading import run_blocks
 from ..utils._validation import (
     StrictIntInterval,
+    check_finite_output,
     check_fitted_input,
     check_min_samples,
     draw_seed,
@@ -77,13 +80,41 @@ def merge_small_cells(counts, prototypes, min_samples):
             break
         cell = candidates[np.argmin(sizes[candidates])]
         others = np.flatnonzero(alive & (np.arange(n_cells) != cell))
-        dist = ((prototypes[others] - prototypes[cell]) ** 2).sum(axis=1)
+        with np.errstate(over="ignore"):  # an overflowed distance is the largest
+            dist = ((prototypes[others] - prototypes[cell]) ** 2).sum(axis=1)
         into = others[np.argmin(dist)]
         merges.append((int(cell), int(into)))
         owner[owner == cell] = into
         sizes[into] += sizes[cell]
         alive[cell] = False
     return owner, merges
+
+
+def _parallel_experts(n_jobs):
+    """``Parallel`` running the experts: threads, or the user's joblib backend.
+
+    ``prefer="threads"`` is a soft hint: a backend set with
+    :func:`joblib.parallel_config` (loky, dask, ...) is used as given.  The
+    one exception is ``"multiprocessing"``: when one of its worker processes
+    dies (killed, out of memory, a crash in native code),
+    ``multiprocessing.Pool`` waits for its result forever, so the fit would
+    hang instead of raising.  That backend is replaced by threads (the
+    kernels release the GIL), with a warning; results do not depend on the
+    backend.
+    """
+    backend, _ = get_active_backend(prefer="threads")
+    if isinstance(backend, MultiprocessingBackend):
+        warnings.warn(
+            'joblib backend "multiprocessing" is not used to train the experts: '
+            "a worker process that dies would make the fit hang forever. The "
+            'experts are trained in threads instead (or use backend="loky", '
+            "which reports a dead worker as TerminatedWorkerError).",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
+        with parallel_config(backend="threading"):
+            return Parallel(n_jobs=n_jobs)
+    return Parallel(n_jobs=n_jobs, prefer="threads")
 
 
 def _warn_if_experts_not_converged(name, experts, monitors):
@@ -263,6 +294,16 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         """
         hidden = self._hidden_sizes()
         prelu = self.activation == "prelu"
+        # Routing and standardisation square the inputs: near the float64
+        # limit that overflows (k-means, distances, standard deviations) and
+        # the fit would silently ignore X.  One clear error instead.
+        with np.errstate(over="ignore", invalid="ignore"):
+            centred = X.astype(np.float64) - X.mean(axis=0, dtype=np.float64)
+            check_finite_output(
+                np.einsum("ij,ij->i", centred, centred),
+                "squared norm of the centred training inputs",
+            )
+        del centred
         random_state = check_random_state(self.random_state)
         prototypes, tree = self._build_router(X, random_state)
         # The router is stored, and the training rows routed, in X's dtype.
@@ -317,7 +358,8 @@ class _BaseMixtureOfMLPs(BaseEstimator):
             if expert_of_cell[e] != e:
                 continue  # merged: served by another expert
             if constant_cells[e] or is_trivial(rows_of[e]):
-                constants[e] = constant_of(rows_of[e])
+                with np.errstate(over="ignore", invalid="ignore"):
+                    constants[e] = constant_of(rows_of[e])
             else:
                 is_mlp[e] = True
                 to_train.append(e)
@@ -333,7 +375,7 @@ class _BaseMixtureOfMLPs(BaseEstimator):
             validation_fraction=self.validation_fraction,
         )
         name = type(self).__name__
-        results = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+        results = _parallel_experts(self.n_jobs)(
             delayed(train_expert)(
                 X[rows_of[e]],
                 Y[rows_of[e]],
@@ -355,6 +397,14 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         monitors = [monitor for _, monitor in results]
         _warn_if_experts_not_converged(name, to_train, monitors)
 
+        # Fitted arrays are stored in X's dtype; float32 may overflow where
+        # float64 did not.  Nothing non-finite is ever stored.
+        with np.errstate(over="ignore", invalid="ignore"):
+            params = params.astype(X.dtype, copy=False)
+            constants = constants.astype(X.dtype, copy=False)
+        check_finite_output(params, f"fitted expert_params_ (in {X.dtype})")
+        check_finite_output(constants, f"fitted expert_constants_ (in {X.dtype})")
+
         n_parameters, active_parameters = _parameter_counts(
             X.shape[1], prelu, sizes, expert_of_cell, is_mlp, constants.shape[1], prototypes, tree
         )
@@ -370,9 +420,9 @@ class _BaseMixtureOfMLPs(BaseEstimator):
             routing_tree_=tree,
             expert_of_cell_=expert_of_cell,
             n_experts_=n_cells,
-            expert_params_=params.astype(X.dtype, copy=False),
+            expert_params_=params,
             expert_is_mlp_=is_mlp,
-            expert_constants_=constants.astype(X.dtype, copy=False),
+            expert_constants_=constants,
             expert_n_samples_=np.bincount(experts, minlength=n_cells),
             layer_sizes_=tuple(sizes),
             experts_n_iter_=n_iter,
@@ -508,7 +558,9 @@ _SHARED_PARAMETERS_DOC = """
         default: the kernels release the GIL).  Any joblib backend can be
         used, e.g. ``joblib.parallel_config(backend="dask")`` to spread the
         experts over a Dask cluster.  Results do not depend on ``n_jobs`` or
-        on the backend.
+        on the backend.  The ``"multiprocessing"`` backend is replaced by
+        threads, with a warning: a worker process that dies would make the
+        fit hang forever.
 
     random_state : int, RandomState instance or None, default=None
         Seeds the router (k-means) and, through one draw per expert, each
@@ -674,7 +726,8 @@ class MixtureOfMLPsRegressor(RegressorMixin, _BaseMixtureOfMLPs):
             ensure_min_samples=2,
         )
         Y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1)
-        global_mean = Y.mean(axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            global_mean = Y.mean(axis=0)  # checked with the constants, if used
 
         def constant_of(rows):
             return Y[rows].mean(axis=0) if rows.size else global_mean
@@ -704,7 +757,9 @@ class MixtureOfMLPsRegressor(RegressorMixin, _BaseMixtureOfMLPs):
         constant = ~self.expert_is_mlp_[experts]
         if constant.any():
             out[constant] = self.expert_constants_[experts[constant]]
-        out = out.astype(X.dtype, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = out.astype(X.dtype, copy=False)
+        check_finite_output(out, "predict output")
         return out[:, 0] if self._y_ndim == 1 else out
 
 
@@ -810,16 +865,20 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
         X = check_fitted_input(self, X)
         raw, experts = self._raw_outputs(X)
         n_classes = len(self.classes_)
-        if n_classes == 1:
-            proba = np.ones((X.shape[0], 1))
-        elif raw.shape[1] == 1:
-            p1 = special.expit(raw[:, 0])
-            proba = np.column_stack([1.0 - p1, p1])
-        else:
-            proba = special.softmax(raw, axis=1)
+        # Infinite logits (inputs near the float limit) would give NaN
+        # probabilities: reported by check_finite_output, not warned about.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if n_classes == 1:
+                proba = np.ones((X.shape[0], 1))
+            elif raw.shape[1] == 1:
+                p1 = special.expit(raw[:, 0])
+                proba = np.column_stack([1.0 - p1, p1])
+            else:
+                proba = special.softmax(raw, axis=1)
         constant = ~self.expert_is_mlp_[experts]
         if constant.any():
             proba[constant] = self.expert_constants_[experts[constant]]
+        check_finite_output(proba, "predict_proba output")
         return proba.astype(X.dtype, copy=False)
 
     def predict(self, X):

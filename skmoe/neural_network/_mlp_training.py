@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _mlp_numba as _kernels
 from ..utils._monitor import ConvergenceMonitor
+from ..utils._validation import check_finite_output
 
 # Adam constants (scikit-learn's defaults).
 _BETA1 = 0.9
@@ -164,17 +165,27 @@ def train_expert(
     layout = (np.asarray(sizes, dtype=np.int64), *_kernels.layer_offsets(sizes, prelu)[:4], prelu)
     params = init_expert_params(sizes, prelu, random_state)
 
-    x_mean = X.mean(axis=0)
-    x_scale = _safe_scale(X)
-    Xs = np.ascontiguousarray((X - x_mean) / x_scale)
-    if loss_kind == _LOSS_SQUARED:
-        y_mean = Y.mean(axis=0)
-        y_scale = _safe_scale(Y)
-        Ys = np.ascontiguousarray((Y - y_mean) / y_scale)
-    else:
-        y_mean = np.zeros(Y.shape[1])
-        y_scale = np.ones(Y.shape[1])
-        Ys = np.ascontiguousarray(Y)
+    # Inputs or targets near the float64 limit overflow in the scalings
+    # (squares in the standard deviation) or in the folded weights: that is
+    # reported by one clear error (check_finite_output), not warned about.
+    with np.errstate(over="ignore", invalid="ignore"):
+        x_mean = X.mean(axis=0)
+        x_scale = _safe_scale(X)
+        check_finite_output(
+            np.concatenate([x_mean, x_scale]), f"standardisation of {label}'s inputs"
+        )
+        Xs = np.ascontiguousarray((X - x_mean) / x_scale)
+        if loss_kind == _LOSS_SQUARED:
+            y_mean = Y.mean(axis=0)
+            y_scale = _safe_scale(Y)
+            check_finite_output(
+                np.concatenate([y_mean, y_scale]), f"standardisation of {label}'s targets"
+            )
+            Ys = np.ascontiguousarray((Y - y_mean) / y_scale)
+        else:
+            y_mean = np.zeros(Y.shape[1])
+            y_scale = np.ones(Y.shape[1])
+            Ys = np.ascontiguousarray(Y)
 
     n = X.shape[0]
     n_val = n_validation_samples(n, validation_fraction) if early_stopping else 0
@@ -219,7 +230,12 @@ def train_expert(
     monitor.finish(warn=False)
     if n_val:
         params = best_params
-    params = fold_scaling(params, sizes, prelu, x_mean, x_scale, y_mean, y_scale)
+    with np.errstate(over="ignore", invalid="ignore"):
+        params = fold_scaling(params, sizes, prelu, x_mean, x_scale, y_mean, y_scale)
+    check_finite_output(
+        params, f"parameter vector of {label} (on raw inputs and outputs, after folding "
+        "the standardisations into the weights)"
+    )
     return params, monitor
 
 

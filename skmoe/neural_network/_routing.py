@@ -28,7 +28,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from . import _routing_numba as _kernels
 from ..utils._threading import block_partition, run_blocks
-from ..utils._validation import draw_seed
+from ..utils._validation import check_finite_output, draw_seed
 
 
 def _route_blocks(kernel, X, *router):
@@ -37,6 +37,12 @@ def _route_blocks(kernel, X, *router):
     out = np.empty(X.shape[0], dtype=np.int64)
     n_blocks, block_size = block_partition(X.shape[0])
     run_blocks(kernel, n_blocks, block_size, X, *router, out)
+    if out.size and out.min() < 0:
+        # The kernels mark rows whose distances overflowed: never route them
+        # silently to cell 0.
+        check_finite_output(
+            np.where(out < 0, np.inf, 0.0), "squared distance of an input to its prototypes"
+        )
     return out
 
 

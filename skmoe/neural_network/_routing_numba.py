@@ -11,7 +11,10 @@ from numba import njit
 
 @njit(cache=True, nogil=True)
 def route_flat_blocks(block_start, block_stop, block_size, X, prototypes, out):
-    """Nearest prototype (squared Euclidean), ties to the smallest index."""
+    """Nearest prototype (squared Euclidean), ties to the smallest index.
+
+    ``-1`` for a row whose squared distances all overflow to infinity.
+    """
     n = X.shape[0]
     n_features = X.shape[1]
     row_stop = min(n, block_stop * block_size)
@@ -26,7 +29,8 @@ def route_flat_blocks(block_start, block_stop, block_size, X, prototypes, out):
             if d < best:
                 best = d
                 best_l = l
-        out[row] = best_l
+        # -1: every squared distance overflowed, the nearest is unknown.
+        out[row] = best_l if best < np.inf else -1
 
 
 @njit(cache=True, nogil=True)
@@ -34,6 +38,8 @@ def route_tree_blocks(block_start, block_stop, block_size, X, centers, children,
     """Greedy descent of a binary tree: at each node go to the nearer child.
 
     ``children[node] = (left, right)`` or ``(-1, -1)`` at a leaf; ties go left.
+    ``-1`` for a row whose squared distances to both children of a node
+    overflow to infinity.
     """
     n = X.shape[0]
     n_features = X.shape[1]
@@ -51,8 +57,11 @@ def route_tree_blocks(block_start, block_stop, block_size, X, centers, children,
                 d_left += diff * diff
                 diff = x - centers[right, a]
                 d_right += diff * diff
+            if not (d_left < np.inf or d_right < np.inf):
+                node = -1  # both squared distances overflowed
+                break
             node = left if d_left <= d_right else right
-        out[row] = leaf_value[node]
+        out[row] = leaf_value[node] if node >= 0 else -1
 
 
 @njit(cache=True, nogil=True)

@@ -24,6 +24,7 @@ from ..utils._monitor import ConvergenceMonitor, concatenate_histories
 from ..utils._numba_math import hermite_basis
 from ..utils._validation import (
     StrictIntInterval,
+    check_finite_output,
     check_fitted_input,
     check_int,
     check_min_samples,
@@ -535,9 +536,24 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         n_samples, d = X.shape
         check_min_samples(n_samples, self.n_experts, "n_experts")
         M, J, k = self.n_experts, self.n_neurons, self.information_exponent
+        # Overflow is reported by one clear error (check_finite_output), not
+        # warned about.  The second layer regresses on Hermite features of
+        # degree p of unit projections, whose squares reach |x|^(2p): inputs
+        # beyond that overflow the normal equations, after every SGD stage.
+        p = max(k, degree)
+        with np.errstate(over="ignore", invalid="ignore"):
+            centred = X.astype(np.float64) - X.mean(axis=0, dtype=np.float64)
+            sq_norms = np.einsum("ij,ij->i", centred, centred)
+            check_finite_output(
+                sq_norms**p,
+                f"squared norm of the centred training inputs to the power {p} "
+                "(the scale of the squared Hermite features)",
+            )
+            del centred, sq_norms
+            y64 = np.asarray(y, dtype=np.float64)
+            scale = y64.std()
+            check_finite_output(scale, "standard deviation of the targets")
         rng = check_random_state(self.random_state)
-        y64 = np.asarray(y, dtype=np.float64)
-        scale = y64.std()
         y_std = np.ascontiguousarray((y64 - y64.mean()) / (scale if scale > 0 else 1.0))
 
         # Row streams of the three SGD stages.
@@ -641,12 +657,16 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
 
         # Fitted attributes, only once every stage has succeeded.  Inference
         # reads the snapshot of top_k, never the live hyper-parameter.
+        # Trained in float64; stored in X's dtype (float32 may overflow).
+        fitted = {}
+        for name, value in (("expert_weights_", W), ("router_coef_", router),
+                            ("expert_coef_", coef), ("expert_intercept_", intercept)):
+            with np.errstate(over="ignore", invalid="ignore"):
+                fitted[name] = value.astype(X.dtype, copy=False)
+            check_finite_output(fitted[name], f"fitted {name} (in {X.dtype})")
         self._fitted_params = snapshot_params(self, ("top_k",))
-        # Trained in float64; stored in X's dtype.
-        self.expert_weights_ = W.astype(X.dtype, copy=False)
-        self.router_coef_ = router.astype(X.dtype, copy=False)
-        self.expert_coef_ = coef.astype(X.dtype, copy=False)
-        self.expert_intercept_ = intercept.astype(X.dtype, copy=False)
+        for name, value in fitted.items():
+            setattr(self, name, value)
         self.learning_rates_ = lrs
         self.n_steps_ = tuple(int(s) for s in steps)
         self.n_iter_ = int(sum(steps))
@@ -709,16 +729,20 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         X = check_fitted_input(self, X)
         degree = self.expert_coef_.shape[2]
         out = np.empty(X.shape[0])
-        for start in range(0, X.shape[0], _CHUNK):
-            Xc = X[start : start + _CHUNK]
-            gates = _gates(Xc, self.router_coef_, self._fitted_params["top_k"])
-            pred = np.zeros(Xc.shape[0])
-            for m in range(self.expert_coef_.shape[0]):
-                features = _features(Xc, self.expert_weights_[m], degree)
-                expert = features @ self.expert_coef_[m].ravel()
-                pred += gates[:, m] * (expert + self.expert_intercept_[m])
-            out[start : start + _CHUNK] = pred
-        return out.astype(X.dtype, copy=False)
+        # Large inputs overflow the Hermite features (degree ``degree``):
+        # reported by check_finite_output below, not warned about.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for start in range(0, X.shape[0], _CHUNK):
+                Xc = X[start : start + _CHUNK]
+                gates = _gates(Xc, self.router_coef_, self._fitted_params["top_k"])
+                pred = np.zeros(Xc.shape[0])
+                for m in range(self.expert_coef_.shape[0]):
+                    features = _features(Xc, self.expert_weights_[m], degree)
+                    expert = features @ self.expert_coef_[m].ravel()
+                    pred += gates[:, m] * (expert + self.expert_intercept_[m])
+                out[start : start + _CHUNK] = pred
+            out = out.astype(X.dtype, copy=False)
+        return check_finite_output(out, "predict output")
 
     def route(self, X):
         """Index of the top-ranked expert for each sample.

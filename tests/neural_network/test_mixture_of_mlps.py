@@ -345,9 +345,13 @@ def test_predict_uses_only_the_routed_expert(lipschitz_data):
     e = 2
     model.expert_params_ = model.expert_params_.copy()
     model.expert_params_[e] = np.nan
-    poisoned = np.isnan(model.predict(X_test))
+    poisoned = np.isnan(model._raw_outputs(X_test)[0][:, 0])
     assert_array_equal(poisoned, model.route(X_test) == e)
     assert poisoned.any()
+    # ... and predict reports the non-finite output instead of returning it.
+    with pytest.raises(ValueError, match="predict output is not finite"):
+        model.predict(X_test)
+    assert np.all(np.isfinite(model.predict(X_test[~poisoned])))
 
 
 def test_reproducible_whatever_n_jobs(lipschitz_data):
