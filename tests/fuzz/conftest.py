@@ -23,7 +23,7 @@ _SUPPRESSED = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.da
 
 settings.register_profile(
     "ci",
-    max_examples=12,
+    max_examples=150,
     derandomize=True,
     deadline=timedelta(seconds=10),
     suppress_health_check=_SUPPRESSED,
