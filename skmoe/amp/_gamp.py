@@ -378,7 +378,9 @@ class SequenceMultiIndexAMP(BaseEstimator):
             if not (np.all(np.isfinite(W_host)) and np.all(np.isfinite(C))
                     and all(np.all(np.isfinite(a)) for a in overlaps.values())
                     and np.isfinite(change)):
-                raise FloatingPointError(
+                # A ValueError, as every skmoe fit failure: MoMLP's diverging
+                # experts and GGMoE's singular components raise one too.
+                raise ValueError(
                     f"GAMP diverged at iteration {iteration} (the estimates or their "
                     "overlaps overflowed to NaN or infinity, with a finite channel "
                     "posterior); increase damping towards 0 (e.g. damping=0.5), "

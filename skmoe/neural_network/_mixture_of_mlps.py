@@ -16,7 +16,7 @@ grouped inference are the kernels of :mod:`skmoe.neural_network._mlp_numba`.
 """
 
 import warnings
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from joblib import Parallel, delayed, parallel_config
@@ -170,7 +170,13 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         "validation_fraction": [Interval(Real, 0.0, 1.0, closed="neither")],
         "min_samples_cell": [StrictIntInterval(1, None, closed="left")],
         "small_cells": [StrOptions({"merge", "constant"})],
-        "n_jobs": [Integral, None],
+        # joblib's convention: None, -1 (all cores), -2, ... or a positive
+        # count; 0 has no meaning.
+        "n_jobs": [
+            StrictIntInterval(None, -1, closed="right"),
+            StrictIntInterval(1, None, closed="left"),
+            None,
+        ],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }

@@ -1,26 +1,25 @@
 """Fuzz SequenceMultiIndexAMP, the AMP channels' posteriors and DiagonalFisherEstimator.
 
-Excluded from the main properties (known issue-15 defects, xfail reproducers
-below): Fisher ``fit`` on inputs of magnitude >= 1e150 and
+The issue-15 defects (Fisher ``fit`` on inputs of magnitude >= 1e150 and
 ``noise_variance=1e-300``; channel posteriors with NaN ``V``/``y`` or with
-row counts that disagree (the posterior strategy draws finite, consistent
-arrays); ``GenericChannel`` with a negative trailing shape.  Also excluded:
-``y`` without its trailing shape (new finding F3), AMP data of magnitude
->= 1e10 (new finding F4), both with xfail reproducers.
+row counts that disagree; ``GenericChannel`` with a negative trailing shape;
+``y`` without its trailing shape, finding F3; GAMP divergence as a
+FloatingPointError, finding F4) each have a reproducer test below.  The
+posterior strategy itself draws finite, consistent arrays.
 """
 
 import warnings
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
-from _oracle import FuzzFailure, assert_finite_or_clear_error
+from _oracle import assert_finite_or_clear_error
 from _strategies import bad_value, clean_data, regression_data
 from skmoe import DiagonalFisherEstimator, SequenceMultiIndexAMP
 from skmoe.amp import (AbsChannel, DeepAttentionChannel, GenericChannel, LinearChannel,
@@ -117,10 +116,8 @@ def test_fisher_invalid_hyper_parameters(param, value, model):
     assert_finite_or_clear_error(lambda: est.fit(X, y), X, y, description=f"{param}={value!r}")
 
 
-# ---------------------------------------------------------------- issue-15 reproducers
+# ------------------------------------------- issue-15 reproducers (fixed; regression tests)
 
-@pytest.mark.xfail(reason="issue 15: DiagonalFisherEstimator.fit(X*1e150) stores inf",
-                   strict=False, raises=FuzzFailure)
 @pytest.mark.parametrize("model", sorted(FISHER_MODELS))
 def test_known_fisher_huge_x(model):
     X, _ = clean_data(20, 2)
@@ -129,8 +126,6 @@ def test_known_fisher_huge_x(model):
     assert_finite_or_clear_error(lambda: est.fit(X), X)
 
 
-@pytest.mark.xfail(reason="issue 15: DiagonalFisherEstimator noise_variance=1e-300 "
-                          "OverflowError", strict=False, raises=FuzzFailure)
 def test_known_fisher_tiny_noise_variance():
     X, _ = clean_data(20, 2)
     est = DiagonalFisherEstimator(FrozenEstimator(FISHER_MODELS["mlp_reg"]),
@@ -138,8 +133,6 @@ def test_known_fisher_tiny_noise_variance():
     assert_finite_or_clear_error(lambda: est.fit(X), X)
 
 
-@pytest.mark.xfail(reason="issue 15: DeepAttentionChannel.posterior with mismatched rows "
-                          "reads uninitialised memory", strict=False, raises=FuzzFailure)
 def test_known_deep_attention_mismatched_rows():
     channel = DeepAttentionChannel(n_grid=8)
     rng = np.random.RandomState(0)
@@ -151,8 +144,6 @@ def test_known_deep_attention_mismatched_rows():
     assert exc is not None, "mismatched rows (3 targets, 5 omegas) were accepted"
 
 
-@pytest.mark.xfail(reason="issue 15: channel posterior accepts NaN V / y", strict=False,
-                   raises=(FuzzFailure, AssertionError))
 @pytest.mark.parametrize("bad", ["V", "y"])
 @pytest.mark.parametrize("channel", sorted(CHANNELS))
 def test_known_posterior_accepts_nan(channel, bad):
@@ -166,25 +157,18 @@ def test_known_posterior_accepts_nan(channel, bad):
     assert exc is not None, f"NaN {bad} accepted"
 
 
-@pytest.mark.xfail(reason="issue 15: GenericChannel(y_trailing_shape=(-1,)) is accepted",
-                   strict=False, raises=(FuzzFailure, AssertionError))
 def test_known_generic_channel_negative_shape():
     _, exc = assert_finite_or_clear_error(
         lambda: GenericChannel(lambda Z: Z[:, 0, 0], y_trailing_shape=(-1,)))
     assert exc is not None, "y_trailing_shape=(-1,) accepted"
 
 
-@pytest.mark.xfail(reason="new finding F3: channel posterior with y of shape (n,) instead of "
-                          "(n, 1, 1) raises a raw IndexError / numpy matmul ValueError",
-                   strict=False, raises=FuzzFailure)
 @pytest.mark.parametrize("channel", sorted(CHANNELS))
 def test_new_posterior_y_without_trailing_shape(channel):
     y, omega, V = np.ones(2), np.zeros((2, 1, 1)), np.eye(1)
     assert_finite_or_clear_error(lambda: CHANNELS[channel]().posterior(y, omega, V), y, omega, V)
 
 
-@pytest.mark.xfail(reason="new finding F4: GAMP divergence raises FloatingPointError, not "
-                          "ValueError", strict=False, raises=FuzzFailure)
 def test_new_amp_divergence_floating_point_error():
     X, y = np.array([[1.76405235e50]]), np.array([3.56812041e50])
     est = clone(AMP).set_params(channel=AbsChannel(), damping=0.3)

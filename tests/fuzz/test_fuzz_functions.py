@@ -1,19 +1,17 @@
 """Fuzz the public functions: datasets, metrics, state evolution, experiments, utils.
 
-Excluded from the main properties (known issue-15 defects, xfail reproducers
-below): ``make_latent_cluster_regression(separation >= 1e150)``,
+The issue-15 defects (``make_latent_cluster_regression(separation >= 1e150)``,
 ``make_gaussian_gated_moe(noise >= 1e150)``, ``make_sequence_multi_index``
-with a channel class, ``voronoi_loss`` with duplicated atoms.
+with a channel class, ``voronoi_loss`` with duplicated atoms) each have a
+reproducer test below.
 """
 
 import numpy as np
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from _oracle import FuzzFailure, assert_finite_or_clear_error
+from _oracle import assert_finite_or_clear_error
 from _strategies import bad_value
-from skmoe import GaussianGatedMoERegressor
 from skmoe.amp import AbsChannel, LinearChannel, SquareChannel, state_evolution, test_errors
 from skmoe.datasets import (make_gaussian_gated_moe, make_latent_cluster_regression,
                             make_sequence_multi_index)
@@ -114,31 +112,23 @@ def test_near_truth_start(k, n):
                                  description=f"k={k!r} n={n!r}")
 
 
-# ---------------------------------------------------------------- issue-15 reproducers
+# ------------------------------------------- issue-15 reproducers (fixed; regression tests)
 
-@pytest.mark.xfail(reason="issue 15: make_latent_cluster_regression(separation=1e200) NaN",
-                   strict=False, raises=FuzzFailure)
 def test_known_latent_cluster_huge_separation():
     assert_finite_or_clear_error(lambda: make_latent_cluster_regression(
         20, 4, separation=1e200, random_state=0, return_truth=True))
 
 
-@pytest.mark.xfail(reason="issue 15: make_gaussian_gated_moe(noise=1e200) OverflowError",
-                   strict=False, raises=FuzzFailure)
 def test_known_ggmoe_dataset_huge_noise():
     assert_finite_or_clear_error(lambda: make_gaussian_gated_moe(20, 2, noise=1e200,
                                                                  random_state=0))
 
 
-@pytest.mark.xfail(reason="issue 15: make_sequence_multi_index with a channel class "
-                          "raises AttributeError", strict=False, raises=FuzzFailure)
 def test_known_sequence_multi_index_channel_class():
     assert_finite_or_clear_error(lambda: make_sequence_multi_index(10, 3, LinearChannel,
                                                                    random_state=0))
 
 
-@pytest.mark.xfail(reason="issue 15: voronoi_loss with duplicated atoms", strict=False,
-                   raises=(FuzzFailure, AssertionError))
 def test_known_voronoi_duplicated_atoms():
     true = _true_params(2, 2, 0)
     est = {key: (np.concatenate([value[:1], value[:1]]) if isinstance(value, np.ndarray)

@@ -1,10 +1,10 @@
 """Fuzz GaussianGatedMoERegressor: fuzzed data, fuzzed hyper-parameters, every method.
 
-Excluded from the main properties (known issue-15 defects, each with an xfail
-reproducer below): data magnitudes >= 1e150 (``fit``/``predict`` on
-``X * 1e300``) and ``acceleration="squarem"`` together with ``reg_covar=0``
-(never drawn: ``reg_covar`` is drawn from {1e-6, 1e-3, 1}).  Also excluded (a
-new finding, FUZZ_FINDINGS.md): float32 ``X`` with ``|y| > 3.4e38``.
+The issue-15 defects (data of magnitude >= 1e150, ``fit``/``predict`` on
+``X * 1e300``, SQUAREM with ``reg_covar=0``, float32 ``X`` with
+``|y| > 3.4e38``, finding F1) each have a reproducer test below; the main
+properties draw magnitudes up to 1e300 too.  ``reg_covar`` is drawn from
+{1e-6, 1e-3, 1}.
 """
 
 import numpy as np
@@ -13,7 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 
-from _oracle import FuzzFailure, assert_finite_or_clear_error
+from _oracle import assert_finite_or_clear_error
 from _strategies import EXTREME_SCALES, bad_value, clean_data, regression_data
 from skmoe import GaussianGatedMoERegressor
 
@@ -93,26 +93,20 @@ def fitted_ggmoe():
     return clone(BASE).fit(X, y)
 
 
-# ---------------------------------------------------------------- issue-15 reproducers
+# ------------------------------------------- issue-15 reproducers (fixed; regression tests)
 
-@pytest.mark.xfail(reason="issue 15: GGMoE predict(X*1e300, return_std=True) gives NaN std",
-                   strict=False, raises=FuzzFailure)
 def test_known_predict_std_huge_x(fitted_ggmoe):
     X, y = clean_data(10, 2, seed=1)
     X = X * 1e300
     assert_finite_or_clear_error(lambda: fitted_ggmoe.predict(X, return_std=True), X)
 
 
-@pytest.mark.xfail(reason="issue 15: GGMoE fit(X*1e300) raises a raw numpy error",
-                   strict=False, raises=FuzzFailure)
 def test_known_fit_huge_x():
     X, y = clean_data(40, 2)
     X = X * 1e300
     assert_finite_or_clear_error(lambda: clone(BASE).fit(X, y), X, y)
 
 
-@pytest.mark.xfail(reason="issue 15: SQUAREM with reg_covar=0 raises LinAlgError",
-                   strict=False, raises=FuzzFailure)
 def test_known_squarem_reg_covar_zero():
     X, y = clean_data(40, 2)
     X[:, 1] = 1.0  # singular covariance
@@ -120,9 +114,6 @@ def test_known_squarem_reg_covar_zero():
     assert_finite_or_clear_error(lambda: est.fit(X, y), X, y)
 
 
-@pytest.mark.xfail(reason="new finding F1: GGMoE fit(float32 X, |y| > float32 max) raises "
-                          "numpy's 'array must not contain infs or NaNs'", strict=False,
-                   raises=FuzzFailure)
 def test_new_float32_x_huge_y():
     X = np.zeros((2, 1), np.float32)
     y = np.array([3.6e50, 1.0e50])
@@ -130,8 +121,6 @@ def test_new_float32_x_huge_y():
     assert_finite_or_clear_error(lambda: est.fit(X, y), X, y)
 
 
-@pytest.mark.xfail(reason="issue 15: GGMoE on data of magnitude >= 1e150 (region of the "
-                          "known overflow defects)", strict=False, raises=FuzzFailure)
 @settings(max_examples=8)
 @given(data=regression_data(scales=EXTREME_SCALES, kinds=["clean"], dtypes=["float64"],
                             bad_shapes=False, min_rows=5))

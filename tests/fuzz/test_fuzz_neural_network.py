@@ -1,11 +1,10 @@
 """Fuzz MixtureOfMLPsRegressor/Classifier and SGDMoERegressor.
 
-Excluded from the main properties (known issue-15 defects, xfail reproducers
-below): targets with ``|y| > 1e154`` for the mixtures of MLPs and inputs of
-magnitude >= 1e150 for ``SGDMoERegressor.predict`` (the strategies draw
-magnitudes up to 1e50 only).  ``score`` of the regressors on a single row
-(R^2 undefined, NaN from scikit-learn) is not checked (finding F2), nor
-``n_jobs=0`` (finding F5, xfail reproducer).
+The issue-15 defects (targets with ``|y| > 1e154`` for the mixtures of MLPs,
+inputs of magnitude >= 1e150 for ``SGDMoERegressor.predict``, ``n_jobs=0``,
+finding F5) each have a reproducer test below; the main properties draw
+magnitudes up to 1e300 too.  ``score`` of the regressors on a single row
+(R^2 undefined, NaN from scikit-learn) is not checked (finding F2).
 """
 
 import numpy as np
@@ -14,7 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 
-from _oracle import FuzzFailure, assert_finite_or_clear_error
+from _oracle import assert_finite_or_clear_error
 from _strategies import bad_value, clean_data, regression_data
 from skmoe import MixtureOfMLPsClassifier, MixtureOfMLPsRegressor, SGDMoERegressor
 
@@ -112,10 +111,8 @@ def fitted_nn():
     return out
 
 
-# ---------------------------------------------------------------- issue-15 reproducers
+# ------------------------------------------- issue-15 reproducers (fixed; regression tests)
 
-@pytest.mark.xfail(reason="issue 15: MixtureOfMLPsRegressor with |y| > 1e154 stores inf params",
-                   strict=False, raises=FuzzFailure)
 def test_known_momlp_huge_y():
     X, y = clean_data(40, 2)
     y = y * 1e200
@@ -123,16 +120,12 @@ def test_known_momlp_huge_y():
     _check_fit_and_methods("momlp_reg", est, X, y, "y*1e200")
 
 
-@pytest.mark.xfail(reason="issue 15: SGDMoERegressor.predict(X*1e150) gives NaN",
-                   strict=False, raises=FuzzFailure)
 def test_known_sgd_moe_predict_huge_x(fitted_nn):
     X, _ = clean_data(10, 2, seed=1)
     X = X * 1e150
     assert_finite_or_clear_error(lambda: fitted_nn["sgd_moe"].predict(X), X)
 
 
-@pytest.mark.xfail(reason="issue 15: neural-network estimators on magnitudes >= 1e150",
-                   strict=False, raises=FuzzFailure)
 @settings(max_examples=8)
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 @given(data=st.data())
@@ -143,8 +136,6 @@ def test_known_extreme_magnitudes(name, data):
     _check_fit_and_methods(name, clone(ESTIMATORS[name]), X, y, info)
 
 
-@pytest.mark.xfail(reason="new finding F5: n_jobs=0 is not validated (joblib ValueError)",
-                   strict=False, raises=FuzzFailure)
 @pytest.mark.parametrize("name", ["momlp_clf", "momlp_reg"])
 def test_new_n_jobs_zero(name):
     X, y = clean_data(40, 2, classification=name == "momlp_clf")
