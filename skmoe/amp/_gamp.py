@@ -400,8 +400,15 @@ class SequenceMultiIndexAMP(BaseEstimator):
             ))
         else:
             monitor.warn_if_not_converged()
-        self.coef_ = W if xp is not None else W.astype(input_dtype, copy=False)
-        self.posterior_covariance_ = from_numpy(0.5 * (C + C.T), xp, where, dtype=input_dtype)
+        # Checked in the stored dtype: a finite float64 estimate can overflow
+        # float32 (found by the fuzz suite).
+        with np.errstate(over="ignore"):  # reported by check_finite_output
+            coef = W if xp is not None else W.astype(input_dtype, copy=False)
+        self.coef_ = check_finite_output(coef, "GAMP estimate coef_")
+        self.posterior_covariance_ = check_finite_output(
+            from_numpy(0.5 * (C + C.T), xp, where, dtype=input_dtype),
+            "GAMP posterior covariance",
+        )
         self.n_iter_ = monitor.n_iter
         self.converged_ = monitor.converged
         self.history_ = monitor.history
@@ -479,10 +486,11 @@ class SequenceMultiIndexAMP(BaseEstimator):
                 noise = standard_normal_like(rng, Omega.shape, Omega)
                 y_pred = y_pred + channel.output(Omega + noise @ root)
             y_pred = y_pred / n_draws
-        check_finite_output(y_pred, "predict output")
         if xp is None:
-            return y_pred.astype(X.dtype, copy=False)
-        return y_pred
+            with np.errstate(over="ignore"):  # reported just below, as a ValueError
+                y_pred = y_pred.astype(X.dtype, copy=False)
+        # In the returned dtype: a finite float64 prediction can overflow float32.
+        return check_finite_output(y_pred, "predict output")
 
     def score(self, X, y, method="plugin"):
         """Negative mean squared prediction error ``-mean ||y - y_pred||^2``.

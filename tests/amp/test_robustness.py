@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
+from skmoe import SequenceMultiIndexAMP
 from skmoe.amp import (
     AbsChannel,
     DeepAttentionChannel,
@@ -291,3 +292,28 @@ def test_gamp_predict_raises_on_overflowing_outputs():
         amp.predict(X * 1e200)
     with pytest.raises(ValueError, match="predict output is not finite"):
         amp.score(X * 1e200, y)
+
+
+def test_gamp_float32_estimate_that_overflows_is_a_clear_error():
+    """Found by the fuzz suite: a finite float64 estimate stored as float32 inf."""
+    X = np.array([[1764.0524]], dtype=np.float32)
+    y = np.array([3568.12041277])
+    amp = SequenceMultiIndexAMP(SquareChannel(), damping=0.3, max_iter=20, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="GAMP estimate coef_ is not finite"):
+            amp.fit(X, y)
+    assert not hasattr(amp, "coef_")
+
+
+def test_gamp_float32_prediction_that_overflows_is_a_clear_error():
+    """Found by the fuzz suite: a finite float64 prediction returned as float32 inf."""
+    X = np.array([[1764.0524]], dtype=np.float32)
+    y = np.array([3568.12041277])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        amp = SequenceMultiIndexAMP(SquareChannel(), damping=0.3, max_iter=5,
+                                    random_state=0).fit(X, y)
+    assert np.all(np.isfinite(amp.coef_))
+    with pytest.raises(ValueError, match="predict output is not finite"):
+        amp.predict(X)
