@@ -59,7 +59,8 @@ def _check_fit_and_methods(name, est, X, y, info):
                                                description=f"{name}.fit {info}")
     if exc is None:
         for method, call in _methods(name, fitted, X, y):
-            assert_finite_or_clear_error(call, X, y, description=f"{name}.{method} {info}")
+            assert_finite_or_clear_error(call, X, y, description=f"{name}.{method} {info}",
+                                         allow_neg_inf=method == "score")
 
 
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
@@ -77,7 +78,10 @@ def test_methods_on_fuzzed_data_after_clean_fit(name, fitted_nn, data):
     X, y, info = data.draw(regression_data(max_rows=10, classification=name == "momlp_clf"))
     est = fitted_nn[name]
     method, call = data.draw(st.sampled_from(_methods(name, est, X, y)))
-    assert_finite_or_clear_error(call, X, y, description=f"{name}.{method} {info}")
+    # R^2 is -inf when the targets' variance underflows (scikit-learn's
+    # r2_score, as for GaussianGatedMoERegressor.score).
+    assert_finite_or_clear_error(call, X, y, description=f"{name}.{method} {info}",
+                                 allow_neg_inf=method == "score")
 
 
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
