@@ -39,7 +39,7 @@ from ..utils._array_api import (
     to_numpy,
 )
 from ..utils._monitor import ConvergenceMonitor
-from ..utils._validation import StrictIntInterval, draw_seed
+from ..utils._validation import StrictIntInterval, check_finite_output, draw_seed
 from ._channels import tensor_gauss_hermite
 
 __all__ = ["state_evolution", "weak_recovery_threshold", "test_errors"]
@@ -218,6 +218,9 @@ def test_errors(channel, q, *, n_samples=20000, n_inner=32, random_state=0):
     u_stat = (xp.sum(inner_sum**2, axis=1) - inner_sq) / (n_inner * (n_inner - 1))
     bayes = xp.sum(gz**2, axis=1) - u_stat
     plug, bayes = to_numpy(plug, dtype=np.float64), to_numpy(bayes, dtype=np.float64)
+    hint = "The channel's output overflows (or is not finite) at these overlaps."
+    check_finite_output(plug, "Monte Carlo plug-in test error", hint=hint)
+    check_finite_output(bayes, "Monte Carlo Bayes test error", hint=hint)
     sqrt_n = np.sqrt(n_samples)
     return Bunch(plugin=float(plug.mean()), plugin_std=float(plug.std() / sqrt_n),
                  bayes=float(bayes.mean()), bayes_std=float(bayes.std() / sqrt_n))

@@ -15,6 +15,7 @@ from skmoe.amp import (
     OuterProductChannel,
     SquareChannel,
     SumSquareChannel,
+    test_errors,
 )
 from skmoe.datasets import make_sequence_multi_index
 
@@ -317,3 +318,16 @@ def test_gamp_float32_prediction_that_overflows_is_a_clear_error():
     assert np.all(np.isfinite(amp.coef_))
     with pytest.raises(ValueError, match="predict output is not finite"):
         amp.predict(X)
+
+
+def test_test_errors_of_an_overflowing_channel_is_a_clear_error():
+    """test_errors returned NaN errors silently when the channel's output overflows."""
+    channel = GenericChannel(lambda Z: np.exp(800.0 * Z[:, :, 0]), (1,), noise_std=0.3, n_nodes=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(ValueError, match="plug-in test error is not finite.*overflows"):
+            test_errors(channel, np.array([[0.5]]), n_samples=200, n_inner=4)
+    # A channel with finite outputs still gets finite errors.
+    tame = GenericChannel(lambda Z: np.tanh(Z[:, :, 0]), (1,), noise_std=0.3, n_nodes=8)
+    result = test_errors(tame, np.array([[0.5]]), n_samples=200, n_inner=4)
+    assert np.isfinite([result.plugin, result.bayes]).all()
