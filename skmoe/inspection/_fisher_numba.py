@@ -30,6 +30,7 @@ Output families (``family`` codes) and their effective residual
 import numpy as np
 from numba import njit
 
+from ..utils._numba_math import stable_sigmoid
 from ..utils._threading import run_blocks
 
 GAUSSIAN = 0
@@ -254,11 +255,7 @@ def activation_derivatives(Z, code):
                 D1[i, k] = 1.0
                 D2[i, k] = 0.0
             elif code == 1:
-                if z >= 0:
-                    s = 1.0 / (1.0 + np.exp(-z))
-                else:
-                    e = np.exp(z)
-                    s = e / (1.0 + e)
+                s = stable_sigmoid(z)
                 A[i, k] = s
                 D1[i, k] = s * (1.0 - s)
                 D2[i, k] = s * (1.0 - s) * (1.0 - 2.0 * s)
