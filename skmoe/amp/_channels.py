@@ -41,6 +41,7 @@ import inspect
 import itertools
 import math
 import re
+from abc import ABC, abstractmethod
 from numbers import Integral
 
 import numpy as np
@@ -143,7 +144,7 @@ def _inherited_docstring(base_doc, own_doc):
     return f"{head.rstrip()}\n\n{note}\n\n{tail}"
 
 
-class BaseChannel:
+class BaseChannel(ABC):
     """Common interface and helpers of the sequence multi-index channels.
 
     Subclasses set ``n_tokens`` (L), ``n_directions`` (p) and
@@ -213,6 +214,7 @@ class BaseChannel:
         """
         return self.output(self._check_Z(Z))
 
+    @abstractmethod
     def output(self, Z):
         """Noiseless output ``g(Z)``, the conditional mean of ``y`` given ``Z``.
 
@@ -229,8 +231,8 @@ class BaseChannel:
             Outputs, in the namespace, on the device and in the dtype of
             ``Z``.
         """
-        raise NotImplementedError(f"{type(self).__name__} does not implement output.")
 
+    @abstractmethod
     def posterior(self, y, omega, V):
         """Posterior moments of ``Z`` given ``(y, omega, V)``.
 
@@ -256,7 +258,6 @@ n_directions)
         log_partition : ndarray of shape (n_samples,)
             ``log Z_out`` up to a function of ``y`` only.
         """
-        raise NotImplementedError(f"{type(self).__name__} does not implement posterior.")
 
     def _check_Z(self, Z):
         if array_api_namespace(Z) is None:

@@ -670,3 +670,18 @@ def test_study_functions_draw_their_seeds_through_draw_seed(monkeypatch):
     assert seeds[2:] == seeds[:2] and first.test_error == again.test_error
     weak_recovery_threshold(AbsChannel(), method="mc", n_samples=400, n_batches=4)
     assert len(seeds) == 4 + 4  # one per Monte Carlo batch
+
+
+def test_a_channel_must_implement_output_and_posterior():
+    """BaseChannel is abstract: a subclass missing a method fails at construction,
+    naming it, not later inside GAMP."""
+    from skmoe.amp._channels import BaseChannel
+
+    class OutputOnly(BaseChannel):
+        def output(self, Z):
+            return Z[:, 0, 0]
+
+    with pytest.raises(TypeError, match="posterior"):
+        OutputOnly()
+    with pytest.raises(TypeError, match="output"):
+        BaseChannel()
