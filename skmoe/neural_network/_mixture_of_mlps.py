@@ -19,7 +19,7 @@ import warnings
 from numbers import Real
 
 import numpy as np
-from joblib import Parallel, delayed, parallel_config
+from joblib import Parallel, delayed
 from joblib._parallel_backends import MultiprocessingBackend
 from joblib.parallel import get_active_backend
 from scipy import special
@@ -112,8 +112,7 @@ def _parallel_experts(n_jobs):
             UserWarning,
             stacklevel=user_stacklevel(),
         )
-        with parallel_config(backend="threading"):
-            return Parallel(n_jobs=n_jobs)
+        return Parallel(n_jobs=n_jobs, backend="threading")
     return Parallel(n_jobs=n_jobs, prefer="threads")
 
 
