@@ -182,14 +182,28 @@ def _precision_cholesky_full(covariances, what="gate covariance"):
     precisions_cholesky : ndarray of shape (n_components, dim, dim)
     """
     out = np.empty_like(covariances)
-    eye = np.eye(covariances.shape[-1])
     for k, covariance in enumerate(covariances):
         try:
             chol = linalg.cholesky(covariance, lower=True)
         except linalg.LinAlgError:
             raise _singular_error(what, k) from None
-        out[k] = linalg.solve_triangular(chol, eye, lower=True).T
+        out[k] = _inverse_lower_triangular(chol, what, k).T
     return out
+
+
+def _inverse_lower_triangular(chol, what, k):
+    """Inverse of the lower-triangular ``chol`` by LAPACK ``?trtri``.
+
+    Not ``linalg.solve_triangular(chol, eye)``: that goes through a BLAS-3
+    call which leaves OpenBLAS worker threads spinning for about 0.1 s after
+    returning, even for a 9x9 matrix, and so slows every numba pass that
+    follows the M-step (issue 16; ``trtri`` on these sizes starts no threads).
+    """
+    trtri = linalg.lapack.get_lapack_funcs("trtri", (chol,))
+    inverse, info = trtri(chol, lower=1)
+    if info != 0:  # info > 0: exactly zero diagonal entry; < 0: bad argument
+        raise _singular_error(what, k)
+    return inverse
 
 
 def compute_precision_cholesky(covariances, covariance_type):
