@@ -23,10 +23,11 @@ from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight
 
-from ..utils._array_api import array_api_namespace, to_numpy
+from ..utils._array_api import array_api_namespace, device, from_numpy, to_numpy
 from ..utils._monitor import ConvergenceMonitor
-from ..utils._validation import StrictIntInterval, fit_context
+from ..utils._validation import StrictIntInterval, check_min_samples, fit_context
 from ._passes import get_backend
 from ._squarem import squarem
 
@@ -34,7 +35,7 @@ from ._squarem import squarem
 INIT_SCHEMES = ("kmeans", "k-means++", "random", "random_from_data")
 
 
-def initial_responsibilities(Z, n_components, init_params, random_state):
+def initial_responsibilities(Z, n_components, init_params, random_state, sample_weight=None):
     """Starting responsibilities on the rows of ``Z``, as GaussianMixture draws them.
 
     Parameters
@@ -44,6 +45,12 @@ def initial_responsibilities(Z, n_components, init_params, random_state):
     n_components : int
     init_params : {"kmeans", "k-means++", "random", "random_from_data"}
     random_state : numpy.random.RandomState
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Row weights: k-means and k-means++ take them, "random_from_data"
+        draws rows with probability proportional to them (never a row of
+        weight zero).  "random" ignores them (the caller weighs the
+        responsibilities, as for every scheme).  With None, the draws are
+        exactly GaussianMixture's.
 
     Returns
     -------
@@ -54,18 +61,63 @@ def initial_responsibilities(Z, n_components, init_params, random_state):
     resp = np.zeros((n_samples, n_components))
     if init_params == "kmeans":
         kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
-        labels = kmeans.fit(Z).labels_
+        labels = kmeans.fit(Z, sample_weight=sample_weight).labels_
         resp[np.arange(n_samples), labels] = 1
     elif init_params == "random":
         resp = random_state.uniform(size=(n_samples, n_components))
         resp /= resp.sum(axis=1)[:, np.newaxis]
     elif init_params == "random_from_data":
-        indices = random_state.choice(n_samples, size=n_components, replace=False)
+        p = None if sample_weight is None else sample_weight / sample_weight.sum()
+        indices = random_state.choice(n_samples, size=n_components, replace=False, p=p)
         resp[indices, np.arange(n_components)] = 1
     else:  # "k-means++"
-        _, indices = kmeans_plusplus(Z, n_components, random_state=random_state)
+        _, indices = kmeans_plusplus(
+            Z, n_components, sample_weight=sample_weight, random_state=random_state
+        )
         resp[indices, np.arange(n_components)] = 1
     return resp
+
+
+def check_em_sample_weight(sample_weight, X, n_components):
+    """Validated row weights of an EM fit, or None when they change nothing.
+
+    Parameters
+    ----------
+    sample_weight : array-like of shape (n_samples,) or None
+    X : array of shape (n_samples, n_features)
+        The validated inputs (any namespace).
+    n_components : int
+
+    Returns
+    -------
+    sample_weight : ndarray of shape (n_samples,) or None
+        Host float64 weights; None if ``sample_weight`` is None or constant,
+        because the EM fixed point, the mean log-likelihood and every
+        initialisation only depend on the weights up to a common factor (so
+        unit weights give exactly the unweighted fit).
+
+    Raises
+    ------
+    ValueError
+        If a weight is negative or not finite, the shape is wrong, or fewer
+        than ``n_components`` rows have a positive weight.
+    """
+    if sample_weight is None:
+        return None
+    n_samples = X.shape[0]
+    sample_weight = _check_sample_weight(
+        sample_weight if np.isscalar(sample_weight) else to_numpy(sample_weight),
+        np.empty((n_samples, 0)),
+        dtype=np.float64,
+        ensure_non_negative=True,
+        copy=True,
+    )
+    check_min_samples(
+        int(np.count_nonzero(sample_weight)), n_components, "n_components"
+    )
+    if np.all(sample_weight == sample_weight[0]):
+        return None
+    return sample_weight
 
 
 def run_em(em_step, params, *, monitor, max_iter):
@@ -157,7 +209,7 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
     # ------------------------------------------------------------ skeleton
 
     @fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Estimate the parameters by EM on the joint likelihood of ``(X, y)``.
 
         The best of ``n_init`` initialisations is kept (one, continuing from
@@ -170,6 +222,12 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
             Inputs.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights: EM maximises the weighted joint
+            log-likelihood ``sum_n w_n log p(x_n, y_n)``, so an integer
+            weight is the same as repeating the row and a zero weight the
+            same as dropping it.  The initialisation is weighted too.
+            Only the ratios of the weights matter.
 
         Returns
         -------
@@ -179,11 +237,17 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         xp = array_api_namespace(X)
         X, y, Y = self._validate_fit_data(X, y, xp, warm=not do_init)
+        sample_weight = check_em_sample_weight(sample_weight, X, self.n_components)
         start = self._check_initial_parameters(X, Y) if do_init else None
         backend = get_backend(xp)
+        # The passes take the weights next to the data; the initialisation
+        # takes them on the host.
+        weight = sample_weight
+        if xp is not None and sample_weight is not None:
+            weight = from_numpy(sample_weight, xp, device(X), dtype=X.dtype)
 
         def em_step(params):
-            return self._em_step(X, Y, params, backend, xp)
+            return self._em_step(X, Y, params, backend, xp, weight)
 
         random_state = check_random_state(self.random_state)
         n_init = self.n_init if do_init else 1
@@ -194,7 +258,7 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
             elif start is not None:
                 params = start
             else:
-                params = self._initialize_parameters(X, Y, random_state)
+                params = self._initialize_parameters(X, Y, random_state, sample_weight)
             monitor = self._monitor(init, n_init)
             if self.acceleration == "squarem":
                 params, n_iter = squarem(
@@ -209,7 +273,7 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
                 params, n_iter = run_em(em_step, params, monitor=monitor, max_iter=self.max_iter)
             monitor.finish(warn=False)
             # Final pass: the likelihood of the returned parameters.
-            lower_bound = self._mean_log_likelihood(X, Y, params, backend, xp)
+            lower_bound = self._mean_log_likelihood(X, Y, params, backend, xp, weight)
             if best is None or lower_bound > best[0]:
                 best = (lower_bound, params, n_iter, monitor)
 
@@ -236,15 +300,20 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
             hint="Else try other init_params or a larger n_init, or check for degenerate data.",
         )
 
-    def _initialize_parameters(self, X, Y, random_state):
+    def _initialize_parameters(self, X, Y, random_state, sample_weight=None):
         """Responsibilities from ``init_params`` on ``[X, Y]``, then :meth:`_initialize`.
 
         Runs on the host in NumPy whatever the input's namespace (KMeans has
         no array-API support), so that every ``init_params`` gives the same
-        start on every device.
+        start on every device.  ``sample_weight`` (host float64 or None)
+        weighs both the scheme and the moments.
         """
         Z = np.hstack([to_numpy(X), to_numpy(Y)]).astype(np.float64, copy=False)
-        resp = initial_responsibilities(Z, self.n_components, self.init_params, random_state)
+        resp = initial_responsibilities(
+            Z, self.n_components, self.init_params, random_state, sample_weight
+        )
+        if sample_weight is not None:
+            resp *= sample_weight[:, np.newaxis]
         return self._initialize(Z, resp, X.shape[1])
 
     # --------------------------------------------------------------- hooks
@@ -266,12 +335,16 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         """Parameters of one M-step from responsibilities on ``Z = [X, Y]``."""
 
     @abstractmethod
-    def _em_step(self, X, Y, params, backend, xp):
-        """``(mean log-likelihood of params, parameters after one E+M step)``."""
+    def _em_step(self, X, Y, params, backend, xp, sample_weight=None):
+        """``(mean log-likelihood of params, parameters after one E+M step)``.
+
+        With ``sample_weight`` (next to ``X``), both are weighted and the mean
+        is per unit of weight.
+        """
 
     @abstractmethod
-    def _mean_log_likelihood(self, X, Y, params, backend, xp):
-        """Mean joint log-likelihood of ``params`` on ``(X, Y)``."""
+    def _mean_log_likelihood(self, X, Y, params, backend, xp, sample_weight=None):
+        """(Weighted) mean joint log-likelihood of ``params`` on ``(X, Y)``."""
 
     @abstractmethod
     def _get_parameters(self):

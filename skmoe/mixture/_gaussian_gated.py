@@ -17,7 +17,12 @@ import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import _num_features, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    _num_features,
+    check_is_fitted,
+    validate_data,
+)
 
 from ..utils._array_api import (
     array_api_namespace,
@@ -81,6 +86,13 @@ def _check_second_moments(X, Y, xp):
 def _in_input_dtype(values, X):
     """``values`` in the dtype of ``X`` (numba kernels return float64)."""
     return values.astype(X.dtype, copy=False) if isinstance(values, np.ndarray) else values
+
+
+def _total_weight(X, sample_weight, xp):
+    """``sum_n w_n`` as a Python float (``n_samples`` without weights)."""
+    if sample_weight is None:
+        return float(X.shape[0])
+    return float(np.sum(sample_weight) if xp is None else to_numpy(xp.sum(sample_weight)))
 
 
 def _check_positive(values, what, xp):
@@ -387,10 +399,12 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             self.reg_covar,
         )
 
-    def _em_step(self, X, Y, params, backend, xp):
+    def _em_step(self, X, Y, params, backend, xp, sample_weight=None):
         kernel_args = _kernel_params(params)
-        log_likelihood, s0, s1, s2 = backend.em_pass(X, Y, *kernel_args, True, xp=xp)
-        lower_bound = log_likelihood / X.shape[0]
+        log_likelihood, s0, s1, s2 = backend.em_pass(
+            X, Y, *kernel_args, True, sample_weight=sample_weight, xp=xp
+        )
+        lower_bound = log_likelihood / _total_weight(X, sample_weight, xp)
         if not np.isfinite(lower_bound):
             raise ValueError(
                 "The log-likelihood is not finite; the data may be degenerate. "
@@ -402,9 +416,11 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             s0, s1, s2, centers, X.shape[1], self.covariance_type, self.reg_covar
         )
 
-    def _mean_log_likelihood(self, X, Y, params, backend, xp):
-        log_likelihood = backend.em_pass(X, Y, *_kernel_params(params), False, xp=xp)[0]
-        return log_likelihood / X.shape[0]
+    def _mean_log_likelihood(self, X, Y, params, backend, xp, sample_weight=None):
+        log_likelihood = backend.em_pass(
+            X, Y, *_kernel_params(params), False, sample_weight=sample_weight, xp=xp
+        )[0]
+        return log_likelihood / _total_weight(X, sample_weight, xp)
 
     _params_to_vector = staticmethod(_params_to_vector)
     _params_from_vector = staticmethod(_params_from_vector)
@@ -582,11 +598,11 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
         check_finite_output(out, "score_samples output")
         return _in_input_dtype(out, X)
 
-    def joint_log_likelihood(self, X, y):
+    def joint_log_likelihood(self, X, y, sample_weight=None):
         """Mean joint log-likelihood ``mean_n log p(x_n, y_n)``.
 
-        This is the objective maximised by :meth:`fit`; on the training data it
-        equals ``lower_bound_``.
+        This is the objective maximised by :meth:`fit`; on the training data
+        (with the same ``sample_weight``) it equals ``lower_bound_``.
 
         Parameters
         ----------
@@ -594,17 +610,39 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             Inputs.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights; the result is then the weighted mean
+            ``sum_n w_n log p(x_n, y_n) / sum_n w_n``.
 
         Returns
         -------
         log_likelihood : float
-            Mean joint log-likelihood per sample.
+            Mean joint log-likelihood per sample (per unit of weight).
         """
         _, xp, log_joint, _ = self._log_densities(X, y, "joint_log_likelihood")
-        check_finite_output(log_joint, "joint log-likelihood")
-        if xp is None:
+        log_joint = to_numpy(log_joint, dtype=np.float64)
+        if sample_weight is None:
+            check_finite_output(log_joint, "joint log-likelihood")
             return float(np.mean(log_joint))
-        return float(to_numpy(xp.mean(xp.astype(log_joint, xp.float64))))
+        weight = _check_sample_weight(
+            to_numpy(sample_weight), log_joint[:, None], dtype=np.float64,
+            ensure_non_negative=True,
+        )
+        if not weight.sum() > 0:
+            raise ValueError("sample_weight sums to zero: the weighted mean is undefined.")
+        # Rows of weight zero do not count, whatever their density.
+        kept = weight > 0
+        check_finite_output(log_joint[kept], "joint log-likelihood")
+        return float(np.dot(weight[kept], log_joint[kept]) / weight.sum())
+
+    def _information_criterion(self, X, y, sample_weight, penalty):
+        """``-2 (weighted log-likelihood) + penalty(n_effective) * n_parameters``."""
+        if sample_weight is None:
+            n_samples = float(np.shape(X)[0])
+        else:
+            n_samples = float(np.sum(to_numpy(sample_weight, dtype=np.float64)))
+        log_likelihood = self.joint_log_likelihood(X, y, sample_weight) * n_samples
+        return float(-2 * log_likelihood + penalty(n_samples) * self._n_parameters())
 
     def _n_parameters(self):
         fitted = self._fitted_params
@@ -613,7 +651,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             fitted["covariance_type"],
         )
 
-    def bic(self, X, y):
+    def bic(self, X, y, sample_weight=None):
         """Bayesian information criterion of the joint model on ``(X, y)``.
 
         Parameters
@@ -622,19 +660,19 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             Inputs.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights: ``log L`` is the weighted log-likelihood and
+            ``n`` the total weight, so integer weights give the BIC of the
+            data with repeated rows.
 
         Returns
         -------
         bic : float
             ``-2 log L + n_parameters log n``; lower is better.
         """
-        n_samples = np.shape(X)[0]
-        return float(
-            -2 * self.joint_log_likelihood(X, y) * n_samples
-            + self._n_parameters() * np.log(n_samples)
-        )
+        return self._information_criterion(X, y, sample_weight, np.log)
 
-    def aic(self, X, y):
+    def aic(self, X, y, sample_weight=None):
         """Akaike information criterion of the joint model on ``(X, y)``.
 
         Parameters
@@ -643,14 +681,15 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             Inputs.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights, as in :meth:`bic`.
 
         Returns
         -------
         aic : float
             ``-2 log L + 2 n_parameters``; lower is better.
         """
-        n_samples = np.shape(X)[0]
-        return float(-2 * self.joint_log_likelihood(X, y) * n_samples + 2 * self._n_parameters())
+        return self._information_criterion(X, y, sample_weight, lambda n: 2.0)
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted joint model.
