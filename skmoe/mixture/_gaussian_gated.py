@@ -39,13 +39,12 @@ from ..utils._validation import (
     check_min_samples,
     snapshot_params,
 )
-from ._base import INIT_SCHEMES, BaseMixtureEM, warm_start_mismatch
+from ._base import INIT_SCHEMES, BaseMixtureEM, total_weight, warm_start_mismatch
 from ._passes import KernelParams, get_backend
 from ._params import (
     _COVARIANCE_TYPES,
     _PARAM_KEYS,
     _kernel_params,
-    _moments_from_responsibilities,
     _params_from_vector,
     _params_to_vector,
     check_moe_params,
@@ -86,13 +85,6 @@ def _check_second_moments(X, Y, xp):
 def _in_input_dtype(values, X):
     """``values`` in the dtype of ``X`` (numba kernels return float64)."""
     return values.astype(X.dtype, copy=False) if isinstance(values, np.ndarray) else values
-
-
-def _total_weight(X, sample_weight, xp):
-    """``sum_n w_n`` as a Python float (``n_samples`` without weights)."""
-    if sample_weight is None:
-        return float(X.shape[0])
-    return float(np.sum(sample_weight) if xp is None else to_numpy(xp.sum(sample_weight)))
 
 
 def _check_positive(values, what, xp):
@@ -199,6 +191,19 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
         tolerance; SQUAREM pays off where EM is slow, e.g. over-fitted
         models.  ``n_iter_`` counts every E+M pass, extrapolated or not.
 
+    learning_offset : float, default=10.0
+        ``t0 >= 0`` in the step size ``gamma_t = (t + t0) ** -kappa`` of
+        :meth:`partial_fit` (stepwise EM).  Larger values damp the early
+        updates.  Not used by :meth:`fit`.
+
+    learning_decay : float, default=0.7
+        ``kappa`` in ``(0.5, 1]`` in the step size of :meth:`partial_fit`:
+        ``sum_t gamma_t`` diverges and ``sum_t gamma_t^2`` converges, the
+        conditions under which stepwise EM converges (Cappé & Moulines
+        2009).  ``kappa = 1`` with ``t0 = 0`` averages all batches equally;
+        smaller values forget the early batches (and the initialisation)
+        faster.  Not used by :meth:`fit`.
+
     Attributes
     ----------
     weights_ : ndarray of shape (n_components,)
@@ -258,6 +263,10 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
         accepted extrapolations) and ``"elapsed"`` (seconds since the EM loop
         started).
 
+    n_batch_iter_ : int
+        Number of :meth:`partial_fit` updates since the last :meth:`fit`
+        (0 after ``fit``).
+
     n_features_in_ : int
         Number of features seen during fit.
 
@@ -307,6 +316,8 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
         verbose=0,
         verbose_interval=10,
         acceleration=None,
+        learning_offset=10.0,
+        learning_decay=0.7,
     ):
         super().__init__(
             n_components,
@@ -320,6 +331,8 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             verbose=verbose,
             verbose_interval=verbose_interval,
             acceleration=acceleration,
+            learning_offset=learning_offset,
+            learning_decay=learning_decay,
         )
         self.covariance_type = covariance_type
 
@@ -335,7 +348,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
 
     def _validate_fit_data(self, X, y, xp, warm):
         if warm:
-            self._check_warm_start(X)
+            self._check_warm_start(X, warm)
         X, y = validate_data(
             self,
             X,
@@ -351,23 +364,29 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
         _check_second_moments(X, Y, xp)
         check_min_samples(X.shape[0], self.n_components)
         if warm and Y.shape[1] != self.n_outputs_:
-            raise warm_start_mismatch("the number of outputs in y", self.n_outputs_, Y.shape[1])
+            raise warm_start_mismatch(
+                "the number of outputs in y", self.n_outputs_, Y.shape[1], warm
+            )
         return X, y, Y
 
-    def _check_warm_start(self, X):
+    def _check_warm_start(self, X, method):
         """Raise unless the fitted parameters fit the current settings and ``X``."""
         fitted = self._fitted_params
         checks = [
             ("n_components", fitted["n_components"], self.n_components),
             ("covariance_type", fitted["covariance_type"], self.covariance_type),
         ]
-        try:
-            checks.append(("the number of features in X", self.n_features_in_, _num_features(X)))
-        except (TypeError, IndexError):
-            pass  # not a 2-D array-like: validate_data reports it
+        if method == "warm_start":
+            # (partial_fit leaves it to validate_data's standard message.)
+            try:
+                checks.append(
+                    ("the number of features in X", self.n_features_in_, _num_features(X))
+                )
+            except (TypeError, IndexError):
+                pass  # not a 2-D array-like: validate_data reports it
         for what, fitted_value, current in checks:
             if fitted_value != current:
-                raise warm_start_mismatch(what, fitted_value, current)
+                raise warm_start_mismatch(what, fitted_value, current, method)
 
     def _check_initial_parameters(self, X, Y):
         if not isinstance(self.init_params, dict):
@@ -391,20 +410,12 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             "covariance_type": self.covariance_type,
         }
 
-    def _initialize(self, Z, resp, n_features):
-        return m_step(
-            *_moments_from_responsibilities(Z, resp),
-            n_features,
-            self.covariance_type,
-            self.reg_covar,
-        )
-
-    def _em_step(self, X, Y, params, backend, xp, sample_weight=None):
+    def _statistics(self, X, Y, params, backend, xp, sample_weight=None):
         kernel_args = _kernel_params(params)
         log_likelihood, s0, s1, s2 = backend.em_pass(
             X, Y, *kernel_args, True, sample_weight=sample_weight, xp=xp
         )
-        lower_bound = log_likelihood / _total_weight(X, sample_weight, xp)
+        lower_bound = log_likelihood / total_weight(X, sample_weight, xp)
         if not np.isfinite(lower_bound):
             raise ValueError(
                 "The log-likelihood is not finite; the data may be degenerate. "
@@ -412,15 +423,10 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             )
         # The kernel's moments are about (mu_k, A_k mu_k + b_k).
         centers = np.hstack([params["means"], kernel_args[4]])
-        return lower_bound, m_step(
-            s0, s1, s2, centers, X.shape[1], self.covariance_type, self.reg_covar
-        )
+        return lower_bound, (s0, s1, s2, centers)
 
-    def _mean_log_likelihood(self, X, Y, params, backend, xp, sample_weight=None):
-        log_likelihood = backend.em_pass(
-            X, Y, *_kernel_params(params), False, sample_weight=sample_weight, xp=xp
-        )[0]
-        return log_likelihood / _total_weight(X, sample_weight, xp)
+    def _m_step(self, statistics, n_features):
+        return m_step(*statistics, n_features, self.covariance_type, self.reg_covar)
 
     _params_to_vector = staticmethod(_params_to_vector)
     _params_from_vector = staticmethod(_params_from_vector)
