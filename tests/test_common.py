@@ -71,7 +71,17 @@ ESTIMATORS = [
 
 
 def expected_failed_checks(estimator):
-    """Checks known to fail, with the reason; none at present."""
+    """Checks known to fail, with the reason."""
+    if isinstance(estimator, GaussianGatedMoERegressor):
+        return {
+            "check_sample_weight_equivalence_on_dense_data": (
+                "EM converges to a local optimum that depends on its start, and "
+                "k-means on weighted rows does not draw the same start as k-means "
+                "on repeated rows. From the same dict initialisation, integer "
+                "weights equal repeated rows to 1e-10 on every fitted attribute "
+                "(tests/mixture/test_sample_weight.py)."
+            ),
+        }
     return {}
 
 

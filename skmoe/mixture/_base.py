@@ -23,18 +23,26 @@ from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight
 
-from ..utils._array_api import array_api_namespace, to_numpy
+from ..utils._array_api import array_api_namespace, device, from_numpy, to_numpy
 from ..utils._monitor import ConvergenceMonitor
-from ..utils._validation import StrictIntInterval, fit_context
+from ..utils._validation import StrictIntInterval, check_min_samples, fit_context
+from ._params import _moments_from_responsibilities, blend_statistics
 from ._passes import get_backend
 from ._squarem import squarem
+
+
+def _per_unit_weight(statistics, weight):
+    """Sufficient statistics ``(s0, s1, s2, centers)`` divided by the total weight."""
+    s0, s1, s2, centers = statistics
+    return s0 / weight, s1 / weight, s2 / weight, centers
 
 #: Initialisation schemes of the responsibilities (as GaussianMixture's).
 INIT_SCHEMES = ("kmeans", "k-means++", "random", "random_from_data")
 
 
-def initial_responsibilities(Z, n_components, init_params, random_state):
+def initial_responsibilities(Z, n_components, init_params, random_state, sample_weight=None):
     """Starting responsibilities on the rows of ``Z``, as GaussianMixture draws them.
 
     Parameters
@@ -44,6 +52,12 @@ def initial_responsibilities(Z, n_components, init_params, random_state):
     n_components : int
     init_params : {"kmeans", "k-means++", "random", "random_from_data"}
     random_state : numpy.random.RandomState
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Row weights: k-means and k-means++ take them, "random_from_data"
+        draws rows with probability proportional to them (never a row of
+        weight zero).  "random" ignores them (the caller weighs the
+        responsibilities, as for every scheme).  With None, the draws are
+        exactly GaussianMixture's.
 
     Returns
     -------
@@ -54,18 +68,63 @@ def initial_responsibilities(Z, n_components, init_params, random_state):
     resp = np.zeros((n_samples, n_components))
     if init_params == "kmeans":
         kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
-        labels = kmeans.fit(Z).labels_
+        labels = kmeans.fit(Z, sample_weight=sample_weight).labels_
         resp[np.arange(n_samples), labels] = 1
     elif init_params == "random":
         resp = random_state.uniform(size=(n_samples, n_components))
         resp /= resp.sum(axis=1)[:, np.newaxis]
     elif init_params == "random_from_data":
-        indices = random_state.choice(n_samples, size=n_components, replace=False)
+        p = None if sample_weight is None else sample_weight / sample_weight.sum()
+        indices = random_state.choice(n_samples, size=n_components, replace=False, p=p)
         resp[indices, np.arange(n_components)] = 1
     else:  # "k-means++"
-        _, indices = kmeans_plusplus(Z, n_components, random_state=random_state)
+        _, indices = kmeans_plusplus(
+            Z, n_components, sample_weight=sample_weight, random_state=random_state
+        )
         resp[indices, np.arange(n_components)] = 1
     return resp
+
+
+def check_em_sample_weight(sample_weight, X, n_components):
+    """Validated row weights of an EM fit, or None when they change nothing.
+
+    Parameters
+    ----------
+    sample_weight : array-like of shape (n_samples,) or None
+    X : array of shape (n_samples, n_features)
+        The validated inputs (any namespace).
+    n_components : int
+
+    Returns
+    -------
+    sample_weight : ndarray of shape (n_samples,) or None
+        Host float64 weights; None if ``sample_weight`` is None or constant,
+        because the EM fixed point, the mean log-likelihood and every
+        initialisation only depend on the weights up to a common factor (so
+        unit weights give exactly the unweighted fit).
+
+    Raises
+    ------
+    ValueError
+        If a weight is negative or not finite, the shape is wrong, or fewer
+        than ``n_components`` rows have a positive weight.
+    """
+    if sample_weight is None:
+        return None
+    n_samples = X.shape[0]
+    sample_weight = _check_sample_weight(
+        sample_weight if np.isscalar(sample_weight) else to_numpy(sample_weight),
+        np.empty((n_samples, 0)),
+        dtype=np.float64,
+        ensure_non_negative=True,
+        copy=True,
+    )
+    check_min_samples(
+        int(np.count_nonzero(sample_weight)), n_components, "n_components"
+    )
+    if np.all(sample_weight == sample_weight[0]):
+        return None
+    return sample_weight
 
 
 def run_em(em_step, params, *, monitor, max_iter):
@@ -97,13 +156,31 @@ def run_em(em_step, params, *, monitor, max_iter):
     return params, monitor.n_iter
 
 
-def warm_start_mismatch(what, fitted, current):
-    """The error for a warm start from parameters of another shape or type."""
+def warm_start_mismatch(what, fitted, current, method="warm_start"):
+    """The error for a warm start (or ``partial_fit``) from parameters of another shape."""
+    if method == "partial_fit":
+        return ValueError(
+            f"partial_fit continues from the fitted parameters, but {what} changed "
+            f"from {fitted!r} to {current!r} since they were fitted. Call fit (or "
+            "use a fresh estimator) to start from scratch."
+        )
     return ValueError(
         f"warm_start=True continues from the fitted parameters, but {what} changed "
         f"from {fitted!r} to {current!r} since they were fitted. Set "
         "warm_start=False (or use a fresh estimator) to refit from scratch."
     )
+
+
+def total_weight(X, sample_weight, xp):
+    """``sum_n w_n`` as a Python float (``n_samples`` without weights)."""
+    if sample_weight is None:
+        return float(X.shape[0])
+    return float(np.sum(sample_weight) if xp is None else to_numpy(xp.sum(sample_weight)))
+
+
+def stepwise_step_size(n_batch, learning_offset, learning_decay):
+    """Step ``gamma_t = (t + t0)^(-kappa)`` of update ``t`` (1-based) of stepwise EM."""
+    return float((n_batch + learning_offset) ** -learning_decay)
 
 
 class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
@@ -125,6 +202,8 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         "verbose": ["verbose"],
         "verbose_interval": [StrictIntInterval(1, None, closed="left")],
         "acceleration": [StrOptions({"squarem"}), None],
+        "learning_offset": [Interval(Real, 0.0, None, closed="left")],
+        "learning_decay": [Interval(Real, 0.5, 1.0, closed="right")],
     }
 
     def __init__(
@@ -141,6 +220,8 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         verbose,
         verbose_interval,
         acceleration,
+        learning_offset,
+        learning_decay,
     ):
         self.n_components = n_components
         self.tol = tol
@@ -153,11 +234,13 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.acceleration = acceleration
+        self.learning_offset = learning_offset
+        self.learning_decay = learning_decay
 
     # ------------------------------------------------------------ skeleton
 
     @fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Estimate the parameters by EM on the joint likelihood of ``(X, y)``.
 
         The best of ``n_init`` initialisations is kept (one, continuing from
@@ -170,6 +253,12 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
             Inputs.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights: EM maximises the weighted joint
+            log-likelihood ``sum_n w_n log p(x_n, y_n)``, so an integer
+            weight is the same as repeating the row and a zero weight the
+            same as dropping it.  The initialisation is weighted too.
+            Only the ratios of the weights matter.
 
         Returns
         -------
@@ -178,12 +267,13 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         """
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         xp = array_api_namespace(X)
-        X, y, Y = self._validate_fit_data(X, y, xp, warm=not do_init)
+        X, y, Y = self._validate_fit_data(X, y, xp, warm=None if do_init else "warm_start")
+        sample_weight, weight = self._check_sample_weight(sample_weight, X, xp)
         start = self._check_initial_parameters(X, Y) if do_init else None
         backend = get_backend(xp)
 
         def em_step(params):
-            return self._em_step(X, Y, params, backend, xp)
+            return self._em_step(X, Y, params, backend, xp, weight)
 
         random_state = check_random_state(self.random_state)
         n_init = self.n_init if do_init else 1
@@ -194,7 +284,7 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
             elif start is not None:
                 params = start
             else:
-                params = self._initialize_parameters(X, Y, random_state)
+                params = self._initialize_parameters(X, Y, random_state, sample_weight)
             monitor = self._monitor(init, n_init)
             if self.acceleration == "squarem":
                 params, n_iter = squarem(
@@ -208,12 +298,13 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
             else:
                 params, n_iter = run_em(em_step, params, monitor=monitor, max_iter=self.max_iter)
             monitor.finish(warn=False)
-            # Final pass: the likelihood of the returned parameters.
-            lower_bound = self._mean_log_likelihood(X, Y, params, backend, xp)
+            # Final pass: the likelihood of the returned parameters, and the
+            # sufficient statistics partial_fit continues from.
+            lower_bound, statistics = self._statistics(X, Y, params, backend, xp, weight)
             if best is None or lower_bound > best[0]:
-                best = (lower_bound, params, n_iter, monitor)
+                best = (lower_bound, params, n_iter, monitor, statistics)
 
-        lower_bound, params, n_iter, monitor = best
+        lower_bound, params, n_iter, monitor, statistics = best
         monitor.warn_if_not_converged()
         self._set_fitted_state(params, X, y, Y, xp)
         self.converged_ = monitor.converged
@@ -221,7 +312,95 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         self.lower_bound_ = float(lower_bound)
         self.history_ = monitor.history
         self.lower_bounds_ = self.history_["objective"].tolist()
+        self.n_batch_iter_ = 0
+        self._running_statistics = _per_unit_weight(
+            statistics, total_weight(X, weight, xp)
+        )
         return self
+
+    @fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One stepwise-EM update from a batch of ``(X, y)``.
+
+        Stepwise (online) EM (Cappé & Moulines 2009) keeps running averages
+        ``S`` of the per-sample sufficient statistics.  Each call computes the
+        batch's statistics ``s_t`` at the current parameters (one E-step),
+        updates ``S <- (1 - gamma_t) S + gamma_t s_t`` with ``gamma_t =
+        (t + learning_offset) ** -learning_decay`` and sets the parameters to
+        the M-step of ``S``.  Memory is that of one batch.
+
+        - The first call on an unfitted estimator initialises the parameters
+          from its batch (``init_params``, as :meth:`fit` does) and takes
+          ``S = s_1`` (``gamma_1 = 1``).  ``n_components``,
+          ``covariance_type`` and the numbers of features and outputs are
+          fixed from then on: changing them raises a ``ValueError``.
+        - After :meth:`fit`, ``S`` is the statistics of the whole training
+          set at the fitted parameters, so ``partial_fit`` continues from the
+          fitted state (with ``gamma_1 = (1 + learning_offset) **
+          -learning_decay``), as ``warm_start=True`` continues from it in
+          :meth:`fit`; the difference is that ``fit`` runs EM to convergence
+          on the data it is given, ``partial_fit`` does one averaged step.
+
+        ``n_batch_iter_`` counts the calls since the last ``fit`` (or since
+        the first call); ``lower_bound_`` becomes the batch's mean joint
+        log-likelihood at the parameters before the update.  ``n_iter_``,
+        ``converged_``, ``lower_bounds_`` and ``history_`` keep describing the
+        last ``fit`` (0, False and empty if there was none).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs of the batch.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets of the batch.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights within the batch.  Each batch enters
+            the average with the weight ``gamma_t`` whatever its size or
+            total weight.
+
+        Returns
+        -------
+        self : object
+            Updated estimator.
+        """
+        first = not hasattr(self, "converged_")
+        xp = array_api_namespace(X)
+        X, y, Y = self._validate_fit_data(X, y, xp, warm=None if first else "partial_fit")
+        sample_weight, weight = self._check_sample_weight(sample_weight, X, xp)
+        backend = get_backend(xp)
+        if first:
+            params = self._check_initial_parameters(X, Y)
+            if params is None:
+                params = self._initialize_parameters(
+                    X, Y, check_random_state(self.random_state), sample_weight
+                )
+            running, n_batch = None, 1
+        else:
+            params = self._get_parameters()
+            running, n_batch = self._running_statistics, self.n_batch_iter_ + 1
+        lower_bound, statistics = self._statistics(X, Y, params, backend, xp, weight)
+        statistics = _per_unit_weight(statistics, total_weight(X, weight, xp))
+        if running is not None:
+            step = stepwise_step_size(n_batch, self.learning_offset, self.learning_decay)
+            statistics = blend_statistics(running, statistics, step)
+        params = self._m_step(statistics, X.shape[1])
+        self._set_fitted_state(params, X, y, Y, xp)
+        if first:
+            self.converged_ = False
+            self.n_iter_ = 0
+            self.lower_bounds_ = []
+            self.history_ = self._monitor(0, 1).history
+        self.lower_bound_ = float(lower_bound)
+        self.n_batch_iter_ = n_batch
+        self._running_statistics = statistics
+        return self
+
+    def _check_sample_weight(self, sample_weight, X, xp):
+        """``(host weights or None, the same next to X)`` for the data passes."""
+        sample_weight = check_em_sample_weight(sample_weight, X, self.n_components)
+        if xp is None or sample_weight is None:
+            return sample_weight, sample_weight
+        return sample_weight, from_numpy(sample_weight, xp, device(X), dtype=X.dtype)
 
     def _monitor(self, init, n_init):
         """The convergence monitor of initialisation ``init`` (0-based) of ``n_init``."""
@@ -236,16 +415,26 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
             hint="Else try other init_params or a larger n_init, or check for degenerate data.",
         )
 
-    def _initialize_parameters(self, X, Y, random_state):
+    def _initialize_parameters(self, X, Y, random_state, sample_weight=None):
         """Responsibilities from ``init_params`` on ``[X, Y]``, then :meth:`_initialize`.
 
         Runs on the host in NumPy whatever the input's namespace (KMeans has
         no array-API support), so that every ``init_params`` gives the same
-        start on every device.
+        start on every device.  ``sample_weight`` (host float64 or None)
+        weighs both the scheme and the moments.
         """
         Z = np.hstack([to_numpy(X), to_numpy(Y)]).astype(np.float64, copy=False)
-        resp = initial_responsibilities(Z, self.n_components, self.init_params, random_state)
-        return self._initialize(Z, resp, X.shape[1])
+        resp = initial_responsibilities(
+            Z, self.n_components, self.init_params, random_state, sample_weight
+        )
+        if sample_weight is not None:
+            resp *= sample_weight[:, np.newaxis]
+        return self._m_step(_moments_from_responsibilities(Z, resp), X.shape[1])
+
+    def _em_step(self, X, Y, params, backend, xp, sample_weight=None):
+        """``(mean log-likelihood of params, parameters after one E+M step)``."""
+        lower_bound, statistics = self._statistics(X, Y, params, backend, xp, sample_weight)
+        return lower_bound, self._m_step(statistics, X.shape[1])
 
     # --------------------------------------------------------------- hooks
 
@@ -253,8 +442,10 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
     def _validate_fit_data(self, X, y, xp, warm):
         """Validated ``(X, y, Y)``; with ``warm``, also check the warm start.
 
-        ``Y`` is the ``(n_samples, n_outputs)`` target matrix in the namespace
-        and dtype of ``X``.
+        ``warm`` is None (a fresh fit), ``"warm_start"`` or ``"partial_fit"``
+        (continue from the fitted parameters; the name goes into the error
+        messages).  ``Y`` is the ``(n_samples, n_outputs)`` target matrix in
+        the namespace and dtype of ``X``.
         """
 
     @abstractmethod
@@ -262,16 +453,18 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         """Starting parameters given by the user (checked), or None."""
 
     @abstractmethod
-    def _initialize(self, Z, resp, n_features):
-        """Parameters of one M-step from responsibilities on ``Z = [X, Y]``."""
+    def _statistics(self, X, Y, params, backend, xp, sample_weight=None):
+        """``(mean log-likelihood of params, sufficient statistics)`` of one E-step.
+
+        The statistics are sums over the rows, ``(s0, s1, s2, centers)`` as
+        :func:`skmoe.mixture._params.m_step` takes them.  With
+        ``sample_weight`` (next to ``X``) both are weighted and the mean is
+        per unit of weight.
+        """
 
     @abstractmethod
-    def _em_step(self, X, Y, params, backend, xp):
-        """``(mean log-likelihood of params, parameters after one E+M step)``."""
-
-    @abstractmethod
-    def _mean_log_likelihood(self, X, Y, params, backend, xp):
-        """Mean joint log-likelihood of ``params`` on ``(X, Y)``."""
+    def _m_step(self, statistics, n_features):
+        """Parameters maximising the EM surrogate of ``statistics``."""
 
     @abstractmethod
     def _get_parameters(self):

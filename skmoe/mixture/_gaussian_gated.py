@@ -17,7 +17,12 @@ import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import _num_features, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    _num_features,
+    check_is_fitted,
+    validate_data,
+)
 
 from ..utils._array_api import (
     array_api_namespace,
@@ -34,13 +39,12 @@ from ..utils._validation import (
     check_min_samples,
     snapshot_params,
 )
-from ._base import INIT_SCHEMES, BaseMixtureEM, warm_start_mismatch
+from ._base import INIT_SCHEMES, BaseMixtureEM, total_weight, warm_start_mismatch
 from ._passes import KernelParams, get_backend
 from ._params import (
     _COVARIANCE_TYPES,
     _PARAM_KEYS,
     _kernel_params,
-    _moments_from_responsibilities,
     _params_from_vector,
     _params_to_vector,
     check_moe_params,
@@ -187,6 +191,19 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
         tolerance; SQUAREM pays off where EM is slow, e.g. over-fitted
         models.  ``n_iter_`` counts every E+M pass, extrapolated or not.
 
+    learning_offset : float, default=10.0
+        ``t0 >= 0`` in the step size ``gamma_t = (t + t0) ** -kappa`` of
+        :meth:`partial_fit` (stepwise EM).  Larger values damp the early
+        updates.  Not used by :meth:`fit`.
+
+    learning_decay : float, default=0.7
+        ``kappa`` in ``(0.5, 1]`` in the step size of :meth:`partial_fit`:
+        ``sum_t gamma_t`` diverges and ``sum_t gamma_t^2`` converges, the
+        conditions under which stepwise EM converges (Cappé & Moulines
+        2009).  ``kappa = 1`` with ``t0 = 0`` averages all batches equally;
+        smaller values forget the early batches (and the initialisation)
+        faster.  Not used by :meth:`fit`.
+
     Attributes
     ----------
     weights_ : ndarray of shape (n_components,)
@@ -246,6 +263,10 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
         accepted extrapolations) and ``"elapsed"`` (seconds since the EM loop
         started).
 
+    n_batch_iter_ : int
+        Number of :meth:`partial_fit` updates since the last :meth:`fit`
+        (0 after ``fit``).
+
     n_features_in_ : int
         Number of features seen during fit.
 
@@ -295,6 +316,8 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
         verbose=0,
         verbose_interval=10,
         acceleration=None,
+        learning_offset=10.0,
+        learning_decay=0.7,
     ):
         super().__init__(
             n_components,
@@ -308,6 +331,8 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             verbose=verbose,
             verbose_interval=verbose_interval,
             acceleration=acceleration,
+            learning_offset=learning_offset,
+            learning_decay=learning_decay,
         )
         self.covariance_type = covariance_type
 
@@ -323,7 +348,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
 
     def _validate_fit_data(self, X, y, xp, warm):
         if warm:
-            self._check_warm_start(X)
+            self._check_warm_start(X, warm)
         X, y = validate_data(
             self,
             X,
@@ -339,23 +364,29 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
         _check_second_moments(X, Y, xp)
         check_min_samples(X.shape[0], self.n_components)
         if warm and Y.shape[1] != self.n_outputs_:
-            raise warm_start_mismatch("the number of outputs in y", self.n_outputs_, Y.shape[1])
+            raise warm_start_mismatch(
+                "the number of outputs in y", self.n_outputs_, Y.shape[1], warm
+            )
         return X, y, Y
 
-    def _check_warm_start(self, X):
+    def _check_warm_start(self, X, method):
         """Raise unless the fitted parameters fit the current settings and ``X``."""
         fitted = self._fitted_params
         checks = [
             ("n_components", fitted["n_components"], self.n_components),
             ("covariance_type", fitted["covariance_type"], self.covariance_type),
         ]
-        try:
-            checks.append(("the number of features in X", self.n_features_in_, _num_features(X)))
-        except (TypeError, IndexError):
-            pass  # not a 2-D array-like: validate_data reports it
+        if method == "warm_start":
+            # (partial_fit leaves it to validate_data's standard message.)
+            try:
+                checks.append(
+                    ("the number of features in X", self.n_features_in_, _num_features(X))
+                )
+            except (TypeError, IndexError):
+                pass  # not a 2-D array-like: validate_data reports it
         for what, fitted_value, current in checks:
             if fitted_value != current:
-                raise warm_start_mismatch(what, fitted_value, current)
+                raise warm_start_mismatch(what, fitted_value, current, method)
 
     def _check_initial_parameters(self, X, Y):
         if not isinstance(self.init_params, dict):
@@ -379,18 +410,12 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             "covariance_type": self.covariance_type,
         }
 
-    def _initialize(self, Z, resp, n_features):
-        return m_step(
-            *_moments_from_responsibilities(Z, resp),
-            n_features,
-            self.covariance_type,
-            self.reg_covar,
-        )
-
-    def _em_step(self, X, Y, params, backend, xp):
+    def _statistics(self, X, Y, params, backend, xp, sample_weight=None):
         kernel_args = _kernel_params(params)
-        log_likelihood, s0, s1, s2 = backend.em_pass(X, Y, *kernel_args, True, xp=xp)
-        lower_bound = log_likelihood / X.shape[0]
+        log_likelihood, s0, s1, s2 = backend.em_pass(
+            X, Y, *kernel_args, True, sample_weight=sample_weight, xp=xp
+        )
+        lower_bound = log_likelihood / total_weight(X, sample_weight, xp)
         if not np.isfinite(lower_bound):
             raise ValueError(
                 "The log-likelihood is not finite; the data may be degenerate. "
@@ -398,13 +423,10 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             )
         # The kernel's moments are about (mu_k, A_k mu_k + b_k).
         centers = np.hstack([params["means"], kernel_args[4]])
-        return lower_bound, m_step(
-            s0, s1, s2, centers, X.shape[1], self.covariance_type, self.reg_covar
-        )
+        return lower_bound, (s0, s1, s2, centers)
 
-    def _mean_log_likelihood(self, X, Y, params, backend, xp):
-        log_likelihood = backend.em_pass(X, Y, *_kernel_params(params), False, xp=xp)[0]
-        return log_likelihood / X.shape[0]
+    def _m_step(self, statistics, n_features):
+        return m_step(*statistics, n_features, self.covariance_type, self.reg_covar)
 
     _params_to_vector = staticmethod(_params_to_vector)
     _params_from_vector = staticmethod(_params_from_vector)
@@ -582,11 +604,11 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
         check_finite_output(out, "score_samples output")
         return _in_input_dtype(out, X)
 
-    def joint_log_likelihood(self, X, y):
+    def joint_log_likelihood(self, X, y, sample_weight=None):
         """Mean joint log-likelihood ``mean_n log p(x_n, y_n)``.
 
-        This is the objective maximised by :meth:`fit`; on the training data it
-        equals ``lower_bound_``.
+        This is the objective maximised by :meth:`fit`; on the training data
+        (with the same ``sample_weight``) it equals ``lower_bound_``.
 
         Parameters
         ----------
@@ -594,17 +616,39 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             Inputs.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights; the result is then the weighted mean
+            ``sum_n w_n log p(x_n, y_n) / sum_n w_n``.
 
         Returns
         -------
         log_likelihood : float
-            Mean joint log-likelihood per sample.
+            Mean joint log-likelihood per sample (per unit of weight).
         """
         _, xp, log_joint, _ = self._log_densities(X, y, "joint_log_likelihood")
-        check_finite_output(log_joint, "joint log-likelihood")
-        if xp is None:
+        log_joint = to_numpy(log_joint, dtype=np.float64)
+        if sample_weight is None:
+            check_finite_output(log_joint, "joint log-likelihood")
             return float(np.mean(log_joint))
-        return float(to_numpy(xp.mean(xp.astype(log_joint, xp.float64))))
+        weight = _check_sample_weight(
+            to_numpy(sample_weight), log_joint[:, None], dtype=np.float64,
+            ensure_non_negative=True,
+        )
+        if not weight.sum() > 0:
+            raise ValueError("sample_weight sums to zero: the weighted mean is undefined.")
+        # Rows of weight zero do not count, whatever their density.
+        kept = weight > 0
+        check_finite_output(log_joint[kept], "joint log-likelihood")
+        return float(np.dot(weight[kept], log_joint[kept]) / weight.sum())
+
+    def _information_criterion(self, X, y, sample_weight, penalty):
+        """``-2 (weighted log-likelihood) + penalty(n_effective) * n_parameters``."""
+        if sample_weight is None:
+            n_samples = float(np.shape(X)[0])
+        else:
+            n_samples = float(np.sum(to_numpy(sample_weight, dtype=np.float64)))
+        log_likelihood = self.joint_log_likelihood(X, y, sample_weight) * n_samples
+        return float(-2 * log_likelihood + penalty(n_samples) * self._n_parameters())
 
     def _n_parameters(self):
         fitted = self._fitted_params
@@ -613,7 +657,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             fitted["covariance_type"],
         )
 
-    def bic(self, X, y):
+    def bic(self, X, y, sample_weight=None):
         """Bayesian information criterion of the joint model on ``(X, y)``.
 
         Parameters
@@ -622,19 +666,19 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             Inputs.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights: ``log L`` is the weighted log-likelihood and
+            ``n`` the total weight, so integer weights give the BIC of the
+            data with repeated rows.
 
         Returns
         -------
         bic : float
             ``-2 log L + n_parameters log n``; lower is better.
         """
-        n_samples = np.shape(X)[0]
-        return float(
-            -2 * self.joint_log_likelihood(X, y) * n_samples
-            + self._n_parameters() * np.log(n_samples)
-        )
+        return self._information_criterion(X, y, sample_weight, np.log)
 
-    def aic(self, X, y):
+    def aic(self, X, y, sample_weight=None):
         """Akaike information criterion of the joint model on ``(X, y)``.
 
         Parameters
@@ -643,14 +687,15 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             Inputs.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights, as in :meth:`bic`.
 
         Returns
         -------
         aic : float
             ``-2 log L + 2 n_parameters``; lower is better.
         """
-        n_samples = np.shape(X)[0]
-        return float(-2 * self.joint_log_likelihood(X, y) * n_samples + 2 * self._n_parameters())
+        return self._information_criterion(X, y, sample_weight, lambda n: 2.0)
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted joint model.

@@ -12,7 +12,9 @@ estimator.  The *parameter record* is a dict with the keys of
   :func:`_precision_cholesky_full`);
 - the map to the kernel layout of the data passes (:func:`_kernel_params`,
   :func:`kernel_layout`; see :mod:`skmoe.mixture._passes`);
-- the closed-form M-step (:func:`m_step`, :func:`_moments_from_responsibilities`);
+- the closed-form M-step (:func:`m_step`, :func:`_moments_from_responsibilities`)
+  and the algebra of its sufficient statistics (:func:`shift_statistics`,
+  :func:`blend_statistics`, used by stepwise EM);
 - sampling (:func:`sample_moe`) and parameter counting (:func:`n_free_parameters`);
 - the maps to and from unconstrained coordinates used by SQUAREM
   (:func:`_params_to_vector`, :func:`_params_from_vector`).
@@ -182,14 +184,28 @@ def _precision_cholesky_full(covariances, what="gate covariance"):
     precisions_cholesky : ndarray of shape (n_components, dim, dim)
     """
     out = np.empty_like(covariances)
-    eye = np.eye(covariances.shape[-1])
     for k, covariance in enumerate(covariances):
         try:
             chol = linalg.cholesky(covariance, lower=True)
         except linalg.LinAlgError:
             raise _singular_error(what, k) from None
-        out[k] = linalg.solve_triangular(chol, eye, lower=True).T
+        out[k] = _inverse_lower_triangular(chol, what, k).T
     return out
+
+
+def _inverse_lower_triangular(chol, what, k):
+    """Inverse of the lower-triangular ``chol`` by LAPACK ``?trtri``.
+
+    Not ``linalg.solve_triangular(chol, eye)``: that goes through a BLAS-3
+    call which leaves OpenBLAS worker threads spinning for about 0.1 s after
+    returning, even for a 9x9 matrix, and so slows every numba pass that
+    follows the M-step (issue 16; ``trtri`` on these sizes starts no threads).
+    """
+    trtri = linalg.lapack.get_lapack_funcs("trtri", (chol,))
+    inverse, info = trtri(chol, lower=1)
+    if info != 0:  # info > 0: exactly zero diagonal entry; < 0: bad argument
+        raise _singular_error(what, k)
+    return inverse
 
 
 def compute_precision_cholesky(covariances, covariance_type):
@@ -334,6 +350,56 @@ def _moments_from_responsibilities(Z, resp):
         diff = Z - centers[k]
         s2[k] = (resp[:, k] * diff.T) @ diff
     return s0, np.zeros((n_components, dim)), s2, centers
+
+
+def shift_statistics(statistics, new_centers):
+    """The same sufficient statistics, with the moments taken about ``new_centers``.
+
+    With ``u = z - c`` and ``u' = z - c' = u + delta``, ``delta = c - c'``:
+    ``s1' = s1 + s0 delta`` and ``s2' = s2 + s1 delta^T + delta s1^T + s0
+    delta delta^T``.  Exact in exact arithmetic, so :func:`m_step` gives the
+    same parameters from either form.
+
+    Parameters
+    ----------
+    statistics : tuple
+        ``(s0, s1, s2, centers)`` as taken by :func:`m_step`.
+    new_centers : ndarray of shape (n_components, dim)
+
+    Returns
+    -------
+    statistics : tuple
+        ``(s0, s1', s2', new_centers)``.
+    """
+    s0, s1, s2, centers = statistics
+    delta = centers - new_centers
+    outer = s1[:, :, None] * delta[:, None, :]
+    s2 = s2 + outer + np.swapaxes(outer, 1, 2) + s0[:, None, None] * (
+        delta[:, :, None] * delta[:, None, :]
+    )
+    return s0, s1 + s0[:, None] * delta, s2, new_centers
+
+
+def blend_statistics(running, batch, step):
+    """``(1 - step) * running + step * batch``, both about the batch's centres.
+
+    The stepwise-EM update of the per-sample sufficient statistics (Cappé &
+    Moulines 2009).
+
+    Parameters
+    ----------
+    running, batch : tuple
+        Per-unit-weight statistics ``(s0, s1, s2, centers)``.
+    step : float
+        In ``(0, 1]``.
+
+    Returns
+    -------
+    statistics : tuple
+    """
+    running = shift_statistics(running, batch[3])
+    blended = tuple((1.0 - step) * old + step * new for old, new in zip(running[:3], batch[:3]))
+    return (*blended, batch[3])
 
 
 def m_step(s0, s1, s2, centers, n_features, covariance_type, reg_covar):

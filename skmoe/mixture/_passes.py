@@ -51,7 +51,7 @@ arrays or arrays already next to ``X``; a backend moves or casts them as it
 needs.
 
 ``em_pass(X, Y, log_weights, means, gate_prec_chol, gate_log_det, y_centers,
-coef, noise_prec_chol, noise_log_det, with_moments, *, xp=None)``
+coef, noise_prec_chol, noise_log_det, with_moments, *, sample_weight=None, xp=None)``
     The fused E-step and sufficient statistics of one EM iteration.  Returns
     ``(log_likelihood, s0, s1, s2)``: the Python float
     ``sum_n log p(x_n, y_n)`` and, if ``with_moments``, host NumPy float64
@@ -59,6 +59,10 @@ coef, noise_prec_chol, noise_log_det, with_moments, *, xp=None)``
     ``(K, dim)`` and the symmetric ``s2 = sum_n r_nk u_nk u_nk^T`` of shape
     ``(K, dim, dim)``, with ``u_nk = (x_n - mu_k, y_n - y_centers[k])`` and
     ``dim = n_features + n_outputs`` (otherwise ``None`` or empty arrays).
+    With ``sample_weight`` (non-negative, shape ``(n_samples,)``, host NumPy
+    float64 or next to ``X``) every sum is weighted: ``sum_n w_n (...)``,
+    with ``r_nk`` replaced by ``w_n r_nk``; a row of weight zero contributes
+    exactly nothing, so it is the same as a dropped row.
 
 ``log_densities(X, Y, log_weights, means, gate_prec_chol, gate_log_det,
 y_centers, coef, noise_prec_chol, noise_log_det, *, xp=None)``

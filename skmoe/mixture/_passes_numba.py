@@ -327,6 +327,23 @@ def _chunk_log_probs(
                 log_gate[k, r] += log_weights[k]
 
 
+@njit(cache=True, fastmath=_FASTMATH)
+def _weigh_rows(sample_weight, start, n_rows, resp, log_norm):
+    """Multiply a chunk's responsibilities and log-likelihoods by the row weights.
+
+    ``resp[k, r]`` and ``log_norm[r]`` belong to row ``start + r``.  A row
+    of weight zero gets a log-likelihood term of exactly zero, whatever its
+    density, so that it is the same as a dropped row.
+    """
+    for r in range(n_rows):
+        w = sample_weight[start + r]
+        log_norm[r] = w * log_norm[r] if w != 0.0 else 0.0
+    for k in range(resp.shape[0]):
+        row = resp[k]
+        for r in range(n_rows):
+            row[r] *= sample_weight[start + r]
+
+
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _em_blocks(
     block_start,
@@ -342,6 +359,7 @@ def _em_blocks(
     coef,
     noise_prec_chol,
     noise_log_det,
+    sample_weight,
     block_ll,
     block_s0,
     block_s1,
@@ -349,13 +367,17 @@ def _em_blocks(
 ):
     """Fused E-step and moments for blocks ``block_start:block_stop``.
 
-    Moments are skipped when ``block_s1`` has no columns.
+    Moments are skipped when ``block_s1`` has no columns.  If
+    ``sample_weight`` is not empty, row ``n``'s responsibilities and
+    log-likelihood are multiplied by ``sample_weight[n]``; a row of weight
+    zero adds exactly nothing (not ``0 * -inf``).
     """
     n_samples, n_features = X.shape
     n_outputs = Y.shape[1]
     n_components = means.shape[0]
     dim = n_features + n_outputs
     with_moments = block_s1.shape[2] > 0
+    weighted = sample_weight.shape[0] > 0
     Zt, U, E, t, log_prob, log_norm, work, bits = _chunk_buffers(dim, n_outputs, n_components)
     no_gate = np.empty((n_components, 0))
     for b in range(block_start, block_stop):
@@ -369,6 +391,8 @@ def _em_blocks(
                 coef, noise_prec_chol, noise_log_det, U, E, t, log_prob, no_gate,
             )
             _normalize_log_prob(log_prob, n_rows, log_norm, work, bits)
+            if weighted:
+                _weigh_rows(sample_weight, start, n_rows, log_prob, log_norm)
             for r in range(n_rows):
                 block_ll[b] += log_norm[r]
             if with_moments:
@@ -519,6 +543,7 @@ def em_pass(
     noise_log_det,
     with_moments,
     *,
+    sample_weight=None,
     xp=None,
 ):
     """One fused E-step and sufficient-statistics pass over ``(X, Y)``.
@@ -538,6 +563,9 @@ def em_pass(
     noise_log_det : ndarray of shape (n_components,)
     with_moments : bool
         If False only the log-likelihood is computed.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Non-negative float64 row weights ``w_n``: every sum below becomes
+        ``sum_n w_n (...)``.  None is weight one for every row.
     xp : None, default=None
         Namespace of ``X``: always None (NumPy) for this backend.
 
@@ -561,9 +589,12 @@ def em_pass(
     block_s0 = np.zeros((n_blocks, n_components))
     block_s1 = np.zeros((n_blocks, n_components, dim))
     block_s2 = np.zeros((n_blocks, n_components, dim, dim))
+    if sample_weight is None:
+        sample_weight = np.empty(0)
     run_blocks(
         _em_blocks, n_blocks, block_size, X, Y, log_weights, means, gate_prec_chol,
         gate_log_det, y_centers, coef, noise_prec_chol, noise_log_det,
+        np.ascontiguousarray(sample_weight, dtype=np.float64),
         block_ll, block_s0, block_s1, block_s2,
     )
     s2 = block_s2.sum(axis=0)

@@ -90,6 +90,7 @@ def em_pass(
     noise_log_det,
     with_moments,
     *,
+    sample_weight=None,
     xp=None,
 ):
     """Array-API version of :func:`skmoe.mixture._passes_numba.em_pass`.
@@ -103,6 +104,9 @@ noise_prec_chol, noise_log_det : arrays
         The kernel layout (see :mod:`skmoe.mixture._passes`).
     with_moments : bool
         If False only the log-likelihood is computed.
+    sample_weight : array of shape (n_samples,), default=None
+        Non-negative row weights (host NumPy or in the namespace of ``X``);
+        None is weight one for every row.
     xp : module, default=None
         Namespace of ``X``; looked up if None.
 
@@ -117,10 +121,16 @@ noise_prec_chol, noise_log_det : arrays
     xp, args = _namespace_args(X, params, xp)
     log_prob, _ = _log_prob_matrices(X, Y, args, xp, need_gates=False)
     log_norm = _logsumexp_rows(log_prob, xp)
+    resp = xp.exp(log_prob - log_norm[:, None]) if with_moments else None
+    if sample_weight is not None:
+        (weight,) = _namespace_args(X, (sample_weight,), xp)[1]
+        # A row of weight zero adds exactly nothing (not 0 * -inf = NaN).
+        log_norm = xp.where(weight > 0, weight * log_norm, xp.zeros_like(log_norm))
+        if with_moments:
+            resp = resp * weight[:, None]
     log_likelihood = float(to_numpy(xp.sum(xp.astype(log_norm, xp.float64))))
     if not with_moments:
         return log_likelihood, None, None, None
-    resp = xp.exp(log_prob - log_norm[:, None])
     Z = xp.concat([X, Y], axis=1)
     centers = xp.concat([args[1], args[4]], axis=1)
     s1, s2 = [], []

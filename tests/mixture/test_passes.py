@@ -16,7 +16,7 @@ from skmoe.utils._array_api import array_api_namespace, to_numpy
 DENSITY = ["log_weights", "means", "gate_prec_chol", "gate_log_det", "y_centers", "coef",
            "noise_prec_chol", "noise_log_det"]
 CONTRACT = {
-    "em_pass": ["X", "Y", *DENSITY, "with_moments", "xp"],
+    "em_pass": ["X", "Y", *DENSITY, "with_moments", "sample_weight", "xp"],
     "log_densities": ["X", "Y", *DENSITY, "xp"],
     "gate_probabilities": ["X", *DENSITY[:4], "xp"],
     "predictive_moments": ["X", *DENSITY[:4], "coef", "intercept", "noise_var", "xp"],
@@ -28,8 +28,10 @@ CONTRACT = {
 def test_every_backend_implements_the_contract(backend, name):
     signature = inspect.signature(getattr(_passes.BACKENDS[backend], name))
     assert list(signature.parameters) == CONTRACT[name]
-    xp = signature.parameters["xp"]
-    assert xp.kind is inspect.Parameter.KEYWORD_ONLY and xp.default is None
+    for keyword in ("sample_weight", "xp"):
+        if keyword in signature.parameters:
+            parameter = signature.parameters[keyword]
+            assert parameter.kind is inspect.Parameter.KEYWORD_ONLY and parameter.default is None
 
 
 def test_get_backend_dispatches_on_namespace():
