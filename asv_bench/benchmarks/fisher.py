@@ -82,27 +82,27 @@ def gradient_pass(net, X, labels):
 
 
 def _operations(activation):
-    from skmoe.inspection._fisher_statistics import (
-        _extract_network,
-        fisher_statistics,
-        score_diagonal,
-    )
-    from skmoe.inspection import _fisher_numba as _k
+    """The timed calls: a gradient pass and the public ``fit`` of each option."""
+    from skmoe import DiagonalFisherEstimator
+    from skmoe.inspection._fisher_statistics import _extract_network
 
-    net = _extract_network(fisher_network(activation))
+    model = fisher_network(activation)
+    net = _extract_network(model)
     X = fisher_batch()
     labels = np.arange(len(X)) % FISHER_LAYERS[-1]
-    mean, _, _ = _k.output_moments("softmax", net.predict_natural(X), 1.0)
-    R = _k.sample_residuals("softmax", mean, 1.0, 1, np.random.RandomState(0))
-    kw = dict(random_state=0, batch_size=FISHER_BATCH)
+
+    def fit(**params):
+        estimator = DiagonalFisherEstimator(model, random_state=0, batch_size=FISHER_BATCH,
+                                            **params)
+        return lambda: estimator.fit(X)
+
     return {
         "gradient": lambda: gradient_pass(net, X, labels),
-        "score": lambda: score_diagonal(net, X, R),
-        "exact": lambda: fisher_statistics(net, X, with_score=False, with_hessian=False,
-                                           with_variances=False, **kw),
-        "hessian": lambda: fisher_statistics(net, X, with_score=False, with_variances=False,
-                                             **kw),
-        "full": lambda: fisher_statistics(net, X, **kw),
+        # each estimator alone, as BackPACK's DiagGGNMC / DiagHessian / DiagGGNExact
+        "score": fit(method="score", compute_variances=False),
+        "hessian": fit(method="hessian", compute_variances=False),
+        "exact": fit(method="exact", compute_variances=False),
+        "full": fit(),
     }
 
 

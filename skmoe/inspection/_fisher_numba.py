@@ -27,6 +27,8 @@ Output families (``family`` codes) and their effective residual
 * ``SOFTMAX`` (categorical): ``r = e_c - p``, ``I = diag(p) - p p^T``.
 """
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -109,37 +111,56 @@ def _quad_quartic_norm(family, b, mean, var, mu4, inv_sigma2):
     return G, (V1 if V1 > 0.0 else 0.0), nb
 
 
-@njit(cache=True, nogil=True)
-def _residual_dot(R, i, m, v):
-    """``r^T v`` for the ``m``-th sampled residual of row ``i`` (``v``: ``b`` or ``w``)."""
-    s = 0.0
-    for c in range(v.shape[0]):
-        s += R[i, m, c] * v[c]
-    return s
-
-
 # Rows per block of unit_statistics: each row costs O(K C M), so small
 # blocks already amortise the thread hand-off.
 _UNIT_BLOCK_ROWS = 64
 
+#: Column slots of the statistics weighted by ``a_j^2`` (``slot2``) and by
+#: ``a_j^4`` (``slot4``), in the order of the ``slot`` arrays of
+#: :func:`unit_statistics`.
+NAMES2 = ("fisher", "score", "hessian")
+NAMES4 = ("var_score", "evar_score", "lower_score", "upper_score", "var_hessian",
+          "evar_hessian", "lower_hessian", "upper_hessian", "fisher_sq")
 
-def unit_statistics(family, B, Hs, R, mean, var, mu4, inv_sigma2, with_score, with_hessian,
-                    out):
-    """Per-sample, per-unit statistics of one layer, over row blocks in parallel.
+#: ``hess_mode`` of :func:`unit_statistics`: no Hessian term (``w = 0``),
+#: all ``C`` output Hessians, or only that of the summed sampled residual.
+HESSIAN_NONE = 0
+HESSIAN_FULL = 1
+HESSIAN_SAMPLED = 2
+
+
+def unit_statistics(family, B, Hs, Hr, hess_mode, R, row_ptr, mean, var, mu4, inv_sigma2,
+                    row_weight, copy_weight, bound_constants, slot2, slot4, U2, U4):
+    """Weighted per-sample, per-unit statistics of one layer, over row blocks in parallel.
 
     Each row is written independently (no reduction), so the result does not
     depend on the number of threads.  Arguments are those of
     :func:`_unit_statistics_blocks` after its first three.
     """
     n_blocks = -(-B.shape[0] // _UNIT_BLOCK_ROWS)
-    run_blocks(_unit_statistics_blocks, n_blocks, _UNIT_BLOCK_ROWS, family, B, Hs, R, mean,
-               var, mu4, inv_sigma2, with_score, with_hessian, out)
+    run_blocks(_unit_statistics_blocks, n_blocks, _UNIT_BLOCK_ROWS, family, B, Hs, Hr,
+               hess_mode, R, row_ptr, mean, var, mu4, inv_sigma2, row_weight, copy_weight,
+               bound_constants, slot2, slot4, U2, U4)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _dot_row(R, d, v):
+    """``R[d]^T v`` (``v``: ``b`` or ``w``)."""
+    s = 0.0
+    for c in range(v.shape[0]):
+        s += R[d, c] * v[c]
+    return s
 
 
 @njit(cache=True, nogil=True)
-def _unit_statistics_blocks(block_start, block_stop, block_size, family, B, Hs, R, mean, var,
-                            mu4, inv_sigma2, with_score, with_hessian, out):
-    """Per-sample, per-unit statistics of one layer, for rows of blocks ``block_start:block_stop``.
+def _unit_statistics_blocks(block_start, block_stop, block_size, family, B, Hs, Hr, hess_mode,
+                            R, row_ptr, mean, var, mu4, inv_sigma2, row_weight, copy_weight,
+                            bound_constants, slot2, slot4, U2, U4):
+    """Weighted unit statistics of one layer for the rows of blocks ``block_start:block_stop``.
+
+    The statistics are written straight into the column blocks of the
+    matrices that the caller multiplies by ``a_j^2`` and ``a_j^4`` (one
+    product each), so no per-statistic array is ever formed.
 
     Parameters
     ----------
@@ -152,44 +173,85 @@ def _unit_statistics_blocks(block_start, block_stop, block_size, family, B, Hs, 
     B : ndarray of shape (n, C, K)
         Jacobian columns ``b = dh/dz[k]``.
     Hs : ndarray of shape (n, C, K)
-        Output Hessian diagonals ``w = d^2h/dz[k]^2`` (ignored unless
-        ``with_hessian``).
-    R : ndarray of shape (n, M, C)
-        Sampled effective residuals.
+        Output Hessian diagonals ``w = d^2h/dz[k]^2`` (``HESSIAN_FULL``).
+    Hr : ndarray of shape (n, K)
+        ``rbar^T w`` for the sum ``rbar`` of a row's sampled residuals
+        (``HESSIAN_SAMPLED``).
+    hess_mode : int
+        ``HESSIAN_NONE``, ``HESSIAN_FULL`` or ``HESSIAN_SAMPLED``.
+    R : ndarray of shape (n_draws_total, C)
+        Sampled effective residuals; those of row ``i`` are
+        ``R[row_ptr[i]:row_ptr[i + 1]]``.
+    row_ptr : ndarray of shape (n + 1,), int64
     mean, var, mu4 : ndarray of shape (n, C)
         Output moments (``mean`` holds ``p`` for the softmax family).
     inv_sigma2 : float
         ``1 / sigma^2`` for the Gaussian family.
-    with_score, with_hessian : bool
-    out : ndarray of shape (9, n, K)
-        Written: ``G = b^T I b``, ``S1 = sum_m (r_m^T b)^2``,
-        ``E1 = sum_m ((r_m^T b)^2 - G)^2``, ``V1`` (closed form),
-        ``NB = |b|^2``, ``S2 = sum_m (G - r_m^T w)``, ``E2 = sum_m (r_m^T w)^2``,
-        ``V2 = w^T I w``, ``NH = |w|^2`` (softmax: ``|w - mean(w)|^2``).
+    row_weight, copy_weight : ndarray of shape (n,)
+        The sample weight ``s`` of each row and the weight ``u = s / c`` of
+        each of its ``c`` virtual copies (see
+        :func:`skmoe.inspection._fisher_statistics.virtual_copies`).
+        Statistics linear in the draws carry ``u``, their squares ``u^2``,
+        and per-row variances ``s u``: for an integer weight, exactly the
+        sums over ``s`` repeated rows.
+    bound_constants : ndarray of shape (n, 4)
+        Per row: the constants of the lower and upper bounds of ``V_1``
+        (multiplying ``|b|^4``) and of ``V_2`` (multiplying ``|w|^2``).
+    slot2 : ndarray of shape (3,), int64
+        Column block of ``U2`` of ``(G, S1, S2)`` (names ``NAMES2``), -1 for
+        one not computed.
+    slot4 : ndarray of shape (9,), int64
+        Column block of ``U4`` of each of ``NAMES4``, or -1.
+    U2, U4 : ndarray of shape (n, n2 * K) and (n, n4 * K)
+        Written, weighted as above.  Unweighted: ``G = b^T I b``,
+        ``S1 = sum_d (r_d^T b)^2``, ``S2 = sum_d (G - r_d^T w)``,
+        ``E1 = sum_d ((r_d^T b)^2 - G)^2``, ``E2 = sum_d (r_d^T w)^2``,
+        ``V1``/``V2`` the closed forms, bounds ``|b|^4 c`` and ``|w|^2 c``
+        (softmax: ``|w - mean(w)|^2 c``), and ``G^2``.
     """
     n, C, K = B.shape
-    M = R.shape[1]
     b = np.empty(C)
     w = np.empty(C)
+    with_score = slot2[1] >= 0
+    with_hessian = slot2[2] >= 0
     for i in range(block_start * block_size, min(n, block_stop * block_size)):
+        s = row_weight[i]
+        u = copy_weight[i]
+        su = s * u
+        uu = u * u
+        first, stop = row_ptr[i], row_ptr[i + 1]
+        n_draws = stop - first
         for k in range(K):
             for c in range(C):
                 b[c] = B[i, c, k]
             G, V1, nb = _quad_quartic_norm(family, b, mean[i], var[i], mu4[i], inv_sigma2)
-            out[0, i, k] = G
-            out[3, i, k] = V1
-            out[4, i, k] = nb
+            if slot2[0] >= 0:
+                U2[i, slot2[0] * K + k] = s * G
+            if slot4[8] >= 0:
+                U4[i, slot4[8] * K + k] = s * G * G
             if with_score:
                 s1 = 0.0
                 e1 = 0.0
-                for m in range(M):
-                    g = _residual_dot(R, i, m, b)
+                for d in range(first, stop):
+                    g = _dot_row(R, d, b)
                     g2 = g * g
                     s1 += g2
                     e1 += (g2 - G) * (g2 - G)
-                out[1, i, k] = s1
-                out[2, i, k] = e1
-            if with_hessian:
+                U2[i, slot2[1] * K + k] = u * s1
+                if slot4[0] >= 0:
+                    U4[i, slot4[0] * K + k] = su * V1
+                    U4[i, slot4[1] * K + k] = uu * e1
+                    U4[i, slot4[2] * K + k] = su * nb * nb * bound_constants[i, 0]
+                    U4[i, slot4[3] * K + k] = su * nb * nb * bound_constants[i, 1]
+            if not with_hessian:
+                continue
+            s2 = n_draws * G
+            e2 = 0.0
+            v2 = 0.0
+            nh = 0.0
+            if hess_mode == HESSIAN_SAMPLED:
+                s2 -= Hr[i, k]
+            elif hess_mode == HESSIAN_FULL:
                 w_mean = 0.0
                 for c in range(C):
                     w[c] = Hs[i, c, k]
@@ -197,44 +259,194 @@ def _unit_statistics_blocks(block_start, block_stop, block_size, family, B, Hs, 
                 # Softmax: I 1 = 0, so w^T I w only sees w - mean(w) (the
                 # centred norm gives the tighter bounds of eigen_constants).
                 w_mean = w_mean / C if family == SOFTMAX else 0.0
-                nh = 0.0
                 for c in range(C):
                     nh += (w[c] - w_mean) * (w[c] - w_mean)
-                out[8, i, k] = nh
-                out[7, i, k] = _quad(family, w, mean[i], var[i], inv_sigma2)
-                s2 = 0.0
-                e2 = 0.0
-                for m in range(M):
-                    t = _residual_dot(R, i, m, w)
-                    s2 += G - t
+                v2 = _quad(family, w, mean[i], var[i], inv_sigma2)
+                for d in range(first, stop):
+                    t = _dot_row(R, d, w)
+                    s2 -= t
                     e2 += t * t
-                out[5, i, k] = s2
-                out[6, i, k] = e2
-            else:
-                out[5, i, k] = M * G
-                out[6, i, k] = 0.0
-                out[7, i, k] = 0.0
-                out[8, i, k] = 0.0
+            U2[i, slot2[2] * K + k] = u * s2
+            if slot4[4] >= 0:
+                U4[i, slot4[4] * K + k] = su * v2
+                U4[i, slot4[5] * K + k] = uu * e2
+                U4[i, slot4[6] * K + k] = su * nh * bound_constants[i, 2]
+                U4[i, slot4[7] * K + k] = su * nh * bound_constants[i, 3]
 
 
-@njit(cache=True, nogil=True)
-def squared_score_units(G, out):
-    """``out[i, k] = sum_m G[i, m, k]^2``: the sum of squares of the sampled scores.
+def squared_score_units(G, row_ptr, copy_weight, out):
+    """``out[i, k] = u_i sum_d G[d, k]^2`` over the draws ``d`` of row ``i``, in parallel.
 
     Parameters
     ----------
-    G : ndarray of shape (n, M, K)
-        Backpropagated residuals (per-sample score factors).
+    G : ndarray of shape (n_draws_total, K)
+        Backpropagated residuals (per-draw score factors).
+    row_ptr : ndarray of shape (n + 1,), int64
+    copy_weight : ndarray of shape (n,)
     out : ndarray of shape (n, K)
     """
-    n, M, K = G.shape
-    for i in range(n):
+    n_blocks = -(-out.shape[0] // _UNIT_BLOCK_ROWS)
+    run_blocks(_squared_score_blocks, n_blocks, _UNIT_BLOCK_ROWS, G, row_ptr, copy_weight, out)
+
+
+@njit(cache=True, nogil=True)
+def _squared_score_blocks(block_start, block_stop, block_size, G, row_ptr, copy_weight, out):
+    """Rows of blocks ``block_start:block_stop`` of :func:`squared_score_units`."""
+    K = G.shape[1]
+    for i in range(block_start * block_size, min(out.shape[0], block_stop * block_size)):
         for k in range(K):
             out[i, k] = 0.0
-        for m in range(M):
+        for d in range(row_ptr[i], row_ptr[i + 1]):
             for k in range(K):
-                g = G[i, m, k]
+                g = G[d, k]
                 out[i, k] += g * g
+        u = copy_weight[i]
+        for k in range(K):
+            out[i, k] *= u
+
+
+# --------------------------------------------------------------------------
+# Counter-based label draws
+# --------------------------------------------------------------------------
+#
+# Every label is a pure function of (seed, virtual copy, draw): the draws of
+# a row do not depend on the other rows, the block size, the thread count or
+# the Dask chunking, and an integer sample weight draws exactly the labels of
+# that many repeated rows.  The uniforms of one label come from a SplitMix64
+# sequence started at a key mixed from the three counters (Steele, Lea and
+# Flood, "Fast splittable pseudorandom number generators", OOPSLA 2014).
+
+SAMPLER_CODES = {"gaussian": 0, "bernoulli": 1, "poisson": 2, "softmax": 3}
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mix64(z):
+    """The SplitMix64 finaliser (a bijection of uint64)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, nogil=True)
+def label_key(seed, copy, draw):
+    """Start of the uniform stream of draw ``draw`` of virtual copy ``copy``."""
+    inner = _mix64(np.uint64(seed) ^ _mix64(np.uint64(copy) * _GOLDEN + _GOLDEN))
+    return _mix64(inner + np.uint64(draw) * _GOLDEN)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _uniform(key, j):
+    """The ``j``-th uniform in [0, 1) of the stream ``key``."""
+    z = _mix64(key + (np.uint64(j) + np.uint64(1)) * _GOLDEN)
+    return (z >> np.uint64(11)) * _TO_UNIT
+
+
+@njit(cache=True, nogil=True)
+def _poisson(lam, key, j):
+    """A Poisson(``lam``) draw from the uniforms ``j, j+1, ...`` of ``key``.
+
+    Inversion below ``lam = 10``; above, Hormann's transformed rejection
+    (PTRS, 1993), as in NumPy's generator.  Returns the draw and the next ``j``.
+    """
+    if lam < 10.0:
+        u = _uniform(key, j)
+        k = 0
+        p = np.exp(-lam)
+        cdf = p
+        # The cap only stops a rounding-starved tail search (cdf < u ~ 1).
+        while u > cdf and k < 1000:
+            k += 1
+            p *= lam / k
+            cdf += p
+        return float(k), j + 1
+    slam = np.sqrt(lam)
+    loglam = np.log(lam)
+    b = 0.931 + 2.53 * slam
+    a = -0.059 + 0.02483 * b
+    inv_alpha = 1.1239 + 1.1328 / (b - 3.4)
+    vr = 0.9277 - 3.6224 / (b - 2.0)
+    while True:
+        U = _uniform(key, j) - 0.5
+        V = _uniform(key, j + 1)
+        j += 2
+        us = 0.5 - abs(U)
+        k = np.floor((2.0 * a / us + b) * U + lam + 0.43)
+        if us >= 0.07 and V <= vr:
+            return k, j
+        if k < 0.0 or (us < 0.013 and V > us):
+            continue
+        if (np.log(V) + np.log(inv_alpha) - np.log(a / (us * us) + b)
+                <= -lam + k * loglam - math.lgamma(k + 1.0)):
+            return k, j
+
+
+@njit(cache=True, nogil=True)
+def draw_residuals(sampler, mean, inv_sigma2, first_copy, copies, n_draws, seed, row_ptr):
+    """Effective residuals ``r = t(y) - E[t]`` for labels drawn from the model.
+
+    Parameters
+    ----------
+    sampler : int
+        ``SAMPLER_CODES[family]``.
+    mean : ndarray of shape (n, C)
+        Output means (probabilities for the softmax, ``h`` for the Gaussian,
+        whose residual does not depend on it).
+    inv_sigma2 : float
+    first_copy, copies : ndarray of shape (n,), int64
+        Global index of the first virtual copy of each row, and the number of
+        copies.
+    n_draws : int
+        Labels per copy (``M``).
+    seed : int
+    row_ptr : ndarray of shape (n + 1,), int64
+        ``row_ptr[i] = M * sum(copies[:i])``.
+
+    Returns
+    -------
+    R : ndarray of shape (row_ptr[-1], C)
+        Draw ``m`` of copy ``q`` of row ``i`` is row ``row_ptr[i] + q M + m``.
+    """
+    n, C = mean.shape
+    R = np.empty((row_ptr[n], C))
+    scale = np.sqrt(inv_sigma2)
+    for i in range(n):
+        for q in range(copies[i]):
+            for m in range(n_draws):
+                d = row_ptr[i] + q * n_draws + m
+                key = label_key(seed, first_copy[i] + q, m)
+                if sampler == 0:
+                    # Box-Muller, both outputs of each pair of uniforms
+                    for c in range(0, C, 2):
+                        radius = np.sqrt(-2.0 * np.log(1.0 - _uniform(key, c)))
+                        angle = 2.0 * np.pi * _uniform(key, c + 1)
+                        R[d, c] = scale * radius * np.cos(angle)
+                        if c + 1 < C:
+                            R[d, c + 1] = scale * radius * np.sin(angle)
+                elif sampler == 1:
+                    for c in range(C):
+                        p = mean[i, c]
+                        R[d, c] = (1.0 if _uniform(key, c) < p else 0.0) - p
+                elif sampler == 2:
+                    j = 0
+                    for c in range(C):
+                        k, j = _poisson(mean[i, c], key, j)
+                        R[d, c] = k - mean[i, c]
+                else:
+                    u = _uniform(key, 0)
+                    label = C - 1
+                    cdf = 0.0
+                    for c in range(C):
+                        cdf += mean[i, c]
+                        if u < cdf:
+                            label = c
+                            break
+                    for c in range(C):
+                        R[d, c] = -mean[i, c]
+                    R[d, label] += 1.0
+    return R
 
 
 @njit(cache=True, nogil=True)
@@ -322,33 +534,6 @@ def output_moments(family, H, inv_sigma2):
         var = mean * (1.0 - mean)
         mu4 = var * (1.0 - 3.0 * var)
     return mean, var, mu4
-
-
-def sample_residuals(family, mean, inv_sigma2, n_draws, rng):
-    """Effective residuals ``r = t(y) - E[t]`` for labels drawn from the model.
-
-    Returns
-    -------
-    R : ndarray of shape (n, n_draws, C)
-    """
-    n, C = mean.shape
-    if family == "gaussian":
-        return rng.standard_normal((n, n_draws, C)) * np.sqrt(inv_sigma2)
-    if family == "bernoulli":
-        u = rng.random_sample((n, n_draws, C))
-        return (u < mean[:, None, :]).astype(np.float64) - mean[:, None, :]
-    if family == "poisson":
-        lam = np.broadcast_to(mean[:, None, :], (n, n_draws, C))
-        return rng.poisson(lam).astype(np.float64) - lam
-    # softmax: inverse-CDF sampling of one class per draw
-    cdf = np.cumsum(mean, axis=1)
-    cdf[:, -1] = 1.0
-    u = rng.random_sample((n, n_draws))
-    labels = (u[:, :, None] > cdf[:, None, :]).sum(axis=2)
-    R = -np.broadcast_to(mean[:, None, :], (n, n_draws, C)).copy()
-    np.put_along_axis(R, labels[:, :, None], 1.0 + np.take_along_axis(
-        R, labels[:, :, None], axis=2), axis=2)
-    return R
 
 
 def eigen_constants(family, mean, var, mu4, inv_sigma2):

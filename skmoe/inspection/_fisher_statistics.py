@@ -7,9 +7,10 @@ Pure functions of a fitted model and the data, with no estimator state:
   supported model classes);
 * :func:`fisher_statistics` makes the passes over the data: dense products
   through BLAS, per-unit statistics in the numba kernels of
-  :mod:`skmoe.inspection._fisher_numba`;
-* :func:`score_diagonal` is the fast path of the squared-score estimator
-  alone (used by the benchmarks).
+  :mod:`skmoe.inspection._fisher_numba`.  It is
+  :func:`accumulate_statistics` (unnormalised sums over row blocks, which
+  the Dask path of :mod:`skmoe.inspection._fisher_dask` runs per chunk)
+  followed by :func:`finalize_statistics`.
 
 Everything is computed in float64.
 """
@@ -24,6 +25,8 @@ from sklearn.linear_model import (
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
+
+from ..utils._validation import draw_seed
 
 from . import _fisher_numba as _k
 
@@ -148,130 +151,228 @@ def _block_size(net, batch_size, n_samples):
     return max(1, min(block, n_samples))
 
 
-def fisher_statistics(net, X, *, inv_sigma2=1.0, n_draws=1, random_state=None,
-                      with_score=True, with_hessian=True, with_variances=True,
-                      batch_size=None):
-    """Diagonal Fisher information, both estimators, their variances and bounds.
+def virtual_copies(sample_weight):
+    """The virtual copies behind a sample weight.
+
+    A row of weight ``s`` stands for ``c = ceil(s)`` virtual copies of weight
+    ``u = s / c`` each; every copy gets its own ``M`` labels.  An integer
+    weight is thus exactly that many repeated rows, and a zero weight no
+    row at all, for the sampled estimators as for the exact quantities.
+
+    Parameters
+    ----------
+    sample_weight : ndarray of shape (n,)
+        Non-negative, finite.
+
+    Returns
+    -------
+    copies : ndarray of shape (n,), int64
+    copy_weight : ndarray of shape (n,)
+        ``s / c``, and 0 where ``s = 0``.
+    """
+    copies = np.ceil(sample_weight).astype(np.int64)
+    copy_weight = np.divide(sample_weight, copies, out=np.zeros_like(sample_weight),
+                            where=copies > 0)
+    return copies, copy_weight
+
+
+def statistic_names(estimators, with_variances):
+    """The statistics a fit computes, weighted by ``a_j^2`` and by ``a_j^4``.
+
+    Parameters
+    ----------
+    estimators : set of {"exact", "score", "hessian"}
+    with_variances : bool
+
+    Returns
+    -------
+    names2, names4 : list of str
+        Subsets of ``NAMES2`` and ``NAMES4``, in their order.  The exact
+        diagonal is included whenever the others need it anyway (the Hessian
+        estimator and every variance are functions of it).
+    """
+    need_exact = "exact" in estimators or "hessian" in estimators or with_variances
+    names2 = [name for name in _k.NAMES2
+              if name in estimators or (name == "fisher" and need_exact)]
+    names4 = []
+    if with_variances:
+        names4 = [name for name in _k.NAMES4
+                  if name == "fisher_sq" or name.rsplit("_", 1)[1] in estimators]
+    return names2, names4
+
+
+def accumulate_statistics(net, X, sample_weight, first_copy, *, seed, names2, names4,
+                          inv_sigma2=1.0, n_draws=1, batch_size=None):
+    """Unnormalised sums of the statistics over the rows of ``X``.
+
+    A pure function of its arguments: the sums of two consecutive row ranges
+    add up to the sums of their union (up to rounding) when the second starts
+    at the first's end in virtual copies, which is how the Dask path splits
+    the work over chunks.
 
     Parameters
     ----------
     net : _Network
-    X : ndarray of shape (n_samples, n_features), float64
+    X : ndarray of shape (n, n_features), float64
+    sample_weight : ndarray of shape (n,)
+    first_copy : int
+        Global index of the first virtual copy of ``X[0]`` (the labels are
+        drawn from this counter on, see :func:`virtual_copies`).
+    seed : int
+        Seed of the counter-based label draws.
+    names2, names4 : list of str
+        See :func:`statistic_names`.
     inv_sigma2 : float, default=1.0
-        ``1 / noise_variance`` (Gaussian family only).
     n_draws : int, default=1
-        Labels drawn from the model per sample (``M``).
-    random_state : int, RandomState instance or None, default=None
-        Draws the labels (through :func:`~sklearn.utils.check_random_state`:
-        the estimator passes its fit's one ``RandomState`` instance).
-    with_score, with_hessian : bool, default=True
-        Which sampled estimators to compute.
-    with_variances : bool, default=True
-        Also compute the closed-form and empirical variances and the bounds.
-        Without them, the Hessian estimator backpropagates only the ``M``
-        sampled directions instead of all ``C`` outputs.
     batch_size : int, default=None
-        Rows per block.
+        Rows per block (memory only: the draws do not depend on it).
+
+    Returns
+    -------
+    sums : tuple
+        ``(total_weight, *sums2, *sums4)``: the sum of the weights, then per
+        layer the ``(n_l + 1, len(names2) * n_{l+1})`` sums of the
+        statistics weighted by ``a_j^2`` (last row: the bias, ``a = 1``),
+        then likewise for ``names4`` and ``a_j^4``.
+    """
+    n_samples = X.shape[0]
+    sums2 = [np.zeros((c.shape[0] + 1, len(names2) * c.shape[1])) for c in net.coefs]
+    sums4 = [np.zeros((c.shape[0] + 1, len(names4) * c.shape[1])) for c in net.coefs]
+    copies, copy_weight = virtual_copies(sample_weight)
+    offsets = first_copy + np.concatenate([[0], np.cumsum(copies)])
+    block = _block_size(net, batch_size, n_samples)
+    for start in range(0, n_samples, block):
+        stop = min(start + block, n_samples)
+        rows = slice(start, stop)
+        _accumulate_block(net, X[rows], sample_weight[rows], copies[rows], copy_weight[rows],
+                          offsets[rows], seed, names2, names4, inv_sigma2, int(n_draws),
+                          sums2, sums4)
+    return (float(sample_weight.sum()), *sums2, *sums4)
+
+
+def _with_ones(a):
+    """``[a, 1]``: the extra column of ones carries the bias sums in the same product."""
+    out = np.empty((a.shape[0], a.shape[1] + 1))
+    out[:, :-1] = a
+    out[:, -1] = 1.0
+    return out
+
+
+def _draw_rows(row_ptr):
+    """The row of each draw."""
+    return np.repeat(np.arange(len(row_ptr) - 1), np.diff(row_ptr))
+
+
+def _accumulate_block(net, X, row_weight, copies, copy_weight, first_copy, seed, names2,
+                      names4, inv_sigma2, M, sums2, sums4):
+    """Add the statistics of one block of rows to ``sums2`` and ``sums4`` (in place)."""
+    L = len(net.coefs)
+    C = net.n_outputs
+    n = X.shape[0]
+    acts, d1, d2, H = _k.forward(net.coefs, net.intercepts, net.activation, X)
+    mean, var, mu4 = _k.output_moments(net.family, H, inv_sigma2)
+    with_score = "score" in names2
+    with_hessian = "hessian" in names2
+    row_ptr = np.zeros(n + 1, dtype=np.int64)
+    if with_score or with_hessian:
+        np.cumsum(copies * M, out=row_ptr[1:])
+        R = _k.draw_residuals(_k.SAMPLER_CODES[net.family], mean, float(inv_sigma2),
+                              first_copy, copies, M, seed, row_ptr)
+    else:
+        R = np.zeros((0, C))
+    squares = [_with_ones(a * a) for a in acts]
+    if names2 == ["score"]:
+        # Squared score alone: backpropagate the sampled residuals only, no
+        # Jacobian (one backward pass per draw instead of C).
+        if len(R) != n or not np.all(copies == 1):
+            d1 = [d[_draw_rows(row_ptr)] for d in d1]
+        deltas, _ = _k.backward_directions(net.coefs, d1, R[:, None, :])
+        for layer in range(L):
+            D = np.ascontiguousarray(deltas[layer + 1][:, 0, :])
+            U = np.empty((n, D.shape[1]))
+            _k.squared_score_units(D, row_ptr, copy_weight, U)
+            sums2[layer] += squares[layer].T @ U
+        return
+
+    nonlinear = net.activation in ("logistic", "tanh") and L >= 2
+    with_variances = bool(names4)
+    deltas, pre = _k.backward_directions(
+        net.coefs, d1, np.ascontiguousarray(np.broadcast_to(np.eye(C), (n, C, C))))
+    hs = hs_r = None
+    if with_hessian and nonlinear and with_variances:
+        # all C output Hessians: needed for V_2 = w^T I w
+        hs = _k.hessian_units(net.coefs, d1, d2, pre)
+    elif with_hessian and nonlinear:
+        # S_2 only needs rbar^T w for the sum rbar of a row's draws: one direction
+        rbar = np.zeros((n, C))
+        np.add.at(rbar, _draw_rows(row_ptr), R)
+        _, pre_r = _k.backward_directions(net.coefs, d1, rbar[:, None, :])
+        hs_r = _k.hessian_units(net.coefs, d1, d2, pre_r)
+    bounds = np.zeros((n, 4))
+    if with_variances:
+        li_min, li_max, lk_min, lk_max, lh_min = _k.eigen_constants(
+            net.family, mean, var, mu4, inv_sigma2)
+        bounds[:, 0] = np.maximum(0.0, lk_min - li_max**2)
+        bounds[:, 1] = lk_max - li_min**2
+        bounds[:, 2] = lh_min
+        bounds[:, 3] = li_max
+    slot2 = np.array([names2.index(x) if x in names2 else -1 for x in _k.NAMES2])
+    slot4 = np.array([names4.index(x) if x in names4 else -1 for x in _k.NAMES4])
+    no_hs, no_hr = np.zeros((0, 0, 0)), np.zeros((0, 0))
+    for layer in range(L):
+        m = layer + 1
+        B = np.ascontiguousarray(deltas[m])
+        K = B.shape[2]
+        hess_mode, Hs, Hr = _k.HESSIAN_NONE, no_hs, no_hr
+        if hs is not None and m < L:
+            hess_mode, Hs = _k.HESSIAN_FULL, np.ascontiguousarray(hs[m])
+        elif hs_r is not None and m < L:
+            hess_mode, Hr = _k.HESSIAN_SAMPLED, np.ascontiguousarray(hs_r[m][:, 0, :])
+        U2 = np.empty((n, len(names2) * K))
+        U4 = np.empty((n, len(names4) * K))
+        _k.unit_statistics(_k.FAMILY_CODES[net.family], B, Hs, Hr, hess_mode, R, row_ptr,
+                           mean, var, mu4, float(inv_sigma2), row_weight, copy_weight,
+                           bounds, slot2, slot4, U2, U4)
+        sums2[layer] += squares[layer].T @ U2
+        if names4:
+            a2 = squares[layer]
+            sums4[layer] += (a2 * a2).T @ U4
+
+
+#: Normalisation of each statistic: powers of the total weight ``W`` and of
+#: the number of draws ``M``.
+_SCALES = {"fisher": (1, 0), "score": (1, 1), "hessian": (1, 1), "fisher_sq": (1, 0),
+           "var_score": (2, 1), "evar_score": (2, 2), "lower_score": (2, 1),
+           "upper_score": (2, 1), "var_hessian": (2, 1), "evar_hessian": (2, 2),
+           "lower_hessian": (2, 1), "upper_hessian": (2, 1)}
+
+
+def finalize_statistics(net, sums, names2, names4, n_draws):
+    """Normalise the sums of :func:`accumulate_statistics` into the statistics.
 
     Returns
     -------
     stats : dict
-        Keys ``"fisher"``, then for ``k`` in the selected estimators ``k``,
-        ``"var_k"``, ``"evar_k"``, ``"lower_k"``, ``"upper_k"``, and
-        ``"x_variance"`` (if ``with_variances``), each a list of per-layer
-        ``(weights, bias)`` pairs of arrays shaped like ``net.coefs`` and
-        ``net.intercepts``.
+        ``{name: [(weights, bias) per layer]}`` for the names, with
+        ``"fisher_sq"`` replaced by ``"x_variance"``.
     """
-    rng = check_random_state(random_state)
-    n_samples = X.shape[0]
     L = len(net.coefs)
-    C = net.n_outputs
-    M = int(n_draws)
-    nonlinear = net.activation in ("logistic", "tanh") and L >= 2
-    do_hessian = with_hessian and nonlinear
-    block = _block_size(net, batch_size, n_samples)
-    N = float(n_samples)
-    # (name, normalisation) of the statistics weighted by a_j^2 and by a_j^4
-    names2 = [("fisher", N)]
-    if with_score:
-        names2.append(("score", N * M))
-    if with_hessian:
-        names2.append(("hessian", N * M))
-    names4 = []
-    if with_variances:
-        names4 = [("var_score", N * N * M), ("evar_score", N * N * M * M),
-                  ("lower_score", N * N * M), ("upper_score", N * N * M),
-                  ("var_hessian", N * N * M), ("evar_hessian", N * N * M * M),
-                  ("lower_hessian", N * N * M), ("upper_hessian", N * N * M)]
-        names4 = [item for item in names4
-                  if (with_score and item[0].endswith("score"))
-                  or (with_hessian and item[0].endswith("hessian"))]
-        # Mean over rows of the squared per-sample exact Fisher (the x-term).
-        names4.append(("fisher_sq", N))
-    n2, n4 = len(names2), len(names4)
-    sums2 = [np.zeros((c.shape[0] + 1, n2 * c.shape[1])) for c in net.coefs]
-    sums4 = [np.zeros((c.shape[0] + 1, n4 * c.shape[1])) for c in net.coefs]
-    eye = np.eye(C)
-    for start in range(0, n_samples, block):
-        Xb = X[start:start + block]
-        n = Xb.shape[0]
-        acts, d1, d2, H = _k.forward(net.coefs, net.intercepts, net.activation, Xb)
-        mean, var, mu4 = _k.output_moments(net.family, H, inv_sigma2)
-        R = _k.sample_residuals(net.family, mean, inv_sigma2, M, rng)
-        deltas, pre = _k.backward_directions(
-            net.coefs, d1, np.ascontiguousarray(np.broadcast_to(eye, (n, C, C))))
-        hs = hs_r = None
-        if do_hessian and with_variances:
-            # all C output Hessians: needed for V_2 = w^T I w
-            hs = _k.hessian_units(net.coefs, d1, d2, pre)
-        elif do_hessian:
-            # only the sampled directions: d^2 (r^T h) / dz^2
-            _, pre_r = _k.backward_directions(net.coefs, d1, np.ascontiguousarray(R))
-            hs_r = _k.hessian_units(net.coefs, d1, d2, pre_r)
-        if with_variances:
-            li_min, li_max, lk_min, lk_max, lh_min = _k.eigen_constants(
-                net.family, mean, var, mu4, inv_sigma2)
-            c_lo1 = np.maximum(0.0, lk_min - li_max**2)[:, None]
-            c_hi1 = (lk_max - li_min**2)[:, None]
-        for layer in range(L):
-            m = layer + 1
-            B = np.ascontiguousarray(deltas[m])
-            K = B.shape[2]
-            has_h = hs is not None and m < L
-            Hs = np.ascontiguousarray(hs[m]) if has_h else np.zeros((0, 0, 0))
-            out = np.empty((9, n, K))
-            _k.unit_statistics(_k.FAMILY_CODES[net.family], B, Hs, R, mean, var, mu4,
-                               float(inv_sigma2), with_score, has_h, out)
-            G, S1, E1, V1, NB, S2, E2, V2, NH = out
-            if hs_r is not None and m < L:
-                S2 = S2 - hs_r[m].sum(axis=1)
-            cols = {"fisher": G, "score": S1, "hessian": S2}
-            U2 = np.hstack([cols[name] for name, _ in names2])
-            a2 = acts[layer] * acts[layer]
-            sums2[layer][:-1] += a2.T @ U2
-            sums2[layer][-1] += U2.sum(axis=0)
-            if n4:
-                NB2 = NB * NB
-                cols = {"var_score": V1, "evar_score": E1, "lower_score": NB2 * c_lo1,
-                        "upper_score": NB2 * c_hi1, "var_hessian": V2, "evar_hessian": E2,
-                        "lower_hessian": NH * lh_min[:, None],
-                        "upper_hessian": NH * li_max[:, None], "fisher_sq": G * G}
-                U4 = np.hstack([cols[name] for name, _ in names4])
-                sums4[layer][:-1] += (a2 * a2).T @ U4
-                sums4[layer][-1] += U4.sum(axis=0)
-
+    total_weight, sums2, sums4 = sums[0], sums[1:L + 1], sums[L + 1:]
     stats = {}
-    for sums, names in ((sums2, names2), (sums4, names4)):
-        for i, (name, scale) in enumerate(names):
+    for per_layer, names in ((sums2, names2), (sums4, names4)):
+        for i, name in enumerate(names):
+            power_w, power_m = _SCALES[name]
+            scale = total_weight**power_w * float(n_draws)**power_m
             stats[name] = []
             for layer in range(L):
                 K = net.coefs[layer].shape[1]
-                block_ = sums[layer][:, i * K:(i + 1) * K] / scale
+                block_ = per_layer[layer][:, i * K:(i + 1) * K] / scale
                 stats[name].append((block_[:-1], block_[-1]))
     if "fisher_sq" in stats:
-        # Unbiased sample variance over rows of I(theta | x_n), divided by N:
-        # the x-part of the variance of any unbiased estimator when x is random.
-        denominator = max(N - 1.0, 1.0)
+        # Unbiased sample variance over rows of I(theta | x_n), divided by N
+        # (frequency weights: N = sum of the weights): the x-part of the
+        # variance of any unbiased estimator when x is random.
+        denominator = max(total_weight - 1.0, 1.0)
         stats["x_variance"] = [
             tuple((sq - f * f) / denominator for sq, f in zip(pair_sq, pair))
             for pair_sq, pair in zip(stats.pop("fisher_sq"), stats["fisher"])
@@ -279,32 +380,50 @@ def fisher_statistics(net, X, *, inv_sigma2=1.0, n_draws=1, random_state=None,
     return stats
 
 
-def score_diagonal(net, X, R):
-    """Only the squared-score estimator, with one backward pass per draw.
-
-    The fast path for ``method="score"`` timings: the sampled residuals are
-    backpropagated directly (no Jacobian), and the sum of squares over draws
-    is accumulated per unit.
+def fisher_statistics(net, X, *, sample_weight=None, inv_sigma2=1.0, n_draws=1,
+                      random_state=None, estimators=("exact", "score", "hessian"),
+                      with_variances=True, batch_size=None):
+    """Diagonal Fisher information, its estimators, their variances and bounds.
 
     Parameters
     ----------
     net : _Network
-    X : ndarray of shape (n, n_features)
-    R : ndarray of shape (n, M, C)
-        Effective residuals (see :func:`skmoe.inspection._fisher_numba.sample_residuals`).
+    X : ndarray of shape (n_samples, n_features), float64
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Non-negative frequency weights (see :func:`virtual_copies`); None
+        for ones.
+    inv_sigma2 : float, default=1.0
+        ``1 / noise_variance`` (Gaussian family only).
+    n_draws : int, default=1
+        Labels drawn from the model per (virtual) sample (``M``).
+    random_state : int, RandomState instance or None, default=None
+        Draws the one seed of the counter-based labels (through
+        :func:`~sklearn.utils.check_random_state`: the estimator passes its
+        fit's one ``RandomState`` instance).
+    estimators : collection of {"exact", "score", "hessian"}
+        What to compute (see :func:`statistic_names`).
+    with_variances : bool, default=True
+        Also compute the closed-form and empirical variances, the bounds and
+        the x-variance.  Without them, the Hessian estimator backpropagates
+        one summed sampled direction instead of all ``C`` outputs, and the
+        score estimator alone needs no Jacobian.
+    batch_size : int, default=None
+        Rows per block.
 
     Returns
     -------
-    estimate : list of (weights, bias) pairs
+    stats : dict
+        Keys: ``"fisher"`` (if computed), the selected estimators, and with
+        variances ``"var_k"``, ``"evar_k"``, ``"lower_k"``, ``"upper_k"``
+        for each and ``"x_variance"``; each a list of per-layer
+        ``(weights, bias)`` pairs shaped like ``net.coefs`` and
+        ``net.intercepts``.
     """
-    acts, d1, _, _ = _k.forward(net.coefs, net.intercepts, net.activation, X)
-    deltas, _ = _k.backward_directions(net.coefs, d1, np.ascontiguousarray(R))
-    scale = X.shape[0] * R.shape[1]
-    result = []
-    for layer in range(len(net.coefs)):
-        D = deltas[layer + 1]
-        U = np.empty((D.shape[0], D.shape[2]))
-        _k.squared_score_units(np.ascontiguousarray(D), U)
-        a2 = acts[layer] * acts[layer]
-        result.append(((a2.T @ U) / scale, U.sum(axis=0) / scale))
-    return result
+    seed = draw_seed(check_random_state(random_state))
+    if sample_weight is None:
+        sample_weight = np.ones(X.shape[0])
+    names2, names4 = statistic_names(set(estimators), with_variances)
+    sums = accumulate_statistics(net, X, sample_weight, 0, seed=seed, names2=names2,
+                                 names4=names4, inv_sigma2=inv_sigma2, n_draws=n_draws,
+                                 batch_size=batch_size)
+    return finalize_statistics(net, sums, names2, names4, n_draws)
