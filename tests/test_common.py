@@ -71,7 +71,19 @@ ESTIMATORS = [
 
 
 def expected_failed_checks(estimator):
-    """Checks known to fail, with the reason; none at present."""
+    """Checks known to fail, with the reason."""
+    if isinstance(estimator, (MixtureOfMLPsRegressor, MixtureOfMLPsClassifier)):
+        return {
+            "check_sample_weight_equivalence_on_dense_data": (
+                "The k-means router's k-means++ seeding draws its centres with "
+                "a random generator whose draws depend on the number and order of "
+                "the rows, so repeated rows get other prototypes than weighted "
+                "rows; with the same prototypes the fits agree to 1e-13 "
+                "(tests/neural_network/test_sample_weight.py checks integer "
+                "weights against repeated rows, and zero weights against dropped "
+                "rows, on every fitted array)."
+            )
+        }
     return {}
 
 

@@ -68,12 +68,13 @@ def _np_loss(params, sizes, prelu, loss_kind, alpha, X, Y):
     return loss + 0.5 * alpha * sum((W**2).sum() for W in Ws) / n
 
 
-def _kernel_loss(params, sizes, prelu, loss_kind, alpha, X, Y):
+def _kernel_loss(params, sizes, prelu, loss_kind, alpha, X, Y, weights=None):
     w_off, b_off, s_off, u_off, _ = _mlp.layer_offsets(sizes, prelu)
     return _mlp.mean_loss(
         params,
         X,
         Y,
+        np.ones(X.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64),
         np.asarray(sizes, dtype=np.int64),
         w_off,
         b_off,
