@@ -160,3 +160,99 @@ def test_bad_sample_weight(Estimator, sample_weight, match):
     X, y = _classification_data(n=30)
     with pytest.raises(ValueError, match=match):
         Estimator(n_experts=2, max_iter=2).fit(X, y, sample_weight=sample_weight)
+
+
+# --------------------------------------------------------------------------
+# SGDMoERegressor
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_draws", [7, 100, 1000])
+def test_systematic_resampling_counts_are_floor_or_ceil_of_expected(n_draws):
+    """Row i is drawn floor or ceil of n w_i / W times; weight 0 never."""
+    from skmoe.neural_network._sgd_moe import systematic_resample
+
+    rng = np.random.RandomState(0)
+    weights = rng.uniform(size=40)
+    weights[::5] = 0.0
+    for seed in range(5):
+        draws = systematic_resample(weights, n_draws, np.random.RandomState(seed))
+        counts = np.bincount(draws, minlength=40)
+        expected = n_draws * weights / weights.sum()
+        assert counts.sum() == n_draws
+        assert np.all(counts >= np.floor(expected - 1e-9))
+        assert np.all(counts <= np.ceil(expected + 1e-9))
+        assert counts[::5].sum() == 0
+        # Shuffled: the copies of a row are not all consecutive.
+        if n_draws == 1000:
+            assert np.mean(np.diff(draws) == 0) < 0.2
+
+
+def test_weighted_ridge_equals_repeated_rows():
+    """Stage 4 with integer weights is the ridge fit of the repeated rows."""
+    from skmoe.neural_network._sgd_moe import _ridge
+
+    rng = np.random.RandomState(0)
+    X, y = rng.standard_normal((200, 4)), rng.standard_normal(200)
+    W = rng.standard_normal((2, 3, 4))
+    W /= np.linalg.norm(W, axis=-1, keepdims=True)
+    router = rng.standard_normal((2, 4))
+    weights = rng.randint(1, 4, 200)
+    weighted = _ridge(X, y, 3, W, router, 1, 1e-2, weights.astype(float))
+    repeated = _ridge(np.repeat(X, weights, axis=0), np.repeat(y, weights), 3, W, router, 1, 1e-2)
+    unweighted = _ridge(X, y, 3, W, router, 1, 1e-2)
+    for a, b in zip(weighted, repeated):
+        assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    assert not np.allclose(weighted[0], unweighted[0], rtol=1e-3)
+
+
+def test_sgd_moe_zero_weight_equals_dropped_rows():
+    from skmoe import SGDMoERegressor
+    from skmoe.datasets import make_latent_cluster_regression
+
+    X, y = make_latent_cluster_regression(3000, 8, random_state=0)
+    weights = np.random.RandomState(0).uniform(0.5, 2.0, 3000)
+    weights[::3] = 0.0
+    keep = weights > 0
+    a = SGDMoERegressor(2, n_neurons=3, random_state=0).fit(X, y, sample_weight=weights)
+    b = SGDMoERegressor(2, n_neurons=3, random_state=0).fit(
+        X[keep], y[keep], sample_weight=weights[keep])
+    for name in ("expert_weights_", "router_coef_", "expert_coef_", "expert_intercept_"):
+        assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert_array_equal(a.history_["objective"], b.history_["objective"])
+
+
+def test_sgd_moe_weights_steer_the_streams(monkeypatch):
+    """A heavy half of the rows is used about w times as often per SGD step:
+    with weight 3 on the rows of positive first feature, about 3/4 of every
+    stage's stream comes from them (counted by recording the kernel calls)."""
+    from skmoe import SGDMoERegressor
+    from skmoe.neural_network import _sgd_moe_numba as kernels
+
+    rng = np.random.RandomState(0)
+    X, y = rng.standard_normal((4000, 5)), rng.standard_normal(4000)
+    heavy = X[:, 0] > 0
+    weights = np.where(heavy, 3.0, 1.0)
+    streams = []
+    real = kernels.neuron_sgd
+
+    def recording(X_, y_, idx, *args):
+        streams.append(idx.copy())
+        return real(X_, y_, idx, *args)
+
+    monkeypatch.setattr(kernels, "neuron_sgd", recording)
+    SGDMoERegressor(2, n_neurons=2, random_state=0).fit(X, y, sample_weight=weights)
+    stream = np.concatenate(streams)
+    expected = 3 * heavy.sum() / (3 * heavy.sum() + (~heavy).sum())
+    assert abs(heavy[stream].mean() - expected) < 0.02
+    assert abs(heavy.mean() - expected) > 0.2
+
+
+def test_sgd_moe_bad_sample_weight():
+    from skmoe import SGDMoERegressor
+
+    X, y = np.random.RandomState(0).standard_normal((50, 3)), np.zeros(50)
+    with pytest.raises(ValueError, match="(?i)negative"):
+        SGDMoERegressor().fit(X, y, sample_weight=-np.ones(50))
+    with pytest.raises(ValueError, match="non-zero"):
+        SGDMoERegressor().fit(X, y, sample_weight=np.zeros(50))
