@@ -34,6 +34,7 @@ from . import _routing
 from ._mlp_training import _LOSS_LOGISTIC, _LOSS_SOFTMAX, _LOSS_SQUARED, train_expert
 from ._routing import route as _route
 from ._routing_numba import group_rows
+from ..utils._dask import align_row_blocks, is_dask_array, map_row_blocks
 from ..utils._monitor import concatenate_histories, user_stacklevel
 from ..utils._parameter_counting import check_hidden_layer_sizes
 from ..utils._threading import run_blocks
@@ -130,6 +131,11 @@ def _positive_weight_rows(sample_weight, X):
     if keep.size == weights.size:
         return weights, slice(None)
     return weights[keep], keep
+
+
+def _float_dtype(dtype):
+    """Dtype of the float outputs for inputs of ``dtype`` (float32 stays float32)."""
+    return np.dtype(dtype) if dtype in (np.float32, np.float64) else np.dtype(np.float64)
 
 
 def _parallel_experts(n_jobs):
@@ -321,16 +327,37 @@ class _BaseMixtureOfMLPs(BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            Inputs.  A Dask array gives a lazy Dask array (one task per row
+            block).
 
         Returns
         -------
-        experts : ndarray of shape (n_samples,)
+        experts : ndarray or dask.array.Array of shape (n_samples,)
             Expert index in ``range(n_experts_)``.
         """
+        if is_dask_array(X):
+            return self._map_dask_blocks(self.route, X, None, np.int64)
         X = check_fitted_input(self, X)
         return self.expert_of_cell_[_route(X, self.prototypes_, self.routing_tree_)]
+
+    def _map_dask_blocks(self, method, X, n_columns, dtype):
+        """Lazy ``method`` (a NumPy inference method) of each row block of a Dask ``X``.
+
+        The caller has checked that the estimator is fitted; only the shape
+        is checked here, and every block is validated by
+        ``method`` itself when it is computed, on the worker.  Nothing is
+        computed: the result is a :class:`dask.array.Array` with ``X``'s row
+        chunks, ``n_columns`` columns (1-D if None) and ``dtype``.
+        """
+        check_is_fitted(self)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has shape {X.shape}, but {type(self).__name__} is expecting "
+                f"a 2-D array with {self.n_features_in_} features."
+            )
+        (X,) = align_row_blocks(X)
+        return map_row_blocks(method, X, n_columns=n_columns, dtype=dtype)
 
     # ------------------------------------------------------------------ fit
 
@@ -815,14 +842,20 @@ class MixtureOfMLPsRegressor(RegressorMixin, _BaseMixtureOfMLPs):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            Inputs.  A Dask array gives a lazy Dask array (one task per row
+            block, each evaluated by the NumPy path on its worker).
 
         Returns
         -------
-        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        y : ndarray or dask.array.Array of shape (n_samples,) or \
+                (n_samples, n_outputs)
             Predictions, in the dtype of ``X``.
         """
+        if is_dask_array(X):
+            check_is_fitted(self)
+            n_columns = None if self._y_ndim == 1 else self.n_outputs_
+            return self._map_dask_blocks(self.predict, X, n_columns, _float_dtype(X.dtype))
         X = check_fitted_input(self, X)
         out, experts = self._raw_outputs(X)
         constant = ~self.expert_is_mlp_[experts]
@@ -939,14 +972,20 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            Inputs.  A Dask array gives a lazy Dask array (one task per row
+            block).
 
         Returns
         -------
-        proba : ndarray of shape (n_samples, n_classes)
+        proba : ndarray or dask.array.Array of shape (n_samples, n_classes)
             Rows sum to one; columns follow ``classes_``.
         """
+        if is_dask_array(X):
+            check_is_fitted(self)
+            return self._map_dask_blocks(
+                self.predict_proba, X, len(self.classes_), _float_dtype(X.dtype)
+            )
         X = check_fitted_input(self, X)
         raw, experts = self._raw_outputs(X)
         n_classes = len(self.classes_)
@@ -971,14 +1010,18 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            Inputs.  A Dask array gives a lazy Dask array (one task per row
+            block).
 
         Returns
         -------
-        y : ndarray of shape (n_samples,)
+        y : ndarray or dask.array.Array of shape (n_samples,)
             Predicted labels.
         """
+        if is_dask_array(X):
+            check_is_fitted(self)
+            return self._map_dask_blocks(self.predict, X, None, self.classes_.dtype)
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
 
