@@ -27,13 +27,14 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import _mlp_numba as _kernels
 from . import _routing
 from ._mlp_training import _LOSS_LOGISTIC, _LOSS_SOFTMAX, _LOSS_SQUARED, train_expert
 from ._routing import route as _route
 from ._routing_numba import group_rows
+from ..utils._dask import align_row_blocks, is_dask_array, map_row_blocks
 from ..utils._monitor import concatenate_histories, user_stacklevel
 from ..utils._parameter_counting import check_hidden_layer_sizes
 from ..utils._threading import run_blocks
@@ -58,7 +59,8 @@ def merge_small_cells(counts, prototypes, min_samples):
     Parameters
     ----------
     counts : ndarray of shape (n_cells,)
-        Training samples per cell.
+        Training samples per cell (their total sample weight in a weighted
+        fit).
     prototypes : ndarray of shape (n_cells, n_features)
     min_samples : int
 
@@ -71,7 +73,7 @@ def merge_small_cells(counts, prototypes, min_samples):
     """
     n_cells = counts.shape[0]
     owner = np.arange(n_cells)
-    sizes = counts.astype(np.int64).copy()
+    sizes = counts.astype(np.float64)
     alive = np.ones(n_cells, dtype=bool)
     merges = []
     while alive.sum() > 1:
@@ -88,6 +90,52 @@ def merge_small_cells(counts, prototypes, min_samples):
         sizes[into] += sizes[cell]
         alive[cell] = False
     return owner, merges
+
+
+def _positive_weight_rows(sample_weight, X):
+    """Validated ``sample_weight`` and the rows a weighted fit trains on.
+
+    A row of zero weight takes no part in the fit, so it is dropped up front
+    (the fit then equals the fit without those rows, which a weighted loss
+    alone would not give: the row would still take a mini-batch slot).
+
+    Parameters
+    ----------
+    sample_weight : array-like of shape (n_samples,) or None
+    X : ndarray of shape (n_samples, n_features)
+
+    Returns
+    -------
+    weights : ndarray of shape (n_kept,) or None
+        The positive weights as float64; None when ``sample_weight`` is None.
+    keep : ndarray of shape (n_kept,) or slice
+        Indices of the rows of positive weight (``slice(None)``: all rows).
+
+    Raises
+    ------
+    ValueError
+        If a weight is negative or not finite, or fewer than two rows have a
+        positive weight.
+    """
+    if sample_weight is None:
+        return None, slice(None)
+    weights = _check_sample_weight(
+        sample_weight, X, dtype=np.float64, ensure_non_negative=True
+    )
+    keep = np.flatnonzero(weights > 0)
+    if keep.size < 2:
+        raise ValueError(
+            f"sample_weight must give a positive weight to at least 2 samples, "
+            f"got {keep.size}."
+        )
+    if keep.size == weights.size:
+        return weights, slice(None)
+    return weights[keep], keep
+
+
+def _float_dtype(dtype):
+    """Dtype of the float outputs for inputs of ``dtype`` (float32 stays float32)."""
+    return np.dtype(dtype) if dtype in (np.float32, np.float64) else np.dtype(np.float64)
 
 
 def _parallel_experts(n_jobs):
@@ -225,16 +273,21 @@ class _BaseMixtureOfMLPs(BaseEstimator):
     def _hidden_sizes(self):
         return check_hidden_layer_sizes(self.hidden_layer_sizes)
 
-    def _build_router(self, X, random_state):
-        """``(prototypes, tree or None)`` for the routing option."""
+    def _build_router(self, X, random_state, sample_weight):
+        """``(prototypes, tree or None)`` for the routing option (weighted k-means)."""
         n_samples, n_features = X.shape
         if isinstance(self.routing, str):
             if self.routing != "grid":
                 check_min_samples(n_samples, self.n_experts, "n_experts")
             if self.routing == "kmeans":
-                return _routing.kmeans_prototypes(X, self.n_experts, random_state), None
+                prototypes = _routing.kmeans_prototypes(
+                    X, self.n_experts, random_state, sample_weight
+                )
+                return prototypes, None
             if self.routing == "bisecting":
-                tree, prototypes = _routing.bisecting_tree(X, self.n_experts, random_state)
+                tree, prototypes = _routing.bisecting_tree(
+                    X, self.n_experts, random_state, sample_weight
+                )
                 if prototypes.shape[0] < self.n_experts:
                     warnings.warn(
                         f"routing='bisecting' built {prototypes.shape[0]} cells instead "
@@ -274,21 +327,47 @@ class _BaseMixtureOfMLPs(BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            Inputs.  A Dask array gives a lazy Dask array (one task per row
+            block).
 
         Returns
         -------
-        experts : ndarray of shape (n_samples,)
+        experts : ndarray or dask.array.Array of shape (n_samples,)
             Expert index in ``range(n_experts_)``.
         """
+        if is_dask_array(X):
+            return self._map_dask_blocks(self.route, X, None, np.int64)
         X = check_fitted_input(self, X)
         return self.expert_of_cell_[_route(X, self.prototypes_, self.routing_tree_)]
 
+    def _map_dask_blocks(self, method, X, n_columns, dtype):
+        """Lazy ``method`` (a NumPy inference method) of each row block of a Dask ``X``.
+
+        The caller has checked that the estimator is fitted; only the shape
+        is checked here, and every block is validated by
+        ``method`` itself when it is computed, on the worker.  Nothing is
+        computed: the result is a :class:`dask.array.Array` with ``X``'s row
+        chunks, ``n_columns`` columns (1-D if None) and ``dtype``.
+        """
+        check_is_fitted(self)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has shape {X.shape}, but {type(self).__name__} is expecting "
+                f"a 2-D array with {self.n_features_in_} features."
+            )
+        (X,) = align_row_blocks(X)
+        return map_row_blocks(method, X, n_columns=n_columns, dtype=dtype)
+
     # ------------------------------------------------------------------ fit
 
-    def _fit(self, X, Y, loss_kind, constant_of, is_trivial):
+    def _fit(self, X, Y, sample_weight, loss_kind, constant_of, is_trivial):
         """Shared fit: router, cell assignment, small cells, parallel experts.
+
+        ``sample_weight`` is None or positive weights (rows of zero weight
+        were dropped by :func:`_positive_weight_rows`): they weight the
+        router's k-means, the cell sizes compared with ``min_samples_cell``
+        and each expert's loss.
 
         ``constant_of(rows)`` gives the constant model (on the output scale of
         ``predict`` / ``predict_proba``) of a set of training rows and
@@ -310,7 +389,7 @@ class _BaseMixtureOfMLPs(BaseEstimator):
             )
         del centred
         random_state = check_random_state(self.random_state)
-        prototypes, tree = self._build_router(X, random_state)
+        prototypes, tree = self._build_router(X, random_state, sample_weight)
         # The router is stored, and the training rows routed, in X's dtype.
         prototypes = prototypes.astype(X.dtype, copy=False)
         if tree is not None:
@@ -318,7 +397,8 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         n_cells = prototypes.shape[0]
         seeds = [draw_seed(random_state) for _ in range(n_cells)]
         cells = _route(X, prototypes, tree)
-        counts = np.bincount(cells, minlength=n_cells)
+        # Cell sizes in samples: a row of integer weight w counts w times.
+        counts = np.bincount(cells, weights=sample_weight, minlength=n_cells)
 
         expert_of_cell = np.arange(n_cells)
         constant_cells = np.zeros(n_cells, dtype=bool)
@@ -335,7 +415,7 @@ class _BaseMixtureOfMLPs(BaseEstimator):
                         "into the nearest cell (cell -> cell whose expert serves it, "
                         "training samples): "
                         + ", ".join(
-                            f"{c} -> {expert_of_cell[c]} ({counts[c]})" for c, _ in merges
+                            f"{c} -> {expert_of_cell[c]} ({counts[c]:g})" for c, _ in merges
                         )
                         + ".",
                         UserWarning,
@@ -346,7 +426,7 @@ class _BaseMixtureOfMLPs(BaseEstimator):
                     f"{small.size} cell(s) had fewer than min_samples_cell="
                     f"{self.min_samples_cell} training samples and got a constant "
                     "model (cell (training samples)): "
-                    + ", ".join(f"{c} ({counts[c]})" for c in small)
+                    + ", ".join(f"{c} ({counts[c]:g})" for c in small)
                     + ".",
                     UserWarning,
                 )
@@ -388,6 +468,7 @@ class _BaseMixtureOfMLPs(BaseEstimator):
                 prelu,
                 loss_kind,
                 seed=seeds[e],
+                sample_weight=None if sample_weight is None else sample_weight[rows_of[e]],
                 verbose=self.verbose,
                 label=f"{name} expert {e} (of {n_cells})",
                 **options,
@@ -613,7 +694,8 @@ _SHARED_ATTRIBUTES_DOC = """
         Whether each expert is a trained MLP.
 
     expert_n_samples_ : ndarray of shape (`n_experts_`,)
-        Training samples of each expert (zero for merged cells).
+        Training rows of each expert (rows of positive ``sample_weight``;
+        zero for merged cells).
 
     layer_sizes_ : tuple of int
         ``(n_features, *hidden_layer_sizes, n_outputs)`` of each expert.
@@ -705,7 +787,7 @@ class MixtureOfMLPsRegressor(RegressorMixin, _BaseMixtureOfMLPs):
         return tags
 
     @fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Build the router and train one MLP expert per cell.
 
         Parameters
@@ -714,6 +796,12 @@ class MixtureOfMLPsRegressor(RegressorMixin, _BaseMixtureOfMLPs):
             Training inputs.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights: the k-means prototypes are weighted
+            centroids, a cell's size (compared with ``min_samples_cell``) is
+            its total weight, and each expert minimises the weighted mean
+            squared error of its cell (weighted standardisation too).  Rows
+            of zero weight are dropped.  None means unit weights.
 
         Returns
         -------
@@ -731,16 +819,21 @@ class MixtureOfMLPsRegressor(RegressorMixin, _BaseMixtureOfMLPs):
             ensure_min_samples=2,
         )
         Y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1)
+        weights, keep = _positive_weight_rows(sample_weight, X)
+        X, Y = X[keep], Y[keep]
         with np.errstate(over="ignore", invalid="ignore"):
-            global_mean = Y.mean(axis=0)  # checked with the constants, if used
+            # checked with the constants, if used
+            global_mean = np.average(Y, axis=0, weights=weights)
 
         def constant_of(rows):
-            return Y[rows].mean(axis=0) if rows.size else global_mean
+            if rows.size == 0:
+                return global_mean
+            return np.average(Y[rows], axis=0, weights=None if weights is None else weights[rows])
 
         def is_trivial(rows):
             return rows.size == 0
 
-        attributes = self._fit(X, Y, _LOSS_SQUARED, constant_of, is_trivial)
+        attributes = self._fit(X, Y, weights, _LOSS_SQUARED, constant_of, is_trivial)
         attributes.update(n_outputs_=Y.shape[1], _y_ndim=np.ndim(y))
         return self._set_fitted(attributes)
 
@@ -749,14 +842,20 @@ class MixtureOfMLPsRegressor(RegressorMixin, _BaseMixtureOfMLPs):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            Inputs.  A Dask array gives a lazy Dask array (one task per row
+            block, each evaluated by the NumPy path on its worker).
 
         Returns
         -------
-        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        y : ndarray or dask.array.Array of shape (n_samples,) or \
+                (n_samples, n_outputs)
             Predictions, in the dtype of ``X``.
         """
+        if is_dask_array(X):
+            check_is_fitted(self)
+            n_columns = None if self._y_ndim == 1 else self.n_outputs_
+            return self._map_dask_blocks(self.predict, X, n_columns, _float_dtype(X.dtype))
         X = check_fitted_input(self, X)
         out, experts = self._raw_outputs(X)
         constant = ~self.expert_is_mlp_[experts]
@@ -811,7 +910,7 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
     """
 
     @fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Build the router and train one MLP classifier per cell.
 
         Parameters
@@ -820,6 +919,14 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
             Training inputs.
         y : array-like of shape (n_samples,)
             Class labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights: the k-means prototypes are weighted
+            centroids, a cell's size (compared with ``min_samples_cell``) is
+            its total weight, each expert minimises the weighted mean
+            cross-entropy of its cell and a constant expert predicts the
+            weighted class frequencies.  Rows of zero weight are dropped
+            (``classes_`` still lists every label of ``y``).  None means
+            unit weights.
 
         Returns
         -------
@@ -831,6 +938,8 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
         )
         check_classification_targets(y)
         classes, encoded = np.unique(y, return_inverse=True)
+        weights, keep = _positive_weight_rows(sample_weight, X)
+        X, encoded = X[keep], encoded[keep]
         n_classes = len(classes)
         if n_classes <= 2:
             Y = encoded.astype(np.float64).reshape(-1, 1)
@@ -839,18 +948,22 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
             Y = np.zeros((X.shape[0], n_classes))
             Y[np.arange(X.shape[0]), encoded] = 1.0
             loss_kind = _LOSS_SOFTMAX
-        global_freq = np.bincount(encoded, minlength=n_classes) / X.shape[0]
+
+        def frequencies(rows):
+            w = None if weights is None else weights[rows]
+            counts = np.bincount(encoded[rows], weights=w, minlength=n_classes)
+            return counts / counts.sum()
+
+        global_freq = frequencies(np.arange(X.shape[0]))
 
         def constant_of(rows):
-            if rows.size == 0:
-                return global_freq
-            return np.bincount(encoded[rows], minlength=n_classes) / rows.size
+            return frequencies(rows) if rows.size else global_freq
 
         def is_trivial(rows):
             """True when the rows hold at most one class."""
             return rows.size == 0 or np.unique(encoded[rows]).size <= 1
 
-        attributes = self._fit(X, Y, loss_kind, constant_of, is_trivial)
+        attributes = self._fit(X, Y, weights, loss_kind, constant_of, is_trivial)
         attributes.update(classes_=classes)
         return self._set_fitted(attributes)
 
@@ -859,14 +972,20 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            Inputs.  A Dask array gives a lazy Dask array (one task per row
+            block).
 
         Returns
         -------
-        proba : ndarray of shape (n_samples, n_classes)
+        proba : ndarray or dask.array.Array of shape (n_samples, n_classes)
             Rows sum to one; columns follow ``classes_``.
         """
+        if is_dask_array(X):
+            check_is_fitted(self)
+            return self._map_dask_blocks(
+                self.predict_proba, X, len(self.classes_), _float_dtype(X.dtype)
+            )
         X = check_fitted_input(self, X)
         raw, experts = self._raw_outputs(X)
         n_classes = len(self.classes_)
@@ -891,14 +1010,18 @@ class MixtureOfMLPsClassifier(ClassifierMixin, _BaseMixtureOfMLPs):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            Inputs.  A Dask array gives a lazy Dask array (one task per row
+            block).
 
         Returns
         -------
-        y : ndarray of shape (n_samples,)
+        y : ndarray or dask.array.Array of shape (n_samples,)
             Predicted labels.
         """
+        if is_dask_array(X):
+            check_is_fitted(self)
+            return self._map_dask_blocks(self.predict, X, None, self.classes_.dtype)
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
 

@@ -19,9 +19,12 @@ the other rows of the chunk are.
 
 Losses (``loss_kind``): 0 is half the squared error, 1 the binary
 cross-entropy of a sigmoid output, 2 the multinomial cross-entropy of a
-softmax output.  All are averaged over the rows of the batch, and the L2
-penalty ``alpha / (2 B) * sum(W ** 2)`` (weights only, not biases nor slopes)
-is added, as in scikit-learn's ``MLPRegressor``.
+softmax output.  All are weighted averages over the rows of the batch (row
+``r`` counts ``w_r`` times, ``B = sum_r w_r``; every weight is one when the
+fit has no ``sample_weight``), and the L2 penalty
+``alpha / (2 B) * sum(W ** 2)`` (weights only, not biases nor slopes) is
+added, as in scikit-learn's ``MLPRegressor`` with ``sample_weight``.  An
+integer weight is then exactly a repeated row of the batch.
 """
 
 import numpy as np
@@ -195,29 +198,34 @@ def forward_inference(params, sizes, w_off, b_off, s_off, u_off, prelu, A, n_row
 
 
 @njit(cache=True, nogil=True)
-def _output_delta(A, out_row, n_out, Yt, n_rows, loss_kind, D):
-    """Loss summed over rows and ``D[:n_out] = dLoss/dz_out`` (not yet averaged)."""
+def _output_delta(A, out_row, n_out, Yt, wt, n_rows, loss_kind, D):
+    """Weighted loss summed over rows and ``D[:n_out] = dLoss/dz_out`` (not yet averaged).
+
+    Row ``r`` counts ``wt[r]`` times in both.
+    """
     loss = 0.0
     if loss_kind == 0:
         for o in range(n_out):
             for r in range(n_rows):
                 d = A[out_row + o, r] - Yt[o, r]
-                D[o, r] = d
-                loss += 0.5 * d * d
+                D[o, r] = wt[r] * d
+                loss += 0.5 * wt[r] * d * d
     elif loss_kind == 1:
         for r in range(n_rows):
             z = A[out_row, r]
             y = Yt[0, r]
             # log(1 + exp(-|z|)) + max(z, 0) - y z
-            loss += np.log1p(np.exp(-abs(z))) + max(z, 0.0) - y * z
-            D[0, r] = stable_sigmoid(z) - y
+            loss += wt[r] * (np.log1p(np.exp(-abs(z))) + max(z, 0.0) - y * z)
+            D[0, r] = wt[r] * (stable_sigmoid(z) - y)
     else:
         for r in range(n_rows):
             log_norm = logsumexp(A[out_row : out_row + n_out, r])
+            row_loss = 0.0
             for o in range(n_out):
                 logp = A[out_row + o, r] - log_norm
-                D[o, r] = np.exp(logp) - Yt[o, r]
-                loss -= Yt[o, r] * logp
+                D[o, r] = wt[r] * (np.exp(logp) - Yt[o, r])
+                row_loss -= Yt[o, r] * logp
+            loss += wt[r] * row_loss
     return loss
 
 
@@ -233,6 +241,7 @@ def loss_grad(
     loss_kind,
     alpha,
     Yt,
+    wt,
     n_rows,
     A,
     Z,
@@ -240,18 +249,22 @@ def loss_grad(
     Dp,
     grad,
 ):
-    """Mean loss of a batch and its gradient (into ``grad``).
+    """Weighted mean loss of a batch and its gradient (into ``grad``).
 
-    Inputs are in ``A[:sizes[0], :n_rows]`` and targets in ``Yt[:, :n_rows]``
-    (transposed; one-hot for the softmax loss).  ``D`` and ``Dp`` are
+    Inputs are in ``A[:sizes[0], :n_rows]``, targets in ``Yt[:, :n_rows]``
+    (transposed; one-hot for the softmax loss) and the rows' positive
+    weights in ``wt[:n_rows]``.  ``D`` and ``Dp`` are
     ``(max(sizes), >= n_rows)`` work buffers.  The slope gradients are
     computed whenever ``prelu`` is true.
     """
     forward(params, sizes, w_off, b_off, s_off, u_off, prelu, A, Z, n_rows)
     n_layers = sizes.shape[0] - 1
     n_out = sizes[n_layers]
-    loss = _output_delta(A, u_off[n_layers], n_out, Yt, n_rows, loss_kind, D)
-    scale = 1.0 / n_rows
+    loss = _output_delta(A, u_off[n_layers], n_out, Yt, wt, n_rows, loss_kind, D)
+    total_weight = 0.0
+    for r in range(n_rows):
+        total_weight += wt[r]
+    scale = 1.0 / total_weight
     for j in range(grad.shape[0]):
         grad[j] = 0.0
     penalty = 0.0
@@ -326,7 +339,7 @@ def adam_step(params, grad, m, v, t, lr, beta1, beta2, eps):
 
 @njit(cache=True, nogil=True)
 def _work_buffers(params, sizes, u_off, n_outputs, n_rows):
-    """``(A, Z, D, Dp, Yt, grad)``: the work buffers of :func:`loss_grad` for ``n_rows`` rows."""
+    """``(A, Z, D, Dp, Yt, wt, grad)``: the work buffers of :func:`loss_grad` for ``n_rows`` rows."""
     width = 0
     for s in sizes:
         width = max(width, s)
@@ -335,18 +348,26 @@ def _work_buffers(params, sizes, u_off, n_outputs, n_rows):
     D = np.empty((width, n_rows))
     Dp = np.empty((width, n_rows))
     Yt = np.empty((n_outputs, n_rows))
-    return A, Z, D, Dp, Yt, np.empty_like(params)
+    return A, Z, D, Dp, Yt, np.empty(n_rows), np.empty_like(params)
 
 
 @njit(cache=True, nogil=True)
-def _load_rows(X, Y, perm, start, stop, A, Yt):
-    """Rows ``perm[start:stop]`` of ``X`` and ``Y`` into ``A`` and ``Yt`` (transposed)."""
+def _load_rows(X, Y, weights, perm, start, stop, A, Yt, wt):
+    """Rows ``perm[start:stop]`` of ``X``, ``Y`` and ``weights`` into ``A``, ``Yt``, ``wt``.
+
+    ``X`` and ``Y`` are transposed into ``A`` and ``Yt``.  Returns the total
+    weight of the rows.
+    """
+    total = 0.0
     for r in range(stop - start):
         row = perm[start + r]
         for a in range(X.shape[1]):
             A[a, r] = X[row, a]
         for a in range(Y.shape[1]):
             Yt[a, r] = Y[row, a]
+        wt[r] = weights[row]
+        total += weights[row]
+    return total
 
 
 @njit(cache=True, nogil=True)
@@ -357,6 +378,7 @@ def train_epoch(
     t,
     X,
     Y,
+    weights,
     perm,
     batch_size,
     sizes,
@@ -374,41 +396,45 @@ def train_epoch(
 ):
     """One epoch of mini-batch Adam over the rows in the order ``perm``.
 
-    Returns the mean training loss over the epoch (each batch's mean loss
-    weighted by its size, as in scikit-learn) and the new step count.
+    ``weights`` holds each row's positive weight (ones without
+    ``sample_weight``).  Returns the mean training loss over the epoch (each
+    batch's mean loss weighted by its total weight, i.e. by its size without
+    ``sample_weight``, as in scikit-learn) and the new step count.
     """
     n = perm.shape[0]
     B = min(batch_size, n)
-    A, Z, D, Dp, Yt, grad = _work_buffers(params, sizes, u_off, Y.shape[1], B)
+    A, Z, D, Dp, Yt, wt, grad = _work_buffers(params, sizes, u_off, Y.shape[1], B)
     n_layers = sizes.shape[0] - 1
     total = 0.0
+    total_weight = 0.0
     for start in range(0, n, B):
         stop = min(start + B, n)
         nb = stop - start
-        _load_rows(X, Y, perm, start, stop, A, Yt)
+        batch_weight = _load_rows(X, Y, weights, perm, start, stop, A, Yt, wt)
         batch_loss = loss_grad(
-            params, sizes, w_off, b_off, s_off, u_off, prelu, loss_kind, alpha, Yt, nb, A, Z,
-            D, Dp, grad,
+            params, sizes, w_off, b_off, s_off, u_off, prelu, loss_kind, alpha, Yt, wt, nb,
+            A, Z, D, Dp, grad,
         )
-        total += batch_loss * nb
+        total += batch_loss * batch_weight
+        total_weight += batch_weight
         t += 1
         adam_step(params, grad, m, v, t, lr, beta1, beta2, eps)
         if prelu:
             for j in range(s_off[0], s_off[n_layers - 1]):
                 params[j] = min(max(params[j], 0.0), SLOPE_MAX)
-    return total / n, t
+    return total / total_weight, t
 
 
 @njit(cache=True, nogil=True)
-def mean_loss(params, X, Y, sizes, w_off, b_off, s_off, u_off, prelu, loss_kind, alpha):
-    """Mean loss (with the L2 penalty) of the whole of ``(X, Y)``, and its gradient."""
+def mean_loss(params, X, Y, weights, sizes, w_off, b_off, s_off, u_off, prelu, loss_kind, alpha):
+    """Weighted mean loss (with the L2 penalty) of the whole of ``(X, Y)``, and its gradient."""
     n = X.shape[0]
-    A, Z, D, Dp, Yt, grad = _work_buffers(params, sizes, u_off, Y.shape[1], n)
+    A, Z, D, Dp, Yt, wt, grad = _work_buffers(params, sizes, u_off, Y.shape[1], n)
     perm = np.arange(n)
-    _load_rows(X, Y, perm, 0, n, A, Yt)
+    _load_rows(X, Y, weights, perm, 0, n, A, Yt, wt)
     loss = loss_grad(
-        params, sizes, w_off, b_off, s_off, u_off, prelu, loss_kind, alpha, Yt, n, A, Z, D, Dp,
-        grad,
+        params, sizes, w_off, b_off, s_off, u_off, prelu, loss_kind, alpha, Yt, wt, n, A, Z,
+        D, Dp, grad,
     )
     return loss, grad
 

@@ -88,11 +88,16 @@ def fold_scaling(params, sizes, prelu, x_mean, x_scale, y_mean, y_scale):
     return params
 
 
-def _safe_scale(values):
-    """Standard deviations with zeros (constant columns) replaced by one."""
-    scale = values.std(axis=0)
+def _weighted_mean_and_scale(values, weights):
+    """Weighted column means and standard deviations, zeros replaced by one.
+
+    A row of integer weight ``w`` counts as ``w`` repeated rows.  Constant
+    columns get a scale of one (nothing to standardise).
+    """
+    mean = np.average(values, axis=0, weights=weights)
+    scale = np.sqrt(np.average((values - mean) ** 2, axis=0, weights=weights))
     scale[scale <= 1e-12 * np.maximum(1.0, np.abs(values).max(axis=0))] = 1.0
-    return scale
+    return mean, scale
 
 
 def train_expert(
@@ -111,13 +116,14 @@ def train_expert(
     early_stopping,
     validation_fraction,
     seed,
+    sample_weight=None,
     verbose=0,
     label="expert",
 ):
     """Train one MLP expert by mini-batch Adam on its cell's samples.
 
-    Inputs are standardised (per feature, over the cell), and so are the
-    targets of a regression; the scalings are folded into the returned
+    Inputs are standardised (per feature, over the cell, weighted by
+    ``sample_weight``), and so are the targets of a regression; the scalings are folded into the returned
     weights (:func:`fold_scaling`).  The stopping rule is scikit-learn's:
     training stops when the training loss (or the validation loss with
     ``early_stopping``, keeping the weights of the best epoch) has not
@@ -143,6 +149,11 @@ def train_expert(
     early_stopping : bool
     seed : int
         Seeds the initialisation, the validation split and the shuffles.
+    sample_weight : ndarray of shape (n_samples,) or None, default=None
+        Positive weights of the rows: every batch loss (and the epoch and
+        validation losses) is the weighted mean of the rows' losses, and the
+        standardisations are weighted, so an integer weight acts as repeated
+        rows within a batch.  None means unit weights.
     verbose : int, default=0
         Progress lines of the monitor: none (0), every tenth epoch (1) or
         every epoch (2 or more), and one when training ends.
@@ -160,6 +171,10 @@ def train_expert(
     random_state = np.random.RandomState(seed)
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
+    if sample_weight is None:
+        weights = np.ones(X.shape[0])
+    else:
+        weights = np.ascontiguousarray(sample_weight, dtype=np.float64)
     sizes = [X.shape[1], *hidden_layer_sizes, Y.shape[1]]
     # The network's layout, as the kernels take it.
     layout = (np.asarray(sizes, dtype=np.int64), *_kernels.layer_offsets(sizes, prelu)[:4], prelu)
@@ -169,15 +184,13 @@ def train_expert(
     # (squares in the standard deviation) or in the folded weights: that is
     # reported by one clear error (check_finite_output), not warned about.
     with np.errstate(over="ignore", invalid="ignore"):
-        x_mean = X.mean(axis=0)
-        x_scale = _safe_scale(X)
+        x_mean, x_scale = _weighted_mean_and_scale(X, weights)
         check_finite_output(
             np.concatenate([x_mean, x_scale]), f"standardisation of {label}'s inputs"
         )
         Xs = np.ascontiguousarray((X - x_mean) / x_scale)
         if loss_kind == _LOSS_SQUARED:
-            y_mean = Y.mean(axis=0)
-            y_scale = _safe_scale(Y)
+            y_mean, y_scale = _weighted_mean_and_scale(Y, weights)
             check_finite_output(
                 np.concatenate([y_mean, y_scale]), f"standardisation of {label}'s targets"
             )
@@ -191,8 +204,8 @@ def train_expert(
     n_val = n_validation_samples(n, validation_fraction) if early_stopping else 0
     if n_val:
         split = random_state.permutation(n)
-        X_val, Y_val = Xs[split[:n_val]], Ys[split[:n_val]]
-        Xs, Ys = Xs[split[n_val:]], Ys[split[n_val:]]
+        X_val, Y_val, w_val = Xs[split[:n_val]], Ys[split[:n_val]], weights[split[:n_val]]
+        Xs, Ys, weights = Xs[split[n_val:]], Ys[split[n_val:]], weights[split[n_val:]]
     n_train = Xs.shape[0]
 
     m = np.zeros_like(params)
@@ -212,11 +225,11 @@ def train_expert(
     for _ in range(max_iter):
         perm = random_state.permutation(n_train)
         loss, t = _kernels.train_epoch(
-            params, m, v, t, Xs, Ys, perm, batch_size, *layout, loss_kind, alpha,
+            params, m, v, t, Xs, Ys, weights, perm, batch_size, *layout, loss_kind, alpha,
             learning_rate_init, _BETA1, _BETA2, _EPSILON,
         )
         if n_val:
-            loss = _kernels.mean_loss(params, X_val, Y_val, *layout, loss_kind, 0.0)[0]
+            loss = _kernels.mean_loss(params, X_val, Y_val, w_val, *layout, loss_kind, 0.0)[0]
         if not np.isfinite(loss):
             raise ValueError(
                 "Training an expert diverged (non-finite loss); try a smaller "

@@ -190,7 +190,7 @@ def grid_tree(lower, upper, n_cells):
     return _finish_tree(centers, children)
 
 
-def bisecting_tree(X, n_cells, random_state):
+def bisecting_tree(X, n_cells, random_state, sample_weight=None):
     """Binary tree of centres by recursive 2-means (bisecting k-means).
 
     Starting from the whole sample, the leaf with the largest within-cell
@@ -209,6 +209,9 @@ def bisecting_tree(X, n_cells, random_state):
     n_cells : int
     random_state : RandomState
         Seeds the 2-means runs.
+    sample_weight : ndarray of shape (n_samples,) or None, default=None
+        Weights of the rows in the centres (weighted means), the within-cell
+        sums of squares and the 2-means runs; None means unit weights.
 
     Returns
     -------
@@ -216,13 +219,14 @@ def bisecting_tree(X, n_cells, random_state):
     prototypes : ndarray of shape (n_leaves, n_features)
     """
     X = np.asarray(X, dtype=np.float64)
-    centers = [X.mean(axis=0)]
+    weights = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight)
+    centers = [np.average(X, axis=0, weights=weights)]
     children = [[-1, -1]]
     members = {0: np.arange(X.shape[0])}
 
     def sse(node):
         rows = members[node]
-        return float(((X[rows] - centers[node]) ** 2).sum())
+        return float(weights[rows] @ ((X[rows] - centers[node]) ** 2).sum(axis=1))
 
     scores = {0: sse(0)}
     n_leaves = 1
@@ -235,7 +239,9 @@ def bisecting_tree(X, n_cells, random_state):
         seed = draw_seed(random_state)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            km = KMeans(2, n_init=1, random_state=seed).fit(X[rows])
+            km = KMeans(2, n_init=1, random_state=seed).fit(
+                X[rows], sample_weight=weights[rows]
+            )
         pair = km.cluster_centers_.astype(np.float64)
         side = route_flat(X[rows], pair)  # ties to the left child, as in the descent
         if side.min() == side.max():
@@ -252,14 +258,17 @@ def bisecting_tree(X, n_cells, random_state):
     return _finish_tree(centers, children)
 
 
-def kmeans_prototypes(X, n_cells, random_state):
-    """Prototypes for flat Voronoi routing: the k-means centres of ``X``.
+def kmeans_prototypes(X, n_cells, random_state, sample_weight=None):
+    """Prototypes for flat Voronoi routing: the (weighted) k-means centres of ``X``.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
     n_cells : int
     random_state : RandomState
+    sample_weight : ndarray of shape (n_samples,) or None, default=None
+        Passed to :class:`~sklearn.cluster.KMeans` (weighted centroids and
+        weighted k-means++ seeding).
 
     Returns
     -------
@@ -270,5 +279,5 @@ def kmeans_prototypes(X, n_cells, random_state):
         # Fewer distinct points than cells: duplicate centres give empty cells,
         # which the small-cell rule handles (and reports).
         warnings.simplefilter("ignore", ConvergenceWarning)
-        km = KMeans(n_cells, n_init=1, random_state=seed).fit(X)
+        km = KMeans(n_cells, n_init=1, random_state=seed).fit(X, sample_weight=sample_weight)
     return km.cluster_centers_.astype(np.float64)

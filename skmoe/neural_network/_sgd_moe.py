@@ -17,7 +17,12 @@ from sklearn.utils._param_validation import (
     StrOptions,
     validate_parameter_constraints,
 )
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_is_fitted,
+    validate_data,
+)
 
 from . import _sgd_moe_numba as _kernels
 from ..utils._monitor import ConvergenceMonitor, concatenate_histories
@@ -69,22 +74,60 @@ def _features(X, W_m, degree):
     return hermite_basis(X @ W_m.T, degree)[..., 1:].reshape(X.shape[0], -1)
 
 
-def _ridge(X, y, degree, W, router, top_k, alpha):
+def systematic_resample(weights, n_draws, random_state):
+    """Row indices drawn in proportion to ``weights`` by systematic resampling.
+
+    One uniform ``u`` is drawn and the points ``(u + j) / n_draws``,
+    ``j = 0 .. n_draws - 1``, are located on the cumulative normalised
+    weights, so row ``i`` is drawn ``floor`` or ``ceil`` of
+    ``n_draws * weights[i] / sum(weights)`` times (the lowest-variance
+    unbiased scheme; a row of zero weight is never drawn).  The draws are
+    returned in a random order, so that SGD does not see a row's copies one
+    after the other.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (n_rows,)
+        Non-negative, with a positive sum.
+    n_draws : int
+    random_state : RandomState
+
+    Returns
+    -------
+    indices : ndarray of shape (n_draws,), dtype int64
+        Indices into ``weights``.
+    """
+    if n_draws == 0:
+        return np.empty(0, dtype=np.int64)
+    cumulative = np.cumsum(weights, dtype=np.float64)
+    cumulative /= cumulative[-1]
+    points = (random_state.uniform() + np.arange(n_draws)) / n_draws
+    indices = np.searchsorted(cumulative, points, side="right")
+    # Rounding can leave the last point a hair above the last cumulative sum.
+    indices = np.minimum(indices, weights.shape[0] - 1).astype(np.int64)
+    return indices[random_state.permutation(n_draws)]
+
+
+def _ridge(X, y, degree, W, router, top_k, alpha, sample_weight=None):
     """Joint ridge regression of all experts' second layers on gated features.
 
     ``W`` (n_experts, n_neurons, n_features) and ``router`` are the
-    first-layer neurons and router weights being fitted.  Returns
-    ``(coef, intercept, mse)``: shapes (n_experts, n_neurons, degree) and
-    (n_experts,), and the mean squared training error of the fit.
+    first-layer neurons and router weights being fitted.  With
+    ``sample_weight`` the squared errors are weighted and the penalty is
+    ``alpha`` times the total weight (a row of integer weight ``w`` counts as
+    ``w`` rows).  Returns ``(coef, intercept, mse)``: shapes
+    (n_experts, n_neurons, degree) and (n_experts,), and the (weighted) mean
+    squared training error of the fit.
     """
-    n_samples = X.shape[0]
+    weights = np.ones(X.shape[0]) if sample_weight is None else sample_weight
+    total_weight = float(weights.sum())
     M, J = W.shape[:2]
     width = J * degree + 1
     dim = M * width
     gram = np.zeros((dim, dim))
     rhs = np.zeros(dim)
-    y_norm2 = float(y @ y)
-    for start in range(0, n_samples, _CHUNK):
+    y_norm2 = float(weights @ (y * y))
+    for start in range(0, X.shape[0], _CHUNK):
         Xc = X[start : start + _CHUNK]
         gates = _gates(Xc, router, top_k)
         Phi = np.empty((Xc.shape[0], dim))
@@ -93,9 +136,10 @@ def _ridge(X, y, degree, W, router, top_k, alpha):
             Phi[:, block] = np.column_stack(
                 [np.ones(Xc.shape[0]), _features(Xc, W[m], degree)]
             ) * gates[:, m : m + 1]
-        gram += Phi.T @ Phi
-        rhs += Phi.T @ y[start : start + _CHUNK]
-    penalty = np.full(dim, alpha * n_samples)
+        weighted = Phi * weights[start : start + _CHUNK, None]
+        gram += weighted.T @ Phi
+        rhs += weighted.T @ y[start : start + _CHUNK]
+    penalty = np.full(dim, alpha * total_weight)
     penalty[::width] = 0.0  # intercepts are not penalised
     gram[np.diag_indices(dim)] += penalty
     beta = None
@@ -111,7 +155,7 @@ def _ridge(X, y, degree, W, router, top_k, alpha):
     # Training residual from the normal equations: |y|^2 - 2 b.rhs + b G0 b,
     # with G0 the Gram matrix without the penalty.
     rss = y_norm2 - 2.0 * beta @ rhs + beta @ (gram @ beta) - beta @ (penalty * beta)
-    mse = max(float(rss), 0.0) / n_samples
+    mse = max(float(rss), 0.0) / total_weight
     beta = beta.reshape(M, width)
     return beta[:, 1:].reshape(M, J, degree), beta[:, 0].copy(), mse
 
@@ -500,7 +544,7 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit
 
     @fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, truth=None):
+    def fit(self, X, y, truth=None, sample_weight=None):
         """Train the experts and the router in stages on ``(X, y)``.
 
         Parameters
@@ -514,6 +558,17 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
             :func:`~skmoe.datasets.make_latent_cluster_regression` with
             ``return_truth=True``.  If given, the alignments are recorded
             during training in ``history_``; training itself is unchanged.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights, read as frequencies.  Each SGD stage draws
+            its stream from its share of the rows in proportion to the
+            weights (systematic resampling, as many draws as the share has
+            rows), so a row of weight ``w`` is visited about ``w`` times as
+            often as a row of weight one; the stage-2 neuron scores, the
+            standardisation of ``y`` and the ridge regression of stage 4 are
+            weighted (the penalty is ``alpha`` times the total weight).
+            Rows of zero weight are dropped.  Integer weights therefore
+            match repeated rows in distribution, not bit for bit: the SGD
+            streams differ.
 
         Returns
         -------
@@ -533,6 +588,17 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         stages, degree = self._check_params()
         if truth is not None:
             _check_truth(truth, X.shape[1])
+        weights = None
+        if sample_weight is not None:
+            weights = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+            keep = np.flatnonzero(weights > 0)
+            if keep.size == 0:
+                raise ValueError("sample_weight must give a positive weight to some sample.")
+            if keep.size < weights.size:
+                # A row of zero weight takes no part in any stage.
+                X, y, weights = X[keep], y[keep], weights[keep]
         n_samples, d = X.shape
         check_min_samples(n_samples, self.n_experts, "n_experts")
         M, J, k = self.n_experts, self.n_neurons, self.information_exponent
@@ -551,15 +617,24 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
             )
             del centred, sq_norms
             y64 = np.asarray(y, dtype=np.float64)
-            scale = y64.std()
+            y_mean = np.average(y64, weights=weights)
+            scale = np.sqrt(np.average((y64 - y_mean) ** 2, weights=weights))
             check_finite_output(scale, "standard deviation of the targets")
         rng = check_random_state(self.random_state)
-        y_std = np.ascontiguousarray((y64 - y64.mean()) / (scale if scale > 0 else 1.0))
+        y_std = np.ascontiguousarray((y64 - y_mean) / (scale if scale > 0 else 1.0))
 
         # Row streams of the three SGD stages.
         perm = rng.permutation(n_samples)
         bounds = np.concatenate([[0], np.floor(np.cumsum(stages) * n_samples)]).astype(int)
-        rows = [perm[bounds[s] : bounds[s + 1]] for s in range(3)]
+        shares = [perm[bounds[s] : bounds[s + 1]] for s in range(3)]
+        if weights is None:
+            rows = shares
+        else:
+            # Each stage's rows, resampled in proportion to their weights.
+            rows = [
+                share[systematic_resample(weights[share], len(share), rng)]
+                for share in shares
+            ]
         if self.n_steps is None:
             steps = [len(r) // self.batch_size for r in rows]
         else:
@@ -601,11 +676,12 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
         )
 
         # Stage 2: seed the experts with the best-scoring neurons, train the router.
-        score_rows = rows[1] if len(rows[1]) > 0 else perm
-        corr = (
-            y_std[score_rows, None]
-            * hermite_basis(X[score_rows] @ probes[0].T, k)[..., k]
-        ).mean(axis=0)
+        score_rows = shares[1] if len(shares[1]) > 0 else perm
+        corr = np.average(
+            y_std[score_rows, None] * hermite_basis(X[score_rows] @ probes[0].T, k)[..., k],
+            axis=0,
+            weights=None if weights is None else weights[score_rows],
+        )
         best = np.argsort(-np.abs(corr), kind="stable")[:M]
         seeds = np.ascontiguousarray(probes[0, best])
         seed_signs = np.where(corr[best] < 0, -1.0, 1.0)
@@ -651,7 +727,9 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
 
         # Stage 4: second layer by ridge regression on all rows.
         ridge = self._monitor(4, 1, "training MSE")
-        coef, intercept, mse = _ridge(X, y64, degree, W, router, self.top_k, self.alpha)
+        coef, intercept, mse = _ridge(
+            X, y64, degree, W, router, self.top_k, self.alpha, weights
+        )
         ridge.report(mse)
         ridge.finish()
 

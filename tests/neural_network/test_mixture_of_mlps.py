@@ -68,12 +68,13 @@ def _np_loss(params, sizes, prelu, loss_kind, alpha, X, Y):
     return loss + 0.5 * alpha * sum((W**2).sum() for W in Ws) / n
 
 
-def _kernel_loss(params, sizes, prelu, loss_kind, alpha, X, Y):
+def _kernel_loss(params, sizes, prelu, loss_kind, alpha, X, Y, weights=None):
     w_off, b_off, s_off, u_off, _ = _mlp.layer_offsets(sizes, prelu)
     return _mlp.mean_loss(
         params,
         X,
         Y,
+        np.ones(X.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64),
         np.asarray(sizes, dtype=np.int64),
         w_off,
         b_off,
@@ -375,6 +376,10 @@ def test_reproducible_whatever_n_jobs(lipschitz_data):
 
 
 def test_dask_backend_gives_the_same_fit(lipschitz_data):
+    """Experts trained on a Dask cluster through joblib, and lazy Dask
+    predictions computed on it, equal the local NumPy results."""
+    import dask.array as da
+
     X, y = lipschitz_data
     X, y = X[:500], y[:500]
     kw = dict(hidden_layer_sizes=(4,), max_iter=5, random_state=0)
@@ -386,7 +391,11 @@ def test_dask_backend_gives_the_same_fit(lipschitz_data):
     ) as cluster, distributed.Client(cluster):
         with parallel_config(backend="dask"):
             model = _fit_quietly(MixtureOfMLPsRegressor(4, n_jobs=-1, **kw), X, y)
+        lazy = reference.predict(da.from_array(X, chunks=(120, 2)))
+        assert isinstance(lazy, da.Array)
+        predicted = lazy.compute()  # the blocks run on the two worker processes
     assert_array_equal(model.expert_params_, reference.expert_params_)
+    assert_array_equal(predicted, reference.predict(X))
 
 
 def test_parameter_counts_and_vc_bound():
