@@ -38,6 +38,28 @@ def _sym_psd_clip(A, floor=0.0):
     return spectral_map(A, lambda w: np.maximum(w, floor))
 
 
+#: Most halvings of the damped step per iteration (see ``_within_nishimori_bound``).
+_MAX_HALVINGS = 10
+
+
+def _nishimori_bound(p, d):
+    """Largest admissible eigenvalue of ``Q + C`` at dimension ``d``.
+
+    Under the Nishimori identities ``Q + C = W*^T W* / d``, whose largest
+    eigenvalue concentrates below the Marchenko-Pastur edge
+    ``(1 + sqrt(p / d))^2``; twice the edge's excess leaves room for
+    finite-size fluctuations while catching overshoots of order one.
+    """
+    return (1.0 + 2.0 * np.sqrt(p / d)) ** 2
+
+
+def _within_nishimori_bound(S, bound):
+    """Whether the symmetric ``S`` is finite with eigenvalues at most ``bound``."""
+    if not np.all(np.isfinite(S)):
+        return False
+    return bool(np.linalg.eigvalsh(0.5 * (S + S.T))[-1] <= bound)
+
+
 def _check_ground_truth(W_star, shape):
     """``W_star`` as a finite float64 host array of the given shape."""
     W_star = to_numpy(W_star, dtype=np.float64)
@@ -139,7 +161,12 @@ class SequenceMultiIndexAMP(BaseEstimator):
            ``prior`` has no effect and will be removed in 0.3; setting it
            explicitly emits a ``FutureWarning`` at ``fit``.
     damping : float, default=0.8
-        Every update is ``x <- damping * x_new + (1 - damping) * x_old``.
+        Step of the damped update ``x <- step * x_new + (1 - step) * x_old``
+        of the estimates ``coef_`` and ``posterior_covariance_`` and of the
+        channel term ``G`` of the Onsager correction (``step = damping``).
+        A step whose overlaps break the Nishimori bound (the largest
+        eigenvalue of ``Q + C`` above ``(1 + 2 sqrt(p / d))^2``, an
+        overshoot) is halved, up to 10 times, before it is taken.
     max_iter : int, default=100
         Maximum number of GAMP iterations.
     tol : float, default=1e-6
@@ -349,6 +376,8 @@ class SequenceMultiIndexAMP(BaseEstimator):
             label="SequenceMultiIndexAMP GAMP", objective_name="overlap",
         )
         damp = float(self.damping)  # a NumPy scalar could promote float32 arrays
+        step_floor = damp * 2.0**-_MAX_HALVINGS
+        nishimori_bound = _nishimori_bound(p, d)
         for iteration in range(1, self.max_iter + 1):
             # Floor the eigenvalues of V: near perfect recovery V -> 0.
             V = _sym_psd_clip(C, floor=1e-9)
@@ -359,19 +388,31 @@ class SequenceMultiIndexAMP(BaseEstimator):
             mean, diag_cov = _output_denoiser(channel, y, Omega, V, posterior_on_device)
             G_new = (mean - Omega) @ to_device(Vinv)
             # A = -(1/d) sum_{mu,l} dg_ll,  dg_ll = V^-1 C_ll V^-1 - V^-1.
-            A_new = _sym_psd_clip(-(Vinv @ diag_cov @ Vinv - n * L * Vinv) / d)
-            if iteration == 1:
-                G, A = G_new, A_new
-            else:
-                G = damp * G_new + (1 - damp) * G
-                A = damp * A_new + (1 - damp) * A
-            B = X_rows.T @ xp_or_np.reshape(G, (n * L, p)) / sqrt_d + W @ to_device(A)
-            C = np.linalg.inv(A + eye)
+            A = _sym_psd_clip(-(Vinv @ diag_cov @ Vinv - n * L * Vinv) / d)
+            B = X_rows.T @ xp_or_np.reshape(G_new, (n * L, p)) / sqrt_d + W @ to_device(A)
+            C_new = np.linalg.inv(A + eye)
+            W_new = B @ to_device(C_new)
+            W_new_host = to_numpy(W_new, dtype=np.float64)
             W_old_host = W_host
-            W = B @ to_device(C)
-            W_host = to_numpy(W, dtype=np.float64)
+            # Damp the estimates (W, C) and, with the same step, the G of the
+            # Onsager term in Omega, so that Omega = X W / sqrt(d) - G V stays
+            # consistent.  A step that breaks the Nishimori bound
+            # Q + C <= (1 + slack) I is an overshoot (at large alpha the first
+            # steps of undamped GAMP jump far outside it): halve it.  The
+            # posterior is not recomputed, so a halving costs only p x p work.
+            step = damp
+            while True:
+                W_host = step * W_new_host + (1 - step) * W_old_host
+                C_try = step * C_new + (1 - step) * C
+                with np.errstate(over="ignore", invalid="ignore"):
+                    Q = W_host.T @ W_host / d
+                if step <= step_floor or _within_nishimori_bound(Q + C_try, nishimori_bound):
+                    break
+                step *= 0.5
+            W = step * W_new + (1 - step) * W
+            G = step * G_new + (1 - step) * G
+            C = C_try
             with np.errstate(over="ignore", invalid="ignore"):
-                Q = W_host.T @ W_host / d
                 overlaps = {"Q": Q} if W_star is None else {"Q": Q, "M": W_host.T @ W_star / d}
                 change = float(np.mean((W_host - W_old_host) ** 2))
             # Checked before they are recorded: history_ never holds NaN or inf.

@@ -115,15 +115,27 @@ def _draw(channel, q, xi, eta, noise_seed):
 
 
 def _q_hat(channel, alpha, q, xi, eta, noise_seed):
-    """``q_hat`` (host, p x p) and the mean ``log Z_out`` at overlap ``q``."""
+    """``q_hat`` (host, p x p), its Monte Carlo covariance and the mean ``log Z_out``.
+
+    Returns
+    -------
+    q_hat : ndarray of shape (p, p)
+    q_hat_cov : ndarray of shape (p * p, p * p)
+        Covariance of the Monte Carlo mean ``vec(q_hat)`` (per-sample
+        covariance of ``alpha sum_l g_l g_l^T`` over the number of samples).
+    mean_logZ : float
+    """
     Omega, Z, y, V = _draw(channel, q, xi, eta, noise_seed)
     mean, _, logZ = channel.posterior(y, Omega, V)
     n, L, p = Omega.shape
     g = (mean - Omega) @ move_like(np.linalg.inv(V), Omega)
     xp = namespace_or_numpy(g)
-    g = xp.reshape(g, (n * L, p))
-    qh = alpha * to_numpy(g.T @ g, dtype=np.float64) / n
-    return 0.5 * (qh + qh.T), float(to_numpy(xp.mean(logZ)))
+    # Per-sample alpha sum_l g_l g_l^T, flattened: (n, p * p), on the host.
+    terms = alpha * to_numpy(xp.reshape(xp.sum(g[:, :, :, None] * g[:, :, None, :], axis=1),
+                                        (n, p * p)), dtype=np.float64)
+    qh = terms.mean(axis=0).reshape(p, p)
+    cov = np.atleast_2d(np.cov(terms, rowvar=False)) / n if n > 1 else np.zeros((p * p,) * 2)
+    return 0.5 * (qh + qh.T), cov, float(to_numpy(xp.mean(logZ)))
 
 
 def _array_api_reference(q):
@@ -147,6 +159,213 @@ def _simulation_reference(channel, reference):
     targets would underflow.
     """
     return reference if getattr(channel, "array_api_posterior", False) else None
+
+
+# --------------------------------------------------------------------------
+# Fixed-point solvers of the state evolution
+# --------------------------------------------------------------------------
+
+#: Memory of the Anderson solver (past iterates it extrapolates from).
+_ANDERSON_MEMORY = 5
+#: Non-decreasing residuals after which Anderson falls back to damped steps.
+_ANDERSON_PATIENCE = 4
+#: Largest sample count of the finite-difference Jacobian of the map.
+_JACOBIAN_SAMPLES = 4000
+#: Finite-difference step of that Jacobian (common random numbers make the
+#: map smooth in q, so a small step is accurate).
+_JACOBIAN_STEP = 1e-3
+#: Restarts from unstable fixed points, and the size of the step off them.
+_MAX_RESTARTS = 3
+_RESTART_STEP = 0.05
+
+
+class _OverlapMap:
+    """The state-evolution map ``q -> q_hat (I + q_hat)^{-1}`` on the free entries of ``q``.
+
+    The free entries are the upper triangle of the block ``mask``; ``x`` is
+    their vector.  The map is a Monte Carlo average over the first ``n``
+    fixed draws (common random numbers), so it is a deterministic, smooth
+    function of ``x`` for each ``n``, and prefixes of one stream of draws
+    give nested sample sizes.
+    """
+
+    def __init__(self, channel, alpha, mask, xi, eta, noise_seed):
+        self.channel, self.alpha, self.mask = channel, alpha, mask
+        self.xi, self.eta, self.noise_seed = xi, eta, noise_seed
+        p = mask.shape[0]
+        rows, cols = np.triu_indices(p)
+        keep = mask[rows, cols] > 0
+        self.rows, self.cols = rows[keep], cols[keep]
+        self.p = p
+        self.n_evaluations = 0
+
+    def to_matrix(self, x):
+        q = np.zeros((self.p, self.p))
+        q[self.rows, self.cols] = x
+        q[self.cols, self.rows] = x
+        return q
+
+    def to_vector(self, q):
+        return q[self.rows, self.cols].copy()
+
+    def clip(self, x):
+        """``x`` projected on admissible overlaps (eigenvalues in ``[0, 1 - 1e-6]``)."""
+        return self.to_vector(_clip_overlap(self.to_matrix(x)) * self.mask)
+
+    def __call__(self, x, n):
+        """Map of ``x`` at ``n`` samples and the Monte Carlo covariance of its entries.
+
+        Returns ``(x_new, cov, q_hat, mean_logZ)``.
+        """
+        self.n_evaluations += 1
+        qh, qh_cov, mean_logZ = _q_hat(self.channel, self.alpha, self.to_matrix(x),
+                                       self.xi[:n], self.eta[:n], self.noise_seed)
+        qh = qh * self.mask
+        R = np.linalg.inv(np.eye(self.p) + qh)
+        q_new = qh @ R
+        # Delta method: vec(dq) = (R (x) R) vec(dq_hat), on the free entries.
+        K = np.kron(R, R)[self.rows * self.p + self.cols]
+        cov = K @ qh_cov @ K.T
+        return self.to_vector(0.5 * (q_new + q_new.T)), cov, qh, mean_logZ
+
+    def jacobian(self, x, n):
+        """Finite-difference Jacobian of the map at ``x`` (at most ``_JACOBIAN_SAMPLES`` samples)."""
+        n = min(n, _JACOBIAN_SAMPLES)
+        base = self(x, n)[0]
+        J = np.empty((x.size, x.size))
+        for k in range(x.size):
+            # Step inwards for entries near 1 (the clip) and outwards near 0.
+            # The step stays admissible (an off-diagonal step next to a
+            # diagonal entry near 1 would not be): the clip bounds it.
+            h = -_JACOBIAN_STEP if x[k] > 0.5 else _JACOBIAN_STEP
+            shifted = x.copy()
+            shifted[k] += h
+            J[:, k] = (self(self.clip(shifted), n)[0] - base) / h
+        return J
+
+
+def _fixed_point_std(J, cov):
+    """Standard errors of the fixed point ``x* = F(x*)`` from those of ``F``.
+
+    ``dx* = (I - J)^{-1} dF`` (the implicit function theorem), so the
+    Monte Carlo error of the map is amplified by ``1 / (1 - J)``; infinite at
+    a marginally stable point.
+    """
+    I_minus_J = np.eye(J.shape[0]) - J
+    try:
+        S = np.linalg.solve(I_minus_J, np.linalg.solve(I_minus_J, cov).T)
+    except np.linalg.LinAlgError:
+        return np.full(J.shape[0], np.inf)
+    return np.sqrt(np.clip(np.diag(S), 0.0, None))
+
+
+def _anderson_proposal(xs, fs, beta):
+    """Type-II Anderson extrapolation from iterates ``xs`` and residuals ``fs = F(x) - x``."""
+    x, f = xs[-1], fs[-1]
+    if len(xs) == 1:
+        return x + beta * f
+    dX = np.diff(np.array(xs), axis=0).T
+    dF = np.diff(np.array(fs), axis=0).T
+    gamma = np.linalg.lstsq(dF, f, rcond=None)[0]
+    return x + beta * f - (dX + beta * dF) @ gamma
+
+
+def _solve_stage(F, x, n, *, solver, damping, tol, monitor, trajectory):
+    """Iterate to a fixed point of ``F`` at ``n`` samples until a step is below ``tol``.
+
+    With ``solver="anderson"`` the extrapolation is used only while the
+    damped iteration contracts (the last step shorter than the one before): while a
+    direction grows (the escape from a plateau near an unstable fixed
+    point), extrapolating would jump back onto that unstable point, so plain
+    damped steps are taken and the history is cleared.  Every step is
+    reported to ``monitor`` and its overlap appended to ``trajectory``.
+
+    Returns ``(x, cov, converged, fields)`` with ``cov`` the Monte Carlo
+    covariance of ``F`` at the last evaluation and ``fields`` the ``q_hat``
+    and mean ``log Z_out`` there.  Stops early when the monitor's budget is
+    spent.
+    """
+    xs, fs, steps = [], [], []
+    best, stalled = np.inf, 0
+    cov, fields = None, None
+    while monitor.n_iter < monitor.max_iter or cov is None:
+        Fx, cov, qh, mean_logZ = F(x, n)
+        fields = (qh, mean_logZ)
+        f = Fx - x
+        residual = float(np.max(np.abs(f), initial=0.0))
+        contracting = len(steps) >= 2 and steps[-1] < steps[-2]
+        if solver == "anderson" and contracting:
+            # A residual that does not decrease for a few steps means the
+            # extrapolation is not helping: damped steps from here on.
+            stalled = 0 if residual < best else stalled + 1
+            best = min(best, residual)
+            if stalled >= _ANDERSON_PATIENCE:
+                solver = "damped"
+            xs, fs = (xs + [x])[-_ANDERSON_MEMORY - 1:], (fs + [f])[-_ANDERSON_MEMORY - 1:]
+            x_new = F.clip(_anderson_proposal(xs, fs, damping))
+        else:
+            xs, fs = [], []
+            x_new = F.clip(x + damping * f)
+        change = float(np.max(np.abs(x_new - x), initial=0.0))
+        steps.append(change)
+        x = x_new
+        if monitor.n_iter < monitor.max_iter:
+            monitor.report(np.trace(F.to_matrix(x)) / F.p, change=change)
+            trajectory.append(F.to_matrix(x))
+        if change < tol:
+            return x, cov, True, fields
+    return x, cov, False, fields
+
+
+def _solve(F, x, *, solver, damping, tol, n_samples, target_std, min_samples, monitor,
+           trajectory):
+    """Adaptive-sample fixed point of the state evolution.
+
+    Without ``target_std``: one stage at ``n_samples``.  With it: stages of
+    growing sample counts from ``min_samples``, each solved only to the
+    Monte Carlo resolution of its map, until the propagated standard error
+    of the fixed point is below ``target_std`` (or ``n_samples`` is reached);
+    the last stage is solved to ``tol``.  A fixed point that is unstable
+    (spectral radius of the Jacobian above 1: the iteration from small
+    ``q`` leaves it, but an extrapolation or an exact zero can sit on it) is
+    left along its unstable direction, at most ``_MAX_RESTARTS`` times.
+
+    Returns ``(x, x_std, n, J, converged, fields)``.
+    """
+    n = n_samples if target_std is None else min(min_samples, n_samples)
+    restarts = 0
+    while True:
+        stage_tol = tol
+        if target_std is not None and n < n_samples:
+            # Converging beyond the Monte Carlo error of this stage is wasted.
+            sigma = np.sqrt(np.max(np.diag(F(x, n)[1]), initial=0.0))
+            stage_tol = max(tol, 0.5 * sigma)
+        x, cov, converged, fields = _solve_stage(F, x, n, solver=solver, damping=damping,
+                                                 tol=stage_tol, monitor=monitor,
+                                                 trajectory=trajectory)
+        J = F.jacobian(x, n) if x.size else np.zeros((0, 0))
+        w, U = np.linalg.eig(J) if x.size else (np.zeros(0), None)
+        budget_left = monitor.n_iter < monitor.max_iter
+        if converged and budget_left and restarts < _MAX_RESTARTS and np.any(np.abs(w) > 1):
+            v = np.real(U[:, np.argmax(np.abs(w))])
+            v = v if F.to_matrix(v).trace() >= 0 else -v
+            x = F.clip(x + _RESTART_STEP * v / np.max(np.abs(v)))
+            restarts += 1
+            continue
+        x_std = _fixed_point_std(J, cov)
+        worst = float(np.max(x_std, initial=0.0))
+        if target_std is None or n >= n_samples or not budget_left:
+            return x, x_std, n, J, converged, fields
+        if worst <= target_std:
+            if stage_tol > tol:
+                x, cov, converged, fields = _solve_stage(
+                    F, x, n, solver=solver, damping=damping, tol=tol, monitor=monitor,
+                    trajectory=trajectory)
+                x_std = _fixed_point_std(J, cov)
+            return x, x_std, n, J, converged, fields
+        # The error falls as 1 / sqrt(n): aim just past the target.
+        grow = 1.2 * (worst / target_std) ** 2 if np.isfinite(worst) else 4.0
+        n = int(min(n_samples, max(2 * n, np.ceil(n * grow))))
 
 
 # A channel is anything with this interface (see skmoe.amp.BaseChannel).
@@ -232,15 +451,18 @@ test_errors.__test__ = False  # not a pytest test
 @validate_params(
     {"channel": _CHANNEL, "alpha": [Interval(Real, 0, None, closed="neither")],
      "q_init": _OVERLAP, "directions": ["array-like", None],
+     "solver": [StrOptions({"damped", "anderson"})],
      "damping": [Interval(Real, 0, 1, closed="right")], "max_iter": [_COUNT],
      "tol": [Interval(Real, 0, None, closed="left")], "n_samples": [_COUNT],
+     "target_std": [Interval(Real, 0, None, closed="neither"), None],
+     "min_samples": [StrictIntInterval(2, None, closed="left")],
      "compute_test_errors": ["boolean"], "n_inner": [StrictIntInterval(2, None, closed="left")],
      "random_state": _SEED},
     prefer_skip_nested_validation=True,
 )
-def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8,
-                    max_iter=100, tol=1e-4, n_samples=20000, compute_test_errors=True,
-                    n_inner=32, random_state=0):
+def state_evolution(channel, alpha, *, q_init=0.05, directions=None, solver="damped",
+                    damping=0.8, max_iter=100, tol=1e-4, n_samples=20000, target_std=None,
+                    min_samples=1000, compute_test_errors=True, n_inner=32, random_state=0):
     """Iterate the state evolution of Bayes-optimal GAMP at sample ratio ``alpha``.
 
     Parameters
@@ -260,16 +482,36 @@ def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8
         If given, the overlap is kept zero outside the block
         ``directions x directions`` (used for staircase thresholds:
         "which layers are learned if the others are not").
+    solver : {"damped", "anderson"}, default="damped"
+        Fixed-point solver.  "damped" iterates
+        ``q <- damping * q_new + (1 - damping) * q_old``, the trajectory of
+        GAMP's overlaps.  "anderson" extrapolates from the last 5 iterates
+        (Anderson acceleration, with ``damping`` as its mixing), falling back
+        to damped steps when the residual stops decreasing, and, when the
+        fixed point it finds is unstable for the plain iteration (spectral
+        radius of the linearised map above 1, e.g. ``q = 0`` above the
+        threshold), restarting damped steps along the unstable direction, so
+        that it returns the fixed point reached from small ``q``.
     damping : float, default=0.8
-        ``q <- damping * q_new + (1 - damping) * q_old``.
+        Step of the damped iteration, mixing of the Anderson one.
     max_iter : int, default=100
-        Maximum number of iterations.
+        Maximum number of iterations (all sample stages together).
     tol : float, default=1e-4
         Stop when the largest absolute change of ``q`` in one iteration is
         below ``tol`` (``tol=0`` runs exactly ``max_iter`` iterations, and
         warns).
     n_samples : int, default=20000
-        Monte Carlo samples of ``(xi, eta)`` (fixed across iterations).
+        Monte Carlo samples of ``(xi, eta)`` (fixed across iterations); with
+        ``target_std``, the largest number used.
+    target_std : float, default=None
+        Adaptive Monte Carlo: start with ``min_samples`` samples, solve each
+        stage only to the Monte Carlo resolution of its map, and grow the
+        sample count (nested prefixes of one stream of draws) until the
+        standard error ``q_std`` of the fixed point is at most
+        ``target_std`` or ``n_samples`` is reached.  None uses ``n_samples``
+        throughout.
+    min_samples : int, default=1000
+        First sample count of the adaptive Monte Carlo (``target_std`` set).
     compute_test_errors : bool, default=True
         Also compute the plug-in and Bayes-optimal test errors at the fixed
         point (see :func:`test_errors`).
@@ -289,7 +531,13 @@ def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8
         ``"change"`` the largest absolute change of ``q``, compared with
         ``tol``, and ``"elapsed"`` seconds); ``weight_mse`` ``Tr(I - q)/p``;
         ``free_entropy`` (Gaussian-prior replica potential, up to
-        ``alpha`` times a constant that does not depend on ``q``); and, if
+        ``alpha`` times a constant that does not depend on ``q``);
+        ``q_std`` (p, p), the Monte Carlo standard error of ``q`` (that of
+        the map, from the per-sample variance, propagated to the fixed point
+        through ``(I - J)^{-1}``, ``J`` the finite-difference Jacobian of the
+        map at ``q``; zero outside ``directions``); ``jacobian_radius``, the
+        spectral radius of ``J`` (below 1 at a stable fixed point);
+        ``n_samples`` the number of samples of the final stage; and, if
         requested, ``test_error`` (plug-in), ``bayes_test_error`` and their
         Monte Carlo standard errors.
 
@@ -319,35 +567,30 @@ def state_evolution(channel, alpha, *, q_init=0.05, directions=None, damping=0.8
     rng = check_random_state(random_state)
     xi = standard_normal_like(rng, (n_samples, L, p), reference)
     eta = standard_normal_like(rng, (n_samples, L, p), reference)
-    noise_seed = draw_seed(rng)
-    q = _clip_overlap(_as_overlap(q_init, p, "q_init") * mask)
-    history = [q.copy()]
+    F = _OverlapMap(channel, alpha, mask, xi, eta, draw_seed(rng))
+    x = F.to_vector(_clip_overlap(_as_overlap(q_init, p, "q_init") * mask))
+    trajectory = [F.to_matrix(x)]
     monitor = ConvergenceMonitor(tol=tol, max_iter=max_iter, label="state_evolution",
                                  objective_name="overlap")
-    for _ in range(max_iter):
-        qh, _ = _q_hat(channel, alpha, q, xi, eta, noise_seed)
-        qh = qh * mask
-        q_new = qh @ np.linalg.inv(np.eye(p) + qh)
-        q_new = _clip_overlap(damping * q_new + (1 - damping) * q) * mask
-        change = np.max(np.abs(q_new - q))
-        q = q_new
-        history.append(q.copy())
-        if monitor.report(np.trace(q) / p, change=change):
-            break
+    x, x_std, n_used, J, _, (qh, mean_logZ) = _solve(
+        F, x, solver=solver, damping=damping, tol=tol, n_samples=n_samples,
+        target_std=target_std, min_samples=min_samples, monitor=monitor,
+        trajectory=trajectory)
     monitor.finish()
-    qh, mean_logZ = _q_hat(channel, alpha, q, xi, eta, noise_seed)
-    qh = qh * mask
+    q, q_std = F.to_matrix(x), F.to_matrix(x_std)
     free_entropy = (-0.5 * np.trace(q @ qh) + 0.5 * (np.trace(qh) - np.linalg.slogdet(
         np.eye(p) + qh)[1]) + alpha * mean_logZ)
     weight_mse = float(np.trace(np.eye(p) - q) / p)
-    history = np.array(history)
+    history = np.array(trajectory)
     if result_reference is not None:
         q, qh, history = (move_like(a, result_reference) for a in (q, qh, history))
     result = Bunch(q=q, q_hat=qh, history=history, n_iter=monitor.n_iter,
                    converged=monitor.converged, monitor_history=monitor.history,
-                   weight_mse=weight_mse, free_entropy=float(free_entropy))
+                   weight_mse=weight_mse, free_entropy=float(free_entropy), q_std=q_std,
+                   jacobian_radius=float(np.max(np.abs(np.linalg.eigvals(J)), initial=0.0)),
+                   n_samples=n_used)
     if compute_test_errors:
-        err = test_errors(channel, q, n_samples=n_samples, n_inner=n_inner,
+        err = test_errors(channel, q, n_samples=n_used, n_inner=n_inner,
                           random_state=draw_seed(rng))
         result.update(test_error=err.plugin, test_error_std=err.plugin_std,
                       bayes_test_error=err.bayes, bayes_test_error_std=err.bayes_std)

@@ -4,7 +4,6 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
 
 from skmoe import SequenceMultiIndexAMP
 from skmoe.amp import (
@@ -15,6 +14,7 @@ from skmoe.amp import (
     OuterProductChannel,
     SquareChannel,
     SumSquareChannel,
+    state_evolution,
     test_errors,
 )
 from skmoe.datasets import make_sequence_multi_index
@@ -223,19 +223,26 @@ def test_sum_square_posterior_finite_at_the_gamp_variance_floor():
 
 
 def test_gamp_sum_square_on_its_own_data():
-    # Issue 15.2: GAMP raised "GAMP diverged" on the model's own data, because
-    # ive(0, k) is NaN for k >~ 1e10 once V hits its floor.
+    # Issue 15.2: GAMP raised "GAMP diverged" on the model's own data.  Two
+    # causes: ive(0, k) is NaN for k >~ 1e10 once V hits its floor, and at
+    # alpha = 20 the first (undamped) step overshot to Q ~ 5 and oscillated.
+    # At the default damping GAMP must now converge to the SE fixed point.
     from skmoe import SequenceMultiIndexAMP
+    from skmoe.amp._gamp import _nishimori_bound
 
     ch = SumSquareChannel()
-    X, y, W = make_sequence_multi_index(2000, 100, ch, random_state=0)
-    amp = SequenceMultiIndexAMP(ch, damping=0.5, max_iter=60, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # finite-size wobble only
-        amp.fit(X, y, W_star=W)
-    M, Q = amp.overlaps(W)
-    assert abs(M[0, 0]) > 0.9 and abs(Q[0, 0] - 1) < 0.1
-    assert all(np.all(np.isfinite(v)) for v in amp.history_.values())
+    n, d = 2000, 100
+    X, y, W = make_sequence_multi_index(n, d, ch, random_state=0)
+    se = state_evolution(ch, n / d, n_samples=5000, compute_test_errors=False)
+    for seed in range(2):
+        amp = SequenceMultiIndexAMP(ch, random_state=seed).fit(X, y, W_star=W)
+        assert amp.converged_ and amp.n_iter_ < 50
+        M, Q = amp.overlaps(W)
+        cos2 = M[0, 0] ** 2 / (Q[0, 0] * (W.T @ W)[0, 0] / d)
+        assert abs(cos2 - se.q[0, 0]) < 1e-3, (cos2, se.q)
+        # No overshoot beyond the Nishimori bound Q + C <= |w*|^2 / d (+ slack).
+        assert np.max(amp.history_["Q"]) < _nishimori_bound(1, d)
+        assert all(np.all(np.isfinite(v)) for v in amp.history_.values())
 
 
 class _NaNPosteriorChannel(LinearChannel):
@@ -309,15 +316,17 @@ def test_gamp_float32_estimate_that_overflows_is_a_clear_error():
 
 def test_gamp_float32_prediction_that_overflows_is_a_clear_error():
     """Found by the fuzz suite: a finite float64 prediction returned as float32 inf."""
-    X = np.array([[1764.0524]], dtype=np.float32)
-    y = np.array([3568.12041277])
+    ch = SquareChannel(n_tokens=2)
+    X, y, _ = make_sequence_multi_index(300, 20, ch, random_state=0)
+    X = X.astype(np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        amp = SequenceMultiIndexAMP(SquareChannel(), damping=0.3, max_iter=5,
-                                    random_state=0).fit(X, y)
-    assert np.all(np.isfinite(amp.coef_))
+        amp = SequenceMultiIndexAMP(ch, max_iter=5, random_state=0).fit(X, y)
+    assert np.all(np.isfinite(amp.predict(X)))
+    # Finite float32 inputs whose squared fields (~1e40) are finite in the
+    # float64 computation but overflow the float32 result.
     with pytest.raises(ValueError, match="predict output is not finite"):
-        amp.predict(X)
+        amp.predict(X * np.float32(1e20))
 
 
 def test_test_errors_of_an_overflowing_channel_is_a_clear_error():
