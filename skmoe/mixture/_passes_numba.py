@@ -96,9 +96,33 @@ def _add_linear_combination(V, offset, coeffs, n_terms, n_rows, t):
         i += 1
 
 
+@njit(cache=True)
+def _is_diagonal(prec_chol, k):
+    """Whether the upper-triangular factor ``prec_chol[k]`` is diagonal."""
+    dim = prec_chol.shape[1]
+    for j in range(dim):
+        for i in range(j):
+            if prec_chol[k, i, j] != 0.0:
+                return False
+    return True
+
+
 @njit(cache=True, fastmath=_FASTMATH)
 def _half_sq_mahalanobis(V, offset, dim, n_rows, prec_chol, k, t, out):
-    """``out[r] -= 0.5 * ||V[offset:offset+dim, r]^T P_k||^2`` (P upper)."""
+    """``out[r] -= 0.5 * ||V[offset:offset+dim, r]^T P_k||^2`` (P upper).
+
+    Diagonal factors ("diag" and "spherical" gates, one output's noise) take
+    ``dim`` multiply-adds per row instead of ``dim (dim + 1) / 2``; the test
+    costs ``dim^2 / 2`` comparisons per chunk, against ``_CHUNK`` times as
+    many operations for the product itself.
+    """
+    if _is_diagonal(prec_chol, k):
+        for j in range(dim):
+            p = prec_chol[k, j, j]
+            for r in range(n_rows):
+                z = V[offset + j, r] * p
+                out[r] -= 0.5 * z * z
+        return
     for j in range(dim):
         for r in range(n_rows):
             t[r] = 0.0

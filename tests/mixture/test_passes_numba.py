@@ -11,8 +11,11 @@ from skmoe.mixture import _passes_numba as kernels
 from skmoe.utils._threading import block_partition
 
 
-def _random_params(rng, K, d, p):
+def _random_params(rng, K, d, p, diagonal_gates=False):
     covs = np.stack([np.cov(rng.standard_normal((d, 3 * d))) + 0.5 * np.eye(d) for _ in range(K)])
+    if diagonal_gates:
+        # Full matrices with zero off-diagonals: the kernels' diagonal path.
+        covs = np.stack([np.diag(np.diag(c)) for c in covs])
     noise = np.stack([np.cov(rng.standard_normal((p, 3 * p + 2))) + 0.2 * np.eye(p) for _ in range(K)])
     params = {
         "weights": rng.dirichlet(np.ones(K)),
@@ -27,12 +30,13 @@ def _random_params(rng, K, d, p):
     return params
 
 
+@pytest.mark.parametrize("diagonal_gates", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n_samples", [7, 257, 5000])  # one chunk, chunk edge, many blocks
-def test_em_pass_matches_numpy(dtype, n_samples):
+def test_em_pass_matches_numpy(dtype, n_samples, diagonal_gates):
     rng = np.random.default_rng(n_samples)
     K, d, p = 3, 4, 2
-    params = _random_params(rng, K, d, p)
+    params = _random_params(rng, K, d, p, diagonal_gates)
     X = rng.standard_normal((n_samples, d)).astype(dtype)
     Y = rng.standard_normal((n_samples, p)).astype(dtype)
     args = _kernel_params(params)
