@@ -17,6 +17,7 @@ fitted state, SQUAREM vector maps).
 
 from abc import ABCMeta, abstractmethod
 from numbers import Real
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -25,11 +26,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight
 
-from ..utils._array_api import array_api_namespace, device, from_numpy, to_numpy
+from ..utils._array_api import device, from_numpy, to_numpy
+from ..utils._dask import align_row_blocks, is_dask_array, sample_rows
 from ..utils._monitor import ConvergenceMonitor
 from ..utils._validation import StrictIntInterval, check_min_samples, fit_context
 from ._params import _moments_from_responsibilities, blend_statistics
-from ._passes import get_backend
+from ._passes import get_backend, input_namespace
 from ._squarem import squarem
 
 
@@ -171,11 +173,27 @@ def warm_start_mismatch(what, fitted, current, method="warm_start"):
     )
 
 
-def total_weight(X, sample_weight, xp):
+class RowWeights(NamedTuple):
+    """Validated row weights of one fit call, in the forms its parts need.
+
+    ``host`` is the float64 NumPy vector (initialisation), ``values`` the
+    same next to the data (the passes: the input's namespace and device, or a
+    Dask array with its row chunks) and ``total`` their sum.
+    """
+
+    host: np.ndarray
+    values: object
+    total: float
+
+
+def pass_weights(weights):
+    """The ``sample_weight`` argument of the passes for ``weights`` (or None)."""
+    return None if weights is None else weights.values
+
+
+def total_weight(X, weights):
     """``sum_n w_n`` as a Python float (``n_samples`` without weights)."""
-    if sample_weight is None:
-        return float(X.shape[0])
-    return float(np.sum(sample_weight) if xp is None else to_numpy(xp.sum(sample_weight)))
+    return float(X.shape[0]) if weights is None else weights.total
 
 
 def stepwise_step_size(n_batch, learning_offset, learning_decay):
@@ -204,6 +222,7 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         "acceleration": [StrOptions({"squarem"}), None],
         "learning_offset": [Interval(Real, 0.0, None, closed="left")],
         "learning_decay": [Interval(Real, 0.5, 1.0, closed="right")],
+        "init_sample_size": [StrictIntInterval(1, None, closed="left"), None],
     }
 
     def __init__(
@@ -222,6 +241,7 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         acceleration,
         learning_offset,
         learning_decay,
+        init_sample_size,
     ):
         self.n_components = n_components
         self.tol = tol
@@ -236,6 +256,7 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         self.acceleration = acceleration
         self.learning_offset = learning_offset
         self.learning_decay = learning_decay
+        self.init_sample_size = init_sample_size
 
     # ------------------------------------------------------------ skeleton
 
@@ -266,14 +287,14 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
             Fitted estimator.
         """
         do_init = not (self.warm_start and hasattr(self, "converged_"))
-        xp = array_api_namespace(X)
+        xp = input_namespace(X)
         X, y, Y = self._validate_fit_data(X, y, xp, warm=None if do_init else "warm_start")
-        sample_weight, weight = self._check_sample_weight(sample_weight, X, xp)
+        weights = self._check_sample_weight(sample_weight, X, xp)
         start = self._check_initial_parameters(X, Y) if do_init else None
-        backend = get_backend(xp)
+        backend = get_backend(xp, X)
 
         def em_step(params):
-            return self._em_step(X, Y, params, backend, xp, weight)
+            return self._em_step(X, Y, params, backend, xp, weights)
 
         random_state = check_random_state(self.random_state)
         n_init = self.n_init if do_init else 1
@@ -284,7 +305,7 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
             elif start is not None:
                 params = start
             else:
-                params = self._initialize_parameters(X, Y, random_state, sample_weight)
+                params = self._initialize_parameters(X, Y, random_state, weights)
             monitor = self._monitor(init, n_init)
             if self.acceleration == "squarem":
                 params, n_iter = squarem(
@@ -300,7 +321,7 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
             monitor.finish(warn=False)
             # Final pass: the likelihood of the returned parameters, and the
             # sufficient statistics partial_fit continues from.
-            lower_bound, statistics = self._statistics(X, Y, params, backend, xp, weight)
+            lower_bound, statistics = self._statistics(X, Y, params, backend, xp, weights)
             if best is None or lower_bound > best[0]:
                 best = (lower_bound, params, n_iter, monitor, statistics)
 
@@ -313,9 +334,7 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         self.history_ = monitor.history
         self.lower_bounds_ = self.history_["objective"].tolist()
         self.n_batch_iter_ = 0
-        self._running_statistics = _per_unit_weight(
-            statistics, total_weight(X, weight, xp)
-        )
+        self._running_statistics = _per_unit_weight(statistics, total_weight(X, weights))
         return self
 
     @fit_context(prefer_skip_nested_validation=True)
@@ -364,22 +383,22 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
             Updated estimator.
         """
         first = not hasattr(self, "converged_")
-        xp = array_api_namespace(X)
+        xp = input_namespace(X)
         X, y, Y = self._validate_fit_data(X, y, xp, warm=None if first else "partial_fit")
-        sample_weight, weight = self._check_sample_weight(sample_weight, X, xp)
-        backend = get_backend(xp)
+        weights = self._check_sample_weight(sample_weight, X, xp)
+        backend = get_backend(xp, X)
         if first:
             params = self._check_initial_parameters(X, Y)
             if params is None:
                 params = self._initialize_parameters(
-                    X, Y, check_random_state(self.random_state), sample_weight
+                    X, Y, check_random_state(self.random_state), weights
                 )
             running, n_batch = None, 1
         else:
             params = self._get_parameters()
             running, n_batch = self._running_statistics, self.n_batch_iter_ + 1
-        lower_bound, statistics = self._statistics(X, Y, params, backend, xp, weight)
-        statistics = _per_unit_weight(statistics, total_weight(X, weight, xp))
+        lower_bound, statistics = self._statistics(X, Y, params, backend, xp, weights)
+        statistics = _per_unit_weight(statistics, total_weight(X, weights))
         if running is not None:
             step = stepwise_step_size(n_batch, self.learning_offset, self.learning_decay)
             statistics = blend_statistics(running, statistics, step)
@@ -396,11 +415,20 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         return self
 
     def _check_sample_weight(self, sample_weight, X, xp):
-        """``(host weights or None, the same next to X)`` for the data passes."""
-        sample_weight = check_em_sample_weight(sample_weight, X, self.n_components)
-        if xp is None or sample_weight is None:
-            return sample_weight, sample_weight
-        return sample_weight, from_numpy(sample_weight, xp, device(X), dtype=X.dtype)
+        """:class:`RowWeights` of ``sample_weight`` for ``X``, or None (no weights).
+
+        Dask inputs take the weights as a host vector (``n_samples`` floats)
+        and get them back as a Dask array with the row chunks of ``X``.
+        """
+        host = check_em_sample_weight(sample_weight, X, self.n_components)
+        if host is None:
+            return None
+        values = host
+        if is_dask_array(X):
+            values = align_row_blocks(X, host)[1]
+        elif xp is not None:
+            values = from_numpy(host, xp, device(X), dtype=X.dtype)
+        return RowWeights(host, values, float(np.sum(host)))
 
     def _monitor(self, init, n_init):
         """The convergence monitor of initialisation ``init`` (0-based) of ``n_init``."""
@@ -415,14 +443,28 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
             hint="Else try other init_params or a larger n_init, or check for degenerate data.",
         )
 
-    def _initialize_parameters(self, X, Y, random_state, sample_weight=None):
-        """Responsibilities from ``init_params`` on ``[X, Y]``, then :meth:`_initialize`.
+    def _initialize_parameters(self, X, Y, random_state, weights=None):
+        """Responsibilities from ``init_params`` on ``[X, Y]``, then one M-step.
 
         Runs on the host in NumPy whatever the input's namespace (KMeans has
         no array-API support), so that every ``init_params`` gives the same
-        start on every device.  ``sample_weight`` (host float64 or None)
-        weighs both the scheme and the moments.
+        start on every device.  ``weights`` (:class:`RowWeights` or None)
+        weigh both the scheme and the moments.  Dask inputs are initialised
+        from a uniform random sample of at most ``init_sample_size`` rows
+        (:func:`skmoe.utils._dask.sample_rows`), never from the whole array.
         """
+        sample_weight = None if weights is None else weights.host
+        if is_dask_array(X):
+            n_max = X.shape[0] if self.init_sample_size is None else self.init_sample_size
+            (X, Y), indices = sample_rows([X, Y], n_max, random_state)
+            if sample_weight is not None:
+                sample_weight = sample_weight[indices]
+                if np.count_nonzero(sample_weight) < self.n_components:
+                    raise ValueError(
+                        f"The random sample of {len(indices)} rows drawn to initialise "
+                        f"has fewer than n_components={self.n_components} rows of "
+                        "positive weight; increase init_sample_size."
+                    )
         Z = np.hstack([to_numpy(X), to_numpy(Y)]).astype(np.float64, copy=False)
         resp = initial_responsibilities(
             Z, self.n_components, self.init_params, random_state, sample_weight
@@ -431,9 +473,9 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
             resp *= sample_weight[:, np.newaxis]
         return self._m_step(_moments_from_responsibilities(Z, resp), X.shape[1])
 
-    def _em_step(self, X, Y, params, backend, xp, sample_weight=None):
+    def _em_step(self, X, Y, params, backend, xp, weights=None):
         """``(mean log-likelihood of params, parameters after one E+M step)``."""
-        lower_bound, statistics = self._statistics(X, Y, params, backend, xp, sample_weight)
+        lower_bound, statistics = self._statistics(X, Y, params, backend, xp, weights)
         return lower_bound, self._m_step(statistics, X.shape[1])
 
     # --------------------------------------------------------------- hooks
@@ -453,13 +495,13 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         """Starting parameters given by the user (checked), or None."""
 
     @abstractmethod
-    def _statistics(self, X, Y, params, backend, xp, sample_weight=None):
+    def _statistics(self, X, Y, params, backend, xp, weights=None):
         """``(mean log-likelihood of params, sufficient statistics)`` of one E-step.
 
         The statistics are sums over the rows, ``(s0, s1, s2, centers)`` as
-        :func:`skmoe.mixture._params.m_step` takes them.  With
-        ``sample_weight`` (next to ``X``) both are weighted and the mean is
-        per unit of weight.
+        :func:`skmoe.mixture._params.m_step` takes them.  With ``weights``
+        (:class:`RowWeights`) both are weighted and the mean is per unit of
+        weight.
         """
 
     @abstractmethod
