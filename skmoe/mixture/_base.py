@@ -30,7 +30,8 @@ from ..utils._array_api import device, from_numpy, to_numpy
 from ..utils._dask import align_row_blocks, is_dask_array, sample_rows
 from ..utils._monitor import ConvergenceMonitor
 from ..utils._validation import StrictIntInterval, check_min_samples, fit_context
-from ._params import _moments_from_responsibilities, blend_statistics
+from ._init_numba import label_moments, soft_moments
+from ._params import blend_statistics
 from ._passes import get_backend, input_namespace
 from ._squarem import squarem
 
@@ -44,47 +45,97 @@ def _per_unit_weight(statistics, weight):
 INIT_SCHEMES = ("kmeans", "k-means++", "random", "random_from_data")
 
 
-def initial_responsibilities(Z, n_components, init_params, random_state, sample_weight=None):
-    """Starting responsibilities on the rows of ``Z``, as GaussianMixture draws them.
+def _rows_of_z(X, Y, rows=None):
+    """Host float64 ``[X, Y]`` restricted to ``rows`` (all rows if None)."""
+    if rows is not None:
+        X, Y = X[rows], Y[rows]
+    return np.hstack([to_numpy(X), to_numpy(Y)]).astype(np.float64, copy=False)
+
+
+def initial_statistics(
+    X, Y, n_components, init_params, random_state, sample_weight=None, init_sample_size=None
+):
+    """Sufficient statistics of the starting responsibilities, as GaussianMixture draws them.
+
+    The schemes are GaussianMixture's, on ``z = [x, y]``.  With the same
+    ``random_state`` and ``n_samples <= init_sample_size`` they draw exactly
+    what GaussianMixture draws.  Memory stays bounded for large inputs:
+
+    - "kmeans" and "k-means++" run on a uniform random sample of
+      ``init_sample_size`` rows (drawn first from ``random_state``) when
+      there are more rows;
+    - the one-hot responsibilities of "kmeans" become moments in one pass
+      over ``X`` and ``Y`` (:func:`skmoe.mixture._init_numba.label_moments`:
+      every row is labelled by its nearest k-means centre), with no
+      ``[X, Y]`` copy and no ``(n_samples, n_components)`` matrix;
+    - "random_from_data" and "k-means++" give each component a single row;
+    - "random" draws the ``(n_samples, n_components)`` responsibilities that
+      GaussianMixture draws, and reduces them in one pass
+      (:func:`skmoe.mixture._init_numba.soft_moments`).
 
     Parameters
     ----------
-    Z : ndarray of shape (n_samples, dim)
-        Host float64 data the scheme clusters (``[X, Y]`` for the MoE).
+    X : ndarray of shape (n_samples, n_features)
+    Y : ndarray of shape (n_samples, n_outputs)
+        Host arrays (NumPy or memmap), float32 or float64.
     n_components : int
     init_params : {"kmeans", "k-means++", "random", "random_from_data"}
     random_state : numpy.random.RandomState
     sample_weight : ndarray of shape (n_samples,), default=None
-        Row weights: k-means and k-means++ take them, "random_from_data"
-        draws rows with probability proportional to them (never a row of
-        weight zero).  "random" ignores them (the caller weighs the
-        responsibilities, as for every scheme).  With None, the draws are
-        exactly GaussianMixture's.
+        Row weights: they weigh the moments, k-means and k-means++ take
+        them, and "random_from_data" draws rows with probability
+        proportional to them (never a row of weight zero).
+    init_sample_size : int or None, default=None
+        Largest number of rows k-means and k-means++ run on.
 
     Returns
     -------
-    resp : ndarray of shape (n_samples, n_components)
-        Rows sum to one.
+    s0, s1, s2, centers
+        As taken by :func:`skmoe.mixture._params.m_step`.
     """
-    n_samples = Z.shape[0]
-    resp = np.zeros((n_samples, n_components))
+    n_samples = X.shape[0]
+    dim = X.shape[1] + Y.shape[1]
+    rows = None
+    if (
+        init_params in ("kmeans", "k-means++")
+        and init_sample_size is not None
+        and n_samples > init_sample_size
+    ):
+        rows = np.sort(random_state.choice(n_samples, size=init_sample_size, replace=False))
+    weight_of_rows = sample_weight
+    if rows is not None and sample_weight is not None:
+        weight_of_rows = sample_weight[rows]
+
     if init_params == "kmeans":
         kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
-        labels = kmeans.fit(Z, sample_weight=sample_weight).labels_
-        resp[np.arange(n_samples), labels] = 1
-    elif init_params == "random":
+        kmeans.fit(_rows_of_z(X, Y, rows), sample_weight=weight_of_rows)
+        centers = kmeans.cluster_centers_
+        # On the whole data, k-means' own labels; on a sample, the nearest
+        # centre of every row (what k-means would assign them).
+        labels = kmeans.labels_ if rows is None else None
+        return (*label_moments(X, Y, centers, labels, sample_weight), centers)
+    if init_params == "random":
         resp = random_state.uniform(size=(n_samples, n_components))
         resp /= resp.sum(axis=1)[:, np.newaxis]
-    elif init_params == "random_from_data":
+        return soft_moments(X, Y, resp, sample_weight)
+    if init_params == "random_from_data":
         p = None if sample_weight is None else sample_weight / sample_weight.sum()
         indices = random_state.choice(n_samples, size=n_components, replace=False, p=p)
-        resp[indices, np.arange(n_components)] = 1
     else:  # "k-means++"
         _, indices = kmeans_plusplus(
-            Z, n_components, sample_weight=sample_weight, random_state=random_state
+            _rows_of_z(X, Y, rows), n_components, sample_weight=weight_of_rows,
+            random_state=random_state,
         )
-        resp[indices, np.arange(n_components)] = 1
-    return resp
+        if rows is not None:
+            indices = rows[indices]
+    # One row per component: its moments are about the row itself.
+    s0 = np.ones(n_components) if sample_weight is None else sample_weight[indices]
+    return (
+        s0,
+        np.zeros((n_components, dim)),
+        np.zeros((n_components, dim, dim)),
+        _rows_of_z(X, Y, indices),
+    )
 
 
 def check_em_sample_weight(sample_weight, X, n_components):
@@ -454,9 +505,11 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         (:func:`skmoe.utils._dask.sample_rows`), never from the whole array.
         """
         sample_weight = None if weights is None else weights.host
+        init_sample_size = self.init_sample_size
         if is_dask_array(X):
-            n_max = X.shape[0] if self.init_sample_size is None else self.init_sample_size
+            n_max = X.shape[0] if init_sample_size is None else init_sample_size
             (X, Y), indices = sample_rows([X, Y], n_max, random_state)
+            init_sample_size = None  # the sample is the data now
             if sample_weight is not None:
                 sample_weight = sample_weight[indices]
                 if np.count_nonzero(sample_weight) < self.n_components:
@@ -465,13 +518,13 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
                         f"has fewer than n_components={self.n_components} rows of "
                         "positive weight; increase init_sample_size."
                     )
-        Z = np.hstack([to_numpy(X), to_numpy(Y)]).astype(np.float64, copy=False)
-        resp = initial_responsibilities(
-            Z, self.n_components, self.init_params, random_state, sample_weight
+        elif not isinstance(X, np.ndarray):
+            X, Y = to_numpy(X), to_numpy(Y)  # array-API input: initialise on the host
+        statistics = initial_statistics(
+            X, Y, self.n_components, self.init_params, random_state, sample_weight,
+            init_sample_size,
         )
-        if sample_weight is not None:
-            resp *= sample_weight[:, np.newaxis]
-        return self._m_step(_moments_from_responsibilities(Z, resp), X.shape[1])
+        return self._m_step(statistics, X.shape[1])
 
     def _em_step(self, X, Y, params, backend, xp, weights=None):
         """``(mean log-likelihood of params, parameters after one E+M step)``."""
