@@ -17,6 +17,7 @@ fitted state, SQUAREM vector maps).
 
 from abc import ABCMeta, abstractmethod
 from numbers import Real
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -25,11 +26,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight
 
-from ..utils._array_api import array_api_namespace, device, from_numpy, to_numpy
+from ..utils._array_api import device, from_numpy, to_numpy
+from ..utils._dask import align_row_blocks, is_dask_array, sample_rows
 from ..utils._monitor import ConvergenceMonitor
 from ..utils._validation import StrictIntInterval, check_min_samples, fit_context
-from ._params import _moments_from_responsibilities, blend_statistics
-from ._passes import get_backend
+from ._init_numba import label_moments, soft_moments
+from ._params import blend_statistics
+from ._passes import get_backend, input_namespace
 from ._squarem import squarem
 
 
@@ -42,47 +45,97 @@ def _per_unit_weight(statistics, weight):
 INIT_SCHEMES = ("kmeans", "k-means++", "random", "random_from_data")
 
 
-def initial_responsibilities(Z, n_components, init_params, random_state, sample_weight=None):
-    """Starting responsibilities on the rows of ``Z``, as GaussianMixture draws them.
+def _rows_of_z(X, Y, rows=None):
+    """Host float64 ``[X, Y]`` restricted to ``rows`` (all rows if None)."""
+    if rows is not None:
+        X, Y = X[rows], Y[rows]
+    return np.hstack([to_numpy(X), to_numpy(Y)]).astype(np.float64, copy=False)
+
+
+def initial_statistics(
+    X, Y, n_components, init_params, random_state, sample_weight=None, init_sample_size=None
+):
+    """Sufficient statistics of the starting responsibilities, as GaussianMixture draws them.
+
+    The schemes are GaussianMixture's, on ``z = [x, y]``.  With the same
+    ``random_state`` and ``n_samples <= init_sample_size`` they draw exactly
+    what GaussianMixture draws.  Memory stays bounded for large inputs:
+
+    - "kmeans" and "k-means++" run on a uniform random sample of
+      ``init_sample_size`` rows (drawn first from ``random_state``) when
+      there are more rows;
+    - the one-hot responsibilities of "kmeans" become moments in one pass
+      over ``X`` and ``Y`` (:func:`skmoe.mixture._init_numba.label_moments`:
+      every row is labelled by its nearest k-means centre), with no
+      ``[X, Y]`` copy and no ``(n_samples, n_components)`` matrix;
+    - "random_from_data" and "k-means++" give each component a single row;
+    - "random" draws the ``(n_samples, n_components)`` responsibilities that
+      GaussianMixture draws, and reduces them in one pass
+      (:func:`skmoe.mixture._init_numba.soft_moments`).
 
     Parameters
     ----------
-    Z : ndarray of shape (n_samples, dim)
-        Host float64 data the scheme clusters (``[X, Y]`` for the MoE).
+    X : ndarray of shape (n_samples, n_features)
+    Y : ndarray of shape (n_samples, n_outputs)
+        Host arrays (NumPy or memmap), float32 or float64.
     n_components : int
     init_params : {"kmeans", "k-means++", "random", "random_from_data"}
     random_state : numpy.random.RandomState
     sample_weight : ndarray of shape (n_samples,), default=None
-        Row weights: k-means and k-means++ take them, "random_from_data"
-        draws rows with probability proportional to them (never a row of
-        weight zero).  "random" ignores them (the caller weighs the
-        responsibilities, as for every scheme).  With None, the draws are
-        exactly GaussianMixture's.
+        Row weights: they weigh the moments, k-means and k-means++ take
+        them, and "random_from_data" draws rows with probability
+        proportional to them (never a row of weight zero).
+    init_sample_size : int or None, default=None
+        Largest number of rows k-means and k-means++ run on.
 
     Returns
     -------
-    resp : ndarray of shape (n_samples, n_components)
-        Rows sum to one.
+    s0, s1, s2, centers
+        As taken by :func:`skmoe.mixture._params.m_step`.
     """
-    n_samples = Z.shape[0]
-    resp = np.zeros((n_samples, n_components))
+    n_samples = X.shape[0]
+    dim = X.shape[1] + Y.shape[1]
+    rows = None
+    if (
+        init_params in ("kmeans", "k-means++")
+        and init_sample_size is not None
+        and n_samples > init_sample_size
+    ):
+        rows = np.sort(random_state.choice(n_samples, size=init_sample_size, replace=False))
+    weight_of_rows = sample_weight
+    if rows is not None and sample_weight is not None:
+        weight_of_rows = sample_weight[rows]
+
     if init_params == "kmeans":
         kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
-        labels = kmeans.fit(Z, sample_weight=sample_weight).labels_
-        resp[np.arange(n_samples), labels] = 1
-    elif init_params == "random":
+        kmeans.fit(_rows_of_z(X, Y, rows), sample_weight=weight_of_rows)
+        centers = kmeans.cluster_centers_
+        # On the whole data, k-means' own labels; on a sample, the nearest
+        # centre of every row (what k-means would assign them).
+        labels = kmeans.labels_ if rows is None else None
+        return (*label_moments(X, Y, centers, labels, sample_weight), centers)
+    if init_params == "random":
         resp = random_state.uniform(size=(n_samples, n_components))
         resp /= resp.sum(axis=1)[:, np.newaxis]
-    elif init_params == "random_from_data":
+        return soft_moments(X, Y, resp, sample_weight)
+    if init_params == "random_from_data":
         p = None if sample_weight is None else sample_weight / sample_weight.sum()
         indices = random_state.choice(n_samples, size=n_components, replace=False, p=p)
-        resp[indices, np.arange(n_components)] = 1
     else:  # "k-means++"
         _, indices = kmeans_plusplus(
-            Z, n_components, sample_weight=sample_weight, random_state=random_state
+            _rows_of_z(X, Y, rows), n_components, sample_weight=weight_of_rows,
+            random_state=random_state,
         )
-        resp[indices, np.arange(n_components)] = 1
-    return resp
+        if rows is not None:
+            indices = rows[indices]
+    # One row per component: its moments are about the row itself.
+    s0 = np.ones(n_components) if sample_weight is None else sample_weight[indices]
+    return (
+        s0,
+        np.zeros((n_components, dim)),
+        np.zeros((n_components, dim, dim)),
+        _rows_of_z(X, Y, indices),
+    )
 
 
 def check_em_sample_weight(sample_weight, X, n_components):
@@ -171,11 +224,27 @@ def warm_start_mismatch(what, fitted, current, method="warm_start"):
     )
 
 
-def total_weight(X, sample_weight, xp):
+class RowWeights(NamedTuple):
+    """Validated row weights of one fit call, in the forms its parts need.
+
+    ``host`` is the float64 NumPy vector (initialisation), ``values`` the
+    same next to the data (the passes: the input's namespace and device, or a
+    Dask array with its row chunks) and ``total`` their sum.
+    """
+
+    host: np.ndarray
+    values: object
+    total: float
+
+
+def pass_weights(weights):
+    """The ``sample_weight`` argument of the passes for ``weights`` (or None)."""
+    return None if weights is None else weights.values
+
+
+def total_weight(X, weights):
     """``sum_n w_n`` as a Python float (``n_samples`` without weights)."""
-    if sample_weight is None:
-        return float(X.shape[0])
-    return float(np.sum(sample_weight) if xp is None else to_numpy(xp.sum(sample_weight)))
+    return float(X.shape[0]) if weights is None else weights.total
 
 
 def stepwise_step_size(n_batch, learning_offset, learning_decay):
@@ -204,6 +273,7 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         "acceleration": [StrOptions({"squarem"}), None],
         "learning_offset": [Interval(Real, 0.0, None, closed="left")],
         "learning_decay": [Interval(Real, 0.5, 1.0, closed="right")],
+        "init_sample_size": [StrictIntInterval(1, None, closed="left"), None],
     }
 
     def __init__(
@@ -222,6 +292,7 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         acceleration,
         learning_offset,
         learning_decay,
+        init_sample_size,
     ):
         self.n_components = n_components
         self.tol = tol
@@ -236,6 +307,7 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         self.acceleration = acceleration
         self.learning_offset = learning_offset
         self.learning_decay = learning_decay
+        self.init_sample_size = init_sample_size
 
     # ------------------------------------------------------------ skeleton
 
@@ -266,14 +338,14 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
             Fitted estimator.
         """
         do_init = not (self.warm_start and hasattr(self, "converged_"))
-        xp = array_api_namespace(X)
+        xp = input_namespace(X)
         X, y, Y = self._validate_fit_data(X, y, xp, warm=None if do_init else "warm_start")
-        sample_weight, weight = self._check_sample_weight(sample_weight, X, xp)
+        weights = self._check_sample_weight(sample_weight, X, xp)
         start = self._check_initial_parameters(X, Y) if do_init else None
-        backend = get_backend(xp)
+        backend = get_backend(xp, X)
 
         def em_step(params):
-            return self._em_step(X, Y, params, backend, xp, weight)
+            return self._em_step(X, Y, params, backend, xp, weights)
 
         random_state = check_random_state(self.random_state)
         n_init = self.n_init if do_init else 1
@@ -284,7 +356,7 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
             elif start is not None:
                 params = start
             else:
-                params = self._initialize_parameters(X, Y, random_state, sample_weight)
+                params = self._initialize_parameters(X, Y, random_state, weights)
             monitor = self._monitor(init, n_init)
             if self.acceleration == "squarem":
                 params, n_iter = squarem(
@@ -300,7 +372,7 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
             monitor.finish(warn=False)
             # Final pass: the likelihood of the returned parameters, and the
             # sufficient statistics partial_fit continues from.
-            lower_bound, statistics = self._statistics(X, Y, params, backend, xp, weight)
+            lower_bound, statistics = self._statistics(X, Y, params, backend, xp, weights)
             if best is None or lower_bound > best[0]:
                 best = (lower_bound, params, n_iter, monitor, statistics)
 
@@ -313,9 +385,7 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         self.history_ = monitor.history
         self.lower_bounds_ = self.history_["objective"].tolist()
         self.n_batch_iter_ = 0
-        self._running_statistics = _per_unit_weight(
-            statistics, total_weight(X, weight, xp)
-        )
+        self._running_statistics = _per_unit_weight(statistics, total_weight(X, weights))
         return self
 
     @fit_context(prefer_skip_nested_validation=True)
@@ -364,22 +434,22 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
             Updated estimator.
         """
         first = not hasattr(self, "converged_")
-        xp = array_api_namespace(X)
+        xp = input_namespace(X)
         X, y, Y = self._validate_fit_data(X, y, xp, warm=None if first else "partial_fit")
-        sample_weight, weight = self._check_sample_weight(sample_weight, X, xp)
-        backend = get_backend(xp)
+        weights = self._check_sample_weight(sample_weight, X, xp)
+        backend = get_backend(xp, X)
         if first:
             params = self._check_initial_parameters(X, Y)
             if params is None:
                 params = self._initialize_parameters(
-                    X, Y, check_random_state(self.random_state), sample_weight
+                    X, Y, check_random_state(self.random_state), weights
                 )
             running, n_batch = None, 1
         else:
             params = self._get_parameters()
             running, n_batch = self._running_statistics, self.n_batch_iter_ + 1
-        lower_bound, statistics = self._statistics(X, Y, params, backend, xp, weight)
-        statistics = _per_unit_weight(statistics, total_weight(X, weight, xp))
+        lower_bound, statistics = self._statistics(X, Y, params, backend, xp, weights)
+        statistics = _per_unit_weight(statistics, total_weight(X, weights))
         if running is not None:
             step = stepwise_step_size(n_batch, self.learning_offset, self.learning_decay)
             statistics = blend_statistics(running, statistics, step)
@@ -396,11 +466,20 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         return self
 
     def _check_sample_weight(self, sample_weight, X, xp):
-        """``(host weights or None, the same next to X)`` for the data passes."""
-        sample_weight = check_em_sample_weight(sample_weight, X, self.n_components)
-        if xp is None or sample_weight is None:
-            return sample_weight, sample_weight
-        return sample_weight, from_numpy(sample_weight, xp, device(X), dtype=X.dtype)
+        """:class:`RowWeights` of ``sample_weight`` for ``X``, or None (no weights).
+
+        Dask inputs take the weights as a host vector (``n_samples`` floats)
+        and get them back as a Dask array with the row chunks of ``X``.
+        """
+        host = check_em_sample_weight(sample_weight, X, self.n_components)
+        if host is None:
+            return None
+        values = host
+        if is_dask_array(X):
+            values = align_row_blocks(X, host)[1]
+        elif xp is not None:
+            values = from_numpy(host, xp, device(X), dtype=X.dtype)
+        return RowWeights(host, values, float(np.sum(host)))
 
     def _monitor(self, init, n_init):
         """The convergence monitor of initialisation ``init`` (0-based) of ``n_init``."""
@@ -415,25 +494,41 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
             hint="Else try other init_params or a larger n_init, or check for degenerate data.",
         )
 
-    def _initialize_parameters(self, X, Y, random_state, sample_weight=None):
-        """Responsibilities from ``init_params`` on ``[X, Y]``, then :meth:`_initialize`.
+    def _initialize_parameters(self, X, Y, random_state, weights=None):
+        """Responsibilities from ``init_params`` on ``[X, Y]``, then one M-step.
 
         Runs on the host in NumPy whatever the input's namespace (KMeans has
         no array-API support), so that every ``init_params`` gives the same
-        start on every device.  ``sample_weight`` (host float64 or None)
-        weighs both the scheme and the moments.
+        start on every device.  ``weights`` (:class:`RowWeights` or None)
+        weigh both the scheme and the moments.  Dask inputs are initialised
+        from a uniform random sample of at most ``init_sample_size`` rows
+        (:func:`skmoe.utils._dask.sample_rows`), never from the whole array.
         """
-        Z = np.hstack([to_numpy(X), to_numpy(Y)]).astype(np.float64, copy=False)
-        resp = initial_responsibilities(
-            Z, self.n_components, self.init_params, random_state, sample_weight
+        sample_weight = None if weights is None else weights.host
+        init_sample_size = self.init_sample_size
+        if is_dask_array(X):
+            n_max = X.shape[0] if init_sample_size is None else init_sample_size
+            (X, Y), indices = sample_rows([X, Y], n_max, random_state)
+            init_sample_size = None  # the sample is the data now
+            if sample_weight is not None:
+                sample_weight = sample_weight[indices]
+                if np.count_nonzero(sample_weight) < self.n_components:
+                    raise ValueError(
+                        f"The random sample of {len(indices)} rows drawn to initialise "
+                        f"has fewer than n_components={self.n_components} rows of "
+                        "positive weight; increase init_sample_size."
+                    )
+        elif not isinstance(X, np.ndarray):
+            X, Y = to_numpy(X), to_numpy(Y)  # array-API input: initialise on the host
+        statistics = initial_statistics(
+            X, Y, self.n_components, self.init_params, random_state, sample_weight,
+            init_sample_size,
         )
-        if sample_weight is not None:
-            resp *= sample_weight[:, np.newaxis]
-        return self._m_step(_moments_from_responsibilities(Z, resp), X.shape[1])
+        return self._m_step(statistics, X.shape[1])
 
-    def _em_step(self, X, Y, params, backend, xp, sample_weight=None):
+    def _em_step(self, X, Y, params, backend, xp, weights=None):
         """``(mean log-likelihood of params, parameters after one E+M step)``."""
-        lower_bound, statistics = self._statistics(X, Y, params, backend, xp, sample_weight)
+        lower_bound, statistics = self._statistics(X, Y, params, backend, xp, weights)
         return lower_bound, self._m_step(statistics, X.shape[1])
 
     # --------------------------------------------------------------- hooks
@@ -453,13 +548,13 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         """Starting parameters given by the user (checked), or None."""
 
     @abstractmethod
-    def _statistics(self, X, Y, params, backend, xp, sample_weight=None):
+    def _statistics(self, X, Y, params, backend, xp, weights=None):
         """``(mean log-likelihood of params, sufficient statistics)`` of one E-step.
 
         The statistics are sums over the rows, ``(s0, s1, s2, centers)`` as
-        :func:`skmoe.mixture._params.m_step` takes them.  With
-        ``sample_weight`` (next to ``X``) both are weighted and the mean is
-        per unit of weight.
+        :func:`skmoe.mixture._params.m_step` takes them.  With ``weights``
+        (:class:`RowWeights`) both are weighted and the mean is per unit of
+        weight.
         """
 
     @abstractmethod

@@ -13,6 +13,8 @@ the training data) and the settings snapshotted at fit (``_fitted_params``),
 so ``set_params`` after ``fit`` changes nothing until the next ``fit``.
 """
 
+from functools import partial
+
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils import check_random_state
@@ -39,7 +41,14 @@ from ..utils._validation import (
     check_min_samples,
     snapshot_params,
 )
-from ._base import INIT_SCHEMES, BaseMixtureEM, total_weight, warm_start_mismatch
+from ..utils._dask import align_row_blocks, is_dask_array
+from ._base import (
+    INIT_SCHEMES,
+    BaseMixtureEM,
+    pass_weights,
+    total_weight,
+    warm_start_mismatch,
+)
 from ._passes import KernelParams, get_backend
 from ._params import (
     _COVARIANCE_TYPES,
@@ -64,14 +73,62 @@ def _target_matrix(X, y, xp):
     return xp.reshape(xp.asarray(y, dtype=X.dtype, device=device(X), copy=True), (X.shape[0], -1))
 
 
+def _validate_dask_data(estimator, X, y=None, *, reset, ensure_min_samples=1):
+    """The Dask counterpart of ``validate_data``: checks that compute nothing.
+
+    Shapes, the number of features (``n_features_in_``, set or checked by
+    ``validate_data(skip_check_array=True)``), a float dtype (others are cast
+    to float64, lazily) and row chunks (``X`` and ``y`` with the same row
+    chunks and one chunk across columns).  Finiteness is checked by the
+    caller, in one reduction (:func:`_check_second_moments`).
+
+    Returns
+    -------
+    X : dask.array.Array
+    y : dask.array.Array or None
+    """
+    if X.ndim != 2:
+        raise ValueError(f"Expected a 2-D Dask array for X, got {X.ndim} dimension(s).")
+    if any(np.isnan(X.shape)) or (y is not None and any(np.isnan(np.shape(y)))):
+        raise ValueError(
+            "The Dask array has unknown chunk sizes; call compute_chunk_sizes() on it first."
+        )
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    validate_data(estimator, X, reset=reset, skip_check_array=True)
+    if X.shape[0] < ensure_min_samples:
+        raise ValueError(
+            f"Found array with {X.shape[0]} sample(s) while a minimum of "
+            f"{ensure_min_samples} is required by {type(estimator).__name__}."
+        )
+    if y is None:
+        return align_row_blocks(X)[0], None
+    if np.ndim(y) not in (1, 2):
+        raise ValueError(f"y must be 1-D or 2-D, got {np.ndim(y)} dimensions.")
+    X, y = align_row_blocks(X, y)
+    return X, y.astype(X.dtype)
+
+
+def _dask_target_matrix(X, y):
+    """``y`` as a lazy ``(n_samples, n_outputs)`` Dask array (row chunks of ``X``)."""
+    return y[:, None] if y.ndim == 1 else y
+
+
 def _check_second_moments(X, Y, xp):
     """Raise a clear ``ValueError`` if the sums of squares of ``[X, Y]`` overflow.
 
     EM, the k-means initialisation and the Cholesky factorisations all work
     with second moments; if those overflow, the fit can only fail later with
-    an obscure error (or return NaN), so this is checked first.
+    an obscure error (or return NaN), so this is checked first.  On Dask
+    inputs this is one reduction over the chunks (it also catches NaN and
+    infinity, which Dask inputs are not checked for otherwise).
     """
-    if xp is None:
+    if is_dask_array(X):
+        import dask
+
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = sum(dask.compute((X * X).sum(), (Y * Y).sum()))
+    elif xp is None:
         with np.errstate(over="ignore", invalid="ignore"):
             total = np.einsum("ij,ij->", X, X) + np.einsum("ij,ij->", Y, Y)
     else:
@@ -84,7 +141,57 @@ def _check_second_moments(X, Y, xp):
 
 def _in_input_dtype(values, X):
     """``values`` in the dtype of ``X`` (numba kernels return float64)."""
+    if is_dask_array(values):
+        return values.astype(X.dtype)
     return values.astype(X.dtype, copy=False) if isinstance(values, np.ndarray) else values
+
+
+def _after_checks(check, values, *others):
+    """``values`` once ``check(values, *others)`` has passed.
+
+    NumPy and array-API results are checked now; a lazy Dask result is
+    checked block by block when it is computed (``others`` must have its
+    row chunks), so that a non-finite block raises the same ``ValueError``
+    instead of going unnoticed.
+    """
+    if not is_dask_array(values):
+        check(values, *others)
+        return values
+    import dask.array as da
+
+    return da.map_blocks(
+        _checked_block, values, *others, check=check, dtype=values.dtype,
+        meta=np.empty((0,) * values.ndim, dtype=values.dtype),
+    )
+
+
+def _checked_block(values, *others, check):
+    check(values, *others)
+    return values
+
+
+def _check_predictive(mean, var, xp=None):
+    """Errors of predict: every noise variance is positive, so ``var > 0``
+    wherever the gates carry mass; ``var <= 0`` (all gates zero: the gate
+    densities overflowed in every component) or NaN means that no finite
+    answer was computed."""
+    _check_positive(var, "predict output", xp)
+    check_finite_output(mean, "predict output")
+
+
+def _check_gates(gates, xp=None):
+    """Rows sum to one unless every gate density overflowed (all zero)."""
+    total = gates.sum(axis=1) if xp is None else xp.sum(gates, axis=1)
+    _check_positive(total, "predict_gates output", xp)
+
+
+def _check_score(out, log_marginal_x, y_given):
+    """The kernels' log-sum-exp is stable, so for finite inputs every
+    log-density is finite unless a Mahalanobis distance overflowed: -inf (and
+    NaN = -inf - (-inf)) are overflows of the answer, not values."""
+    check_finite_output(log_marginal_x, "score_samples output (log p(x))")
+    if y_given:
+        check_finite_output(out, "score_samples output")
 
 
 def _check_positive(values, what, xp):
@@ -190,6 +297,13 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
         single EM step gains less than ``tol``), so both reach the same
         tolerance; SQUAREM pays off where EM is slow, e.g. over-fitted
         models.  ``n_iter_`` counts every E+M pass, extrapolated or not.
+
+    init_sample_size : int or None, default=100_000
+        Rows of the uniform random sample that the initialisation runs on,
+        so that its memory and time do not grow with ``n_samples``.  On
+        Dask input every ``init_params`` scheme runs on such a sample (drawn
+        without reading the other rows) and the starting parameters are its
+        moments.  None uses every row.
 
     learning_offset : float, default=10.0
         ``t0 >= 0`` in the step size ``gamma_t = (t + t0) ** -kappa`` of
@@ -318,6 +432,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
         acceleration=None,
         learning_offset=10.0,
         learning_decay=0.7,
+        init_sample_size=100_000,
     ):
         super().__init__(
             n_components,
@@ -333,6 +448,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             acceleration=acceleration,
             learning_offset=learning_offset,
             learning_decay=learning_decay,
+            init_sample_size=init_sample_size,
         )
         self.covariance_type = covariance_type
 
@@ -349,6 +465,16 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
     def _validate_fit_data(self, X, y, xp, warm):
         if warm:
             self._check_warm_start(X, warm)
+        if is_dask_array(X):
+            X, y = _validate_dask_data(self, X, y, reset=not warm, ensure_min_samples=2)
+            Y = _dask_target_matrix(X, y)
+            _check_second_moments(X, Y, xp)
+            check_min_samples(X.shape[0], self.n_components)
+            if warm and Y.shape[1] != self.n_outputs_:
+                raise warm_start_mismatch(
+                    "the number of outputs in y", self.n_outputs_, Y.shape[1], warm
+                )
+            return X, y, Y
         X, y = validate_data(
             self,
             X,
@@ -410,12 +536,12 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             "covariance_type": self.covariance_type,
         }
 
-    def _statistics(self, X, Y, params, backend, xp, sample_weight=None):
+    def _statistics(self, X, Y, params, backend, xp, weights=None):
         kernel_args = _kernel_params(params)
         log_likelihood, s0, s1, s2 = backend.em_pass(
-            X, Y, *kernel_args, True, sample_weight=sample_weight, xp=xp
+            X, Y, *kernel_args, True, sample_weight=pass_weights(weights), xp=xp
         )
-        lower_bound = log_likelihood / total_weight(X, sample_weight, xp)
+        lower_bound = log_likelihood / total_weight(X, weights)
         if not np.isfinite(lower_bound):
             raise ValueError(
                 "The log-likelihood is not finite; the data may be degenerate. "
@@ -470,8 +596,10 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
     # ------------------------------------------------------------- inference
 
     def _validate_x(self, X, method):
-        """Validated ``X`` and its namespace (None for NumPy)."""
+        """Validated ``X`` and its namespace (None for NumPy and Dask)."""
         check_is_fitted(self)
+        if is_dask_array(X):
+            return _validate_dask_data(self, X, reset=False)[0], None
         xp = array_api_namespace(X)
         check_same_namespace(X, self, attribute="means_", method=method)
         X = validate_data(self, X, reset=False, dtype=supported_float_dtypes(xp), order="C")
@@ -479,6 +607,19 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
 
     def _validate_xy(self, X, y, method):
         check_is_fitted(self)
+        if is_dask_array(X):
+            X, y = _validate_dask_data(self, X, y, reset=False)
+            Y, xp = _dask_target_matrix(X, y), None
+        else:
+            X, Y, xp = self._validate_xy_arrays(X, y, method)
+        if Y.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y has {Y.shape[1]} outputs, but {type(self).__name__} was fitted "
+                f"with {self.n_outputs_}."
+            )
+        return X, Y, xp
+
+    def _validate_xy_arrays(self, X, y, method):
         xp = array_api_namespace(X)
         check_same_namespace(X, self, attribute="means_", method=method)
         X, y = validate_data(
@@ -491,13 +632,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             dtype=supported_float_dtypes(xp),
             order="C",
         )
-        Y = _target_matrix(X, y, xp)
-        if Y.shape[1] != self.n_outputs_:
-            raise ValueError(
-                f"y has {Y.shape[1]} outputs, but {type(self).__name__} was fitted "
-                f"with {self.n_outputs_}."
-            )
-        return X, Y, xp
+        return X, _target_matrix(X, y, xp), xp
 
     def predict(self, X, return_std=False):
         """Conditional mean ``E[y | x] = sum_k g_k(x) (A_k x + b_k)``.
@@ -519,15 +654,13 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             Predictive standard deviation; only if ``return_std`` is True.
         """
         X, xp = self._validate_x(X, "predict")
-        mean, var = get_backend(xp).predictive_moments(
+        mean, var = get_backend(xp, X).predictive_moments(
             X, *self._fitted_kernel.predictive, xp=xp
         )
-        # Every noise variance is positive, so var > 0 wherever the gates carry
-        # mass; var <= 0 (all gates zero: the gate densities overflowed in every
-        # component) or NaN means that no finite answer was computed.
-        _check_positive(var, "predict output", xp)
-        check_finite_output(mean, "predict output")
-        mean = _in_input_dtype(mean, X)
+        check = partial(_check_predictive, xp=xp)
+        mean = _in_input_dtype(_after_checks(check, mean, var), X)
+        if return_std and is_dask_array(X):
+            var = _after_checks(lambda v, m: check(m, v), var, mean)
         if self._fitted_params["y_ndim"] == 1:
             mean, var = mean[:, 0], var[:, 0]
         if return_std:
@@ -548,11 +681,8 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             Rows sum to one.
         """
         X, xp = self._validate_x(X, "predict_gates")
-        gates = get_backend(xp).gate_probabilities(X, *self._fitted_kernel.gates, xp=xp)
-        # Rows sum to one unless every gate density overflowed (all zero).
-        total = gates.sum(axis=1) if xp is None else xp.sum(gates, axis=1)
-        _check_positive(total, "predict_gates output", xp)
-        return _in_input_dtype(gates, X)
+        gates = get_backend(xp, X).gate_probabilities(X, *self._fitted_kernel.gates, xp=xp)
+        return _in_input_dtype(_after_checks(partial(_check_gates, xp=xp), gates), X)
 
     def _log_densities(self, X, y, method):
         """Validated ``X``, its namespace and per-sample ``log p(x, y)``, ``log p(x)``.
@@ -576,7 +706,7 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
         else:
             X, Y, xp = self._validate_xy(X, y, method)
             args = self._fitted_kernel.densities
-        return (X, xp, *get_backend(xp).log_densities(X, Y, *args, xp=xp))
+        return (X, xp, *get_backend(xp, X).log_densities(X, Y, *args, xp=xp))
 
     def score_samples(self, X, y=None):
         """Conditional log-density ``log p(y | x)`` of each sample.
@@ -596,13 +726,11 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             ``log p(y_n | x_n)``, or ``log p(x_n)`` if ``y`` is None.
         """
         X, _, log_joint, log_marginal_x = self._log_densities(X, y, "score_samples")
-        # The kernels' log-sum-exp is stable, so for finite inputs every
-        # log-density is finite unless a Mahalanobis distance overflowed:
-        # -inf (and NaN = -inf - (-inf)) are overflows of the answer, not values.
-        check_finite_output(log_marginal_x, "score_samples output (log p(x))")
-        out = log_marginal_x if y is None else log_joint - log_marginal_x
-        check_finite_output(out, "score_samples output")
-        return _in_input_dtype(out, X)
+        # -inf - (-inf) is NaN, which the check reports as an overflow.
+        with np.errstate(invalid="ignore"):
+            out = log_marginal_x if y is None else log_joint - log_marginal_x
+        check = partial(_check_score, y_given=y is not None)
+        return _in_input_dtype(_after_checks(check, out, log_marginal_x), X)
 
     def joint_log_likelihood(self, X, y, sample_weight=None):
         """Mean joint log-likelihood ``mean_n log p(x_n, y_n)``.
@@ -626,6 +754,13 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             Mean joint log-likelihood per sample (per unit of weight).
         """
         _, xp, log_joint, _ = self._log_densities(X, y, "joint_log_likelihood")
+        if is_dask_array(log_joint) and sample_weight is None:
+            import dask
+
+            mean, finite = dask.compute(log_joint.mean(), np.isfinite(log_joint).all())
+            if not finite:
+                check_finite_output(np.array([np.nan]), "joint log-likelihood")
+            return float(mean)
         log_joint = to_numpy(log_joint, dtype=np.float64)
         if sample_weight is None:
             check_finite_output(log_joint, "joint log-likelihood")

@@ -11,13 +11,13 @@ public call from the input's namespace:
   kernels (deterministic block reduction);
 - :mod:`skmoe.mixture._passes_xp`: any other array-API namespace under
   ``sklearn.set_config(array_api_dispatch=True)`` (CuPy, PyTorch,
-  array-api-strict), vectorised over rows.
+  array-api-strict), vectorised over rows;
+- :mod:`skmoe.mixture._passes_dask`: :class:`dask.array.Array` inputs; the
+  numba passes mapped over row blocks, the sufficient statistics tree-summed
+  to the client, per-sample results lazy Dask arrays.
 
-A third backend (e.g. one that streams Dask chunks through the numba kernels
-and adds their sufficient statistics) is one more module implementing the
-four functions, plus one line in :func:`get_backend`; the estimator does not
-change.  ``tests/mixture/test_passes.py`` checks that every registered backend
-has the signatures below.
+``tests/mixture/test_passes.py`` checks that every registered backend has the
+signatures below.
 
 Kernel layout
 -------------
@@ -87,13 +87,15 @@ threads.
 
 from typing import NamedTuple
 
-from . import _passes_numba, _passes_xp
+from ..utils._array_api import array_api_namespace
+from ..utils._dask import is_dask_array
+from . import _passes_dask, _passes_numba, _passes_xp
 
 #: The functions every backend defines.
 PASSES = ("em_pass", "log_densities", "gate_probabilities", "predictive_moments")
 
 #: ``name -> module`` of the registered backends.
-BACKENDS = {"numba": _passes_numba, "array_api": _passes_xp}
+BACKENDS = {"numba": _passes_numba, "array_api": _passes_xp, "dask": _passes_dask}
 
 
 class KernelParams(NamedTuple):
@@ -129,20 +131,37 @@ class KernelParams(NamedTuple):
         return (*self[:4], self.coef, self.intercept, self.noise_var)
 
 
-def get_backend(xp):
-    """The backend module for inputs of namespace ``xp``.
+def input_namespace(X):
+    """The namespace the passes take as ``xp`` for input ``X``.
+
+    :func:`skmoe.utils._array_api.array_api_namespace`, except for Dask
+    arrays, which get None: their blocks are NumPy arrays for the numba
+    kernels, whatever ``array_api_dispatch`` says.
+    """
+    return None if is_dask_array(X) else array_api_namespace(X)
+
+
+def get_backend(xp, X=None):
+    """The backend module for input ``X`` of namespace ``xp``.
+
+    The one place where a backend is chosen.
 
     Parameters
     ----------
     xp : module or None
-        Namespace of the input, as returned by
-        :func:`skmoe.utils._array_api.array_api_namespace` (None for NumPy
-        and array-likes, and always None without ``array_api_dispatch``).
+        Namespace of the input, as returned by :func:`input_namespace`
+        (None for NumPy, Dask arrays and array-likes, and always None without
+        ``array_api_dispatch``).
+    X : object, default=None
+        The input itself; only its type is looked at (Dask or not).
 
     Returns
     -------
     backend : module
+        :mod:`skmoe.mixture._passes_dask` for Dask arrays,
         :mod:`skmoe.mixture._passes_numba` for NumPy,
         :mod:`skmoe.mixture._passes_xp` otherwise.
     """
+    if is_dask_array(X):
+        return BACKENDS["dask"]
     return BACKENDS["numba" if xp is None else "array_api"]
