@@ -221,10 +221,12 @@ def _unit_statistics_blocks(block_start, block_stop, block_size, family, B, Hs, 
         uu = u * u
         first, stop = row_ptr[i], row_ptr[i + 1]
         n_draws = stop - first
+        # Row views taken once per row, not per unit (each view costs an allocation).
+        mean_i, var_i, mu4_i = mean[i], var[i], mu4[i]
         for k in range(K):
             for c in range(C):
                 b[c] = B[i, c, k]
-            G, V1, nb = _quad_quartic_norm(family, b, mean[i], var[i], mu4[i], inv_sigma2)
+            G, V1, nb = _quad_quartic_norm(family, b, mean_i, var_i, mu4_i, inv_sigma2)
             if slot2[0] >= 0:
                 U2[i, slot2[0] * K + k] = s * G
             if slot4[8] >= 0:
@@ -261,7 +263,7 @@ def _unit_statistics_blocks(block_start, block_stop, block_size, family, B, Hs, 
                 w_mean = w_mean / C if family == SOFTMAX else 0.0
                 for c in range(C):
                     nh += (w[c] - w_mean) * (w[c] - w_mean)
-                v2 = _quad(family, w, mean[i], var[i], inv_sigma2)
+                v2 = _quad(family, w, mean_i, var_i, inv_sigma2)
                 for d in range(first, stop):
                     t = _dot_row(R, d, w)
                     s2 -= t
