@@ -221,7 +221,9 @@ def _unit_statistics_blocks(block_start, block_stop, block_size, family, B, Hs, 
         Column block of ``U2`` of ``(G, S1, S2)`` (names ``NAMES2``), -1 for
         one not computed.
     slot4 : ndarray of shape (9,), int64
-        Column block of ``U4`` of each of ``NAMES4``, or -1.
+        Column block of ``U4`` of each of ``NAMES4``, or -1.  The score
+        variances (``slot4[0:4]``) come together, except that the lower bound
+        may be -1 alone; likewise the Hessian variances (``slot4[4:8]``).
     U2, U4 : ndarray of shape (n, n2 * K) and (n, n4 * K)
         Written, weighted as above.  Unweighted: ``G = b^T I b``,
         ``S1 = sum_d (r_d^T b)^2``, ``S2 = sum_d (G - r_d^T w)``,
@@ -266,14 +268,18 @@ def _unit_statistics_blocks(block_start, block_stop, block_size, family, B, Hs, 
             for k in range(K):
                 U2[i, col + k] = u * s1[k]
             if slot4[0] >= 0:
-                c0, c1, c2, c3 = slot4[0] * K, slot4[1] * K, slot4[2] * K, slot4[3] * K
-                lower, upper = bound_constants[i, 0], bound_constants[i, 1]
+                c0, c1, c3 = slot4[0] * K, slot4[1] * K, slot4[3] * K
+                upper = bound_constants[i, 1]
                 for k in range(K):
-                    nb2 = nb[k] * nb[k]
                     U4[i, c0 + k] = su * V1[k]
                     U4[i, c1 + k] = uu * e1[k]
-                    U4[i, c2 + k] = su * nb2 * lower
-                    U4[i, c3 + k] = su * nb2 * upper
+                    U4[i, c3 + k] = su * nb[k] * nb[k] * upper
+            # (the lower bound is left out where it is identically zero)
+            if slot4[2] >= 0:
+                c2 = slot4[2] * K
+                lower = bound_constants[i, 0]
+                for k in range(K):
+                    U4[i, c2 + k] = su * nb[k] * nb[k] * lower
         if not with_hessian:
             continue
         n_draws = stop - first

@@ -176,13 +176,17 @@ def virtual_copies(sample_weight):
     return copies, copy_weight
 
 
-def statistic_names(estimators, with_variances):
+def statistic_names(estimators, with_variances, n_outputs=1):
     """The statistics a fit computes, weighted by ``a_j^2`` and by ``a_j^4``.
 
     Parameters
     ----------
     estimators : set of {"exact", "score", "hessian"}
     with_variances : bool
+    n_outputs : int, default=1
+        With several outputs the lower bound of ``V_1`` is identically zero
+        (``lambda_min(K) = 0``, see :func:`~._fisher_numba.eigen_constants`):
+        it is not computed, and :func:`finalize_statistics` fills in zeros.
 
     Returns
     -------
@@ -197,7 +201,8 @@ def statistic_names(estimators, with_variances):
     names4 = []
     if with_variances:
         names4 = [name for name in _k.NAMES4
-                  if name == "fisher_sq" or name.rsplit("_", 1)[1] in estimators]
+                  if (name == "fisher_sq" or name.rsplit("_", 1)[1] in estimators)
+                  and not (name == "lower_score" and n_outputs > 1)]
     return names2, names4
 
 
@@ -368,6 +373,10 @@ def finalize_statistics(net, sums, names2, names4, n_draws):
                 K = net.coefs[layer].shape[1]
                 block_ = per_layer[layer][:, i * K:(i + 1) * K] / scale
                 stats[name].append((block_[:-1], block_[-1]))
+    if "var_score" in stats and "lower_score" not in stats:
+        # omitted by statistic_names because it is identically zero
+        stats["lower_score"] = [tuple(np.zeros_like(a) for a in pair)
+                                for pair in stats["var_score"]]
     if "fisher_sq" in stats:
         # Unbiased sample variance over rows of I(theta | x_n), divided by N
         # (frequency weights: N = sum of the weights): the x-part of the
@@ -422,7 +431,7 @@ def fisher_statistics(net, X, *, sample_weight=None, inv_sigma2=1.0, n_draws=1,
     seed = draw_seed(check_random_state(random_state))
     if sample_weight is None:
         sample_weight = np.ones(X.shape[0])
-    names2, names4 = statistic_names(set(estimators), with_variances)
+    names2, names4 = statistic_names(set(estimators), with_variances, net.n_outputs)
     sums = accumulate_statistics(net, X, sample_weight, 0, seed=seed, names2=names2,
                                  names4=names4, inv_sigma2=inv_sigma2, n_draws=n_draws,
                                  batch_size=batch_size)
