@@ -107,7 +107,7 @@ def fisher_statistics_dask(net, X, *, sample_weight=None, inv_sigma2=1.0, n_draw
     arrays.
     """
     seed = draw_seed(check_random_state(random_state))
-    names2, names4 = statistic_names(set(estimators), with_variances)
+    names2, names4, implied = statistic_names(net, set(estimators), with_variances)
     offsets = da.from_array(_copy_offsets(X, sample_weight), chunks=1)
 
     def block_statistics(X_block, weight_block, offset_block):
@@ -120,7 +120,7 @@ def fisher_statistics_dask(net, X, *, sample_weight=None, inv_sigma2=1.0, n_draw
         )
 
     sums = reduce_row_blocks(block_statistics, X, sample_weight, offsets)
-    return finalize_statistics(net, sums, names2, names4, n_draws)
+    return finalize_statistics(net, sums, names2, names4, implied, n_draws)
 
 
 def residual_sums_dask(net, X, y, sample_weight):

@@ -49,66 +49,95 @@ FAMILY_CODES = {"gaussian": GAUSSIAN, "bernoulli": INDEPENDENT, "poisson": INDEP
 
 
 @njit(cache=True, nogil=True)
-def _quad(family, b, mean, var, inv_sigma2):
-    """``b^T I(h) b`` for one sample."""
-    C = b.shape[0]
+def _quadratic_forms(family, Bi, p, var, mu4, inv_sigma2, G, V, norm, work):
+    """Per unit ``k`` of one row: ``G = b^T I b``, ``V = E[(r^T b)^4] - G^2`` and ``|b|^2``.
+
+    ``Bi`` is the row's (C, K) block of columns ``b``; the loops run over the
+    units innermost (contiguous, vectorised).  The softmax moments are
+    centred at ``bbar = p^T b`` (in ``work``), so neither cancels.
+    """
+    C, K = Bi.shape
+    norm[:] = 0.0
+    for c in range(C):
+        for k in range(K):
+            norm[k] += Bi[c, k] * Bi[c, k]
     if family == GAUSSIAN:
-        s = 0.0
-        for c in range(C):
-            s += b[c] * b[c]
-        return s * inv_sigma2
+        for k in range(K):
+            G[k] = norm[k] * inv_sigma2
+            V[k] = 2.0 * G[k] * G[k]
+        return
+    G[:] = 0.0
+    V[:] = 0.0
     if family == INDEPENDENT:
-        s = 0.0
         for c in range(C):
-            s += var[c] * b[c] * b[c]
-        return s
-    # softmax: sum p b^2 - (p.b)^2, written as sum p (b - bbar)^2 (no cancellation)
-    bbar = 0.0
+            excess = mu4[c] - 3.0 * var[c] * var[c]
+            for k in range(K):
+                b2 = Bi[c, k] * Bi[c, k]
+                G[k] += var[c] * b2
+                V[k] += b2 * b2 * excess
+        for k in range(K):
+            V[k] += 2.0 * G[k] * G[k]
+        return
+    work[:] = 0.0
     for c in range(C):
-        bbar += mean[c] * b[c]
-    s = 0.0
+        for k in range(K):
+            work[k] += p[c] * Bi[c, k]
     for c in range(C):
-        d = b[c] - bbar
-        s += mean[c] * d * d
-    return s
+        for k in range(K):
+            d = Bi[c, k] - work[k]
+            d2 = d * d
+            G[k] += p[c] * d2
+            V[k] += p[c] * d2 * d2
+    for k in range(K):
+        v = V[k] - G[k] * G[k]
+        V[k] = v if v > 0.0 else 0.0
 
 
 @njit(cache=True, nogil=True)
-def _quad_quartic_norm(family, b, mean, var, mu4, inv_sigma2):
-    """``(G, V_1, |b|^2)`` for one sample in one pass over the outputs.
+def _hessian_forms(family, Wi, p, var, inv_sigma2, V2, norm, work):
+    """Per unit of one row: ``V2 = w^T I w`` and ``|w|^2`` (softmax: ``|w - mean(w)|^2``).
 
-    ``G = b^T I b`` (as :func:`_quad`), ``V_1 = E[(r^T b)^4] - G^2`` (the
-    closed-form variance of the squared score) and ``|b|^2``.
+    Softmax: ``I 1 = 0``, so ``w^T I w`` only sees ``w - mean(w)``, and the
+    centred norm gives the tighter bounds of :func:`eigen_constants`.
     """
-    C = b.shape[0]
-    nb = 0.0
-    if family == GAUSSIAN:
+    C, K = Wi.shape
+    norm[:] = 0.0
+    V2[:] = 0.0
+    if family != SOFTMAX:
         for c in range(C):
-            nb += b[c] * b[c]
-        G = nb * inv_sigma2
-        return G, 2.0 * G * G, nb
-    if family == INDEPENDENT:
-        G = 0.0
-        excess = 0.0
-        for c in range(C):
-            b2 = b[c] * b[c]
-            nb += b2
-            G += var[c] * b2
-            excess += b2 * b2 * (mu4[c] - 3.0 * var[c] * var[c])
-        return G, excess + 2.0 * G * G, nb
-    # softmax: centred at bbar = p.b, so no cancellation in either moment
-    bbar = 0.0
+            scale = inv_sigma2 if family == GAUSSIAN else var[c]
+            for k in range(K):
+                w2 = Wi[c, k] * Wi[c, k]
+                norm[k] += w2
+                V2[k] += scale * w2
+        return
+    # |w - mean(w)|^2 = sum w^2 - C mean(w)^2 and w^T I w = sum p (w - p.w)^2
+    work[:] = 0.0
     for c in range(C):
-        bbar += mean[c] * b[c]
-        nb += b[c] * b[c]
-    G = 0.0
-    fourth = 0.0
+        for k in range(K):
+            work[k] += Wi[c, k]
     for c in range(C):
-        d2 = (b[c] - bbar) ** 2
-        G += mean[c] * d2
-        fourth += mean[c] * d2 * d2
-    V1 = fourth - G * G
-    return G, (V1 if V1 > 0.0 else 0.0), nb
+        for k in range(K):
+            d = Wi[c, k] - work[k] / C
+            norm[k] += d * d
+    work[:] = 0.0
+    for c in range(C):
+        for k in range(K):
+            work[k] += p[c] * Wi[c, k]
+    for c in range(C):
+        for k in range(K):
+            d = Wi[c, k] - work[k]
+            V2[k] += p[c] * d * d
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _project(R, d, Mi, out):
+    """``out[k] = R[d]^T Mi[:, k]``: one sampled residual against every unit."""
+    out[:] = 0.0
+    for c in range(Mi.shape[0]):
+        r = R[d, c]
+        for k in range(Mi.shape[1]):
+            out[k] += r * Mi[c, k]
 
 
 # Rows per block of unit_statistics: each row costs O(K C M), so small
@@ -141,15 +170,6 @@ def unit_statistics(family, B, Hs, Hr, hess_mode, R, row_ptr, mean, var, mu4, in
     run_blocks(_unit_statistics_blocks, n_blocks, _UNIT_BLOCK_ROWS, family, B, Hs, Hr,
                hess_mode, R, row_ptr, mean, var, mu4, inv_sigma2, row_weight, copy_weight,
                bound_constants, slot2, slot4, U2, U4)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _dot_row(R, d, v):
-    """``R[d]^T v`` (``v``: ``b`` or ``w``)."""
-    s = 0.0
-    for c in range(v.shape[0]):
-        s += R[d, c] * v[c]
-    return s
 
 
 @njit(cache=True, nogil=True)
@@ -201,7 +221,9 @@ def _unit_statistics_blocks(block_start, block_stop, block_size, family, B, Hs, 
         Column block of ``U2`` of ``(G, S1, S2)`` (names ``NAMES2``), -1 for
         one not computed.
     slot4 : ndarray of shape (9,), int64
-        Column block of ``U4`` of each of ``NAMES4``, or -1.
+        Column block of ``U4`` of each of ``NAMES4``, or -1.  The score
+        variances (``slot4[0:4]``) come together, except that the lower bound
+        may be -1 alone; likewise the Hessian variances (``slot4[4:8]``).
     U2, U4 : ndarray of shape (n, n2 * K) and (n, n4 * K)
         Written, weighted as above.  Unweighted: ``G = b^T I b``,
         ``S1 = sum_d (r_d^T b)^2``, ``S2 = sum_d (G - r_d^T w)``,
@@ -210,8 +232,11 @@ def _unit_statistics_blocks(block_start, block_stop, block_size, family, B, Hs, 
         (softmax: ``|w - mean(w)|^2 c``), and ``G^2``.
     """
     n, C, K = B.shape
-    b = np.empty(C)
-    w = np.empty(C)
+    # Per-unit work vectors of one row (the loops run over the units innermost).
+    scratch = np.empty((11, K))
+    G, V1, nb, work, g, s1, e1 = (scratch[0], scratch[1], scratch[2], scratch[3], scratch[4],
+                                  scratch[5], scratch[6])
+    s2, e2, v2, nh = scratch[7], scratch[8], scratch[9], scratch[10]
     with_score = slot2[1] >= 0
     with_hessian = slot2[2] >= 0
     for i in range(block_start * block_size, min(n, block_stop * block_size)):
@@ -220,58 +245,71 @@ def _unit_statistics_blocks(block_start, block_stop, block_size, family, B, Hs, 
         su = s * u
         uu = u * u
         first, stop = row_ptr[i], row_ptr[i + 1]
+        Bi = B[i]
+        _quadratic_forms(family, Bi, mean[i], var[i], mu4[i], inv_sigma2, G, V1, nb, work)
+        if slot2[0] >= 0:
+            col = slot2[0] * K
+            for k in range(K):
+                U2[i, col + k] = s * G[k]
+        if slot4[8] >= 0:
+            col = slot4[8] * K
+            for k in range(K):
+                U4[i, col + k] = s * G[k] * G[k]
+        if with_score:
+            s1[:] = 0.0
+            e1[:] = 0.0
+            for d in range(first, stop):
+                _project(R, d, Bi, g)
+                for k in range(K):
+                    g2 = g[k] * g[k]
+                    s1[k] += g2
+                    e1[k] += (g2 - G[k]) * (g2 - G[k])
+            col = slot2[1] * K
+            for k in range(K):
+                U2[i, col + k] = u * s1[k]
+            if slot4[0] >= 0:
+                c0, c1, c3 = slot4[0] * K, slot4[1] * K, slot4[3] * K
+                upper = bound_constants[i, 1]
+                for k in range(K):
+                    U4[i, c0 + k] = su * V1[k]
+                    U4[i, c1 + k] = uu * e1[k]
+                    U4[i, c3 + k] = su * nb[k] * nb[k] * upper
+            # (the lower bound is left out where it is identically zero)
+            if slot4[2] >= 0:
+                c2 = slot4[2] * K
+                lower = bound_constants[i, 0]
+                for k in range(K):
+                    U4[i, c2 + k] = su * nb[k] * nb[k] * lower
+        if not with_hessian:
+            continue
         n_draws = stop - first
         for k in range(K):
-            for c in range(C):
-                b[c] = B[i, c, k]
-            G, V1, nb = _quad_quartic_norm(family, b, mean[i], var[i], mu4[i], inv_sigma2)
-            if slot2[0] >= 0:
-                U2[i, slot2[0] * K + k] = s * G
-            if slot4[8] >= 0:
-                U4[i, slot4[8] * K + k] = s * G * G
-            if with_score:
-                s1 = 0.0
-                e1 = 0.0
-                for d in range(first, stop):
-                    g = _dot_row(R, d, b)
-                    g2 = g * g
-                    s1 += g2
-                    e1 += (g2 - G) * (g2 - G)
-                U2[i, slot2[1] * K + k] = u * s1
-                if slot4[0] >= 0:
-                    U4[i, slot4[0] * K + k] = su * V1
-                    U4[i, slot4[1] * K + k] = uu * e1
-                    U4[i, slot4[2] * K + k] = su * nb * nb * bound_constants[i, 0]
-                    U4[i, slot4[3] * K + k] = su * nb * nb * bound_constants[i, 1]
-            if not with_hessian:
-                continue
-            s2 = n_draws * G
-            e2 = 0.0
-            v2 = 0.0
-            nh = 0.0
-            if hess_mode == HESSIAN_SAMPLED:
-                s2 -= Hr[i, k]
-            elif hess_mode == HESSIAN_FULL:
-                w_mean = 0.0
-                for c in range(C):
-                    w[c] = Hs[i, c, k]
-                    w_mean += w[c]
-                # Softmax: I 1 = 0, so w^T I w only sees w - mean(w) (the
-                # centred norm gives the tighter bounds of eigen_constants).
-                w_mean = w_mean / C if family == SOFTMAX else 0.0
-                for c in range(C):
-                    nh += (w[c] - w_mean) * (w[c] - w_mean)
-                v2 = _quad(family, w, mean[i], var[i], inv_sigma2)
-                for d in range(first, stop):
-                    t = _dot_row(R, d, w)
-                    s2 -= t
-                    e2 += t * t
-            U2[i, slot2[2] * K + k] = u * s2
-            if slot4[4] >= 0:
-                U4[i, slot4[4] * K + k] = su * v2
-                U4[i, slot4[5] * K + k] = uu * e2
-                U4[i, slot4[6] * K + k] = su * nh * bound_constants[i, 2]
-                U4[i, slot4[7] * K + k] = su * nh * bound_constants[i, 3]
+            s2[k] = n_draws * G[k]
+        e2[:] = 0.0
+        v2[:] = 0.0
+        nh[:] = 0.0
+        if hess_mode == HESSIAN_SAMPLED:
+            for k in range(K):
+                s2[k] -= Hr[i, k]
+        elif hess_mode == HESSIAN_FULL:
+            Wi = Hs[i]
+            _hessian_forms(family, Wi, mean[i], var[i], inv_sigma2, v2, nh, work)
+            for d in range(first, stop):
+                _project(R, d, Wi, g)
+                for k in range(K):
+                    s2[k] -= g[k]
+                    e2[k] += g[k] * g[k]
+        col = slot2[2] * K
+        for k in range(K):
+            U2[i, col + k] = u * s2[k]
+        if slot4[4] >= 0:
+            c4, c5, c6, c7 = slot4[4] * K, slot4[5] * K, slot4[6] * K, slot4[7] * K
+            lower, upper = bound_constants[i, 2], bound_constants[i, 3]
+            for k in range(K):
+                U4[i, c4 + k] = su * v2[k]
+                U4[i, c5 + k] = uu * e2[k]
+                U4[i, c6 + k] = su * nh[k] * lower
+                U4[i, c7 + k] = su * nh[k] * upper
 
 
 def squared_score_units(G, row_ptr, copy_weight, out):

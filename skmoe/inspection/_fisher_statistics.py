@@ -176,29 +176,58 @@ def virtual_copies(sample_weight):
     return copies, copy_weight
 
 
-def statistic_names(estimators, with_variances):
-    """The statistics a fit computes, weighted by ``a_j^2`` and by ``a_j^4``.
+def has_hessian_term(net):
+    """Whether ``w = d^2 h / d theta^2`` can be nonzero (sigmoid or tanh hidden layers).
+
+    Otherwise (ReLU, identity, linear models) ``h`` is piecewise linear in
+    each parameter: the Hessian estimator equals the exact diagonal and its
+    variance is zero.
+    """
+    return net.activation in ("logistic", "tanh") and len(net.coefs) >= 2
+
+
+def statistic_names(net, estimators, with_variances):
+    """The statistics a fit computes, and those it knows without computing them.
 
     Parameters
     ----------
+    net : _Network
     estimators : set of {"exact", "score", "hessian"}
     with_variances : bool
 
     Returns
     -------
     names2, names4 : list of str
-        Subsets of ``NAMES2`` and ``NAMES4``, in their order.  The exact
-        diagonal is included whenever the others need it anyway (the Hessian
-        estimator and every variance are functions of it).
+        The statistics weighted by ``a_j^2`` and by ``a_j^4``: subsets of
+        ``NAMES2`` and ``NAMES4``, in their order.  The exact diagonal is
+        included whenever the others need it anyway (the Hessian estimator
+        and every variance are functions of it).
+    implied : dict
+        ``{name: "zero" or source name}``: statistics that are identically
+        zero, or equal to another one, and are filled in by
+        :func:`finalize_statistics` instead of being computed.  These are the
+        lower bound of ``V_1`` with several outputs (``lambda_min(K) = 0``,
+        see :func:`~._fisher_numba.eigen_constants`), and, without a Hessian
+        term, the Hessian estimator (the exact diagonal) and its variances.
     """
     need_exact = "exact" in estimators or "hessian" in estimators or with_variances
+    implied = {}
+    if "hessian" in estimators and not has_hessian_term(net):
+        implied["hessian"] = "fisher"
+        if with_variances:
+            implied.update(dict.fromkeys(
+                ["var_hessian", "evar_hessian", "lower_hessian", "upper_hessian"], "zero"))
+    if with_variances and "score" in estimators and net.n_outputs > 1:
+        implied["lower_score"] = "zero"
     names2 = [name for name in _k.NAMES2
-              if name in estimators or (name == "fisher" and need_exact)]
+              if (name in estimators or (name == "fisher" and need_exact))
+              and name not in implied]
     names4 = []
     if with_variances:
         names4 = [name for name in _k.NAMES4
-                  if name == "fisher_sq" or name.rsplit("_", 1)[1] in estimators]
-    return names2, names4
+                  if (name == "fisher_sq" or name.rsplit("_", 1)[1] in estimators)
+                  and name not in implied]
+    return names2, names4, implied
 
 
 def accumulate_statistics(net, X, sample_weight, first_copy, *, seed, names2, names4,
@@ -294,7 +323,7 @@ def _accumulate_block(net, X, row_weight, copies, copy_weight, first_copy, seed,
             sums2[layer] += squares[layer].T @ U
         return
 
-    nonlinear = net.activation in ("logistic", "tanh") and L >= 2
+    nonlinear = has_hessian_term(net)
     with_variances = bool(names4)
     deltas, pre = _k.backward_directions(
         net.coefs, d1, np.ascontiguousarray(np.broadcast_to(np.eye(C), (n, C, C))))
@@ -347,14 +376,23 @@ _SCALES = {"fisher": (1, 0), "score": (1, 1), "hessian": (1, 1), "fisher_sq": (1
            "lower_hessian": (2, 1), "upper_hessian": (2, 1)}
 
 
-def finalize_statistics(net, sums, names2, names4, n_draws):
+def finalize_statistics(net, sums, names2, names4, implied, n_draws):
     """Normalise the sums of :func:`accumulate_statistics` into the statistics.
+
+    Parameters
+    ----------
+    net : _Network
+    sums : tuple
+        As returned by :func:`accumulate_statistics` (or a sum of them).
+    names2, names4, implied
+        As returned by :func:`statistic_names`.
+    n_draws : int
 
     Returns
     -------
     stats : dict
-        ``{name: [(weights, bias) per layer]}`` for the names, with
-        ``"fisher_sq"`` replaced by ``"x_variance"``.
+        ``{name: [(weights, bias) per layer]}`` for the computed and the
+        implied names, with ``"fisher_sq"`` replaced by ``"x_variance"``.
     """
     L = len(net.coefs)
     total_weight, sums2, sums4 = sums[0], sums[1:L + 1], sums[L + 1:]
@@ -368,6 +406,11 @@ def finalize_statistics(net, sums, names2, names4, n_draws):
                 K = net.coefs[layer].shape[1]
                 block_ = per_layer[layer][:, i * K:(i + 1) * K] / scale
                 stats[name].append((block_[:-1], block_[-1]))
+    for name, source in implied.items():
+        if source == "zero":
+            stats[name] = [tuple(np.zeros_like(a) for a in pair) for pair in stats["fisher"]]
+        else:
+            stats[name] = [tuple(a.copy() for a in pair) for pair in stats[source]]
     if "fisher_sq" in stats:
         # Unbiased sample variance over rows of I(theta | x_n), divided by N
         # (frequency weights: N = sum of the weights): the x-part of the
@@ -422,8 +465,8 @@ def fisher_statistics(net, X, *, sample_weight=None, inv_sigma2=1.0, n_draws=1,
     seed = draw_seed(check_random_state(random_state))
     if sample_weight is None:
         sample_weight = np.ones(X.shape[0])
-    names2, names4 = statistic_names(set(estimators), with_variances)
+    names2, names4, implied = statistic_names(net, set(estimators), with_variances)
     sums = accumulate_statistics(net, X, sample_weight, 0, seed=seed, names2=names2,
                                  names4=names4, inv_sigma2=inv_sigma2, n_draws=n_draws,
                                  batch_size=batch_size)
-    return finalize_statistics(net, sums, names2, names4, n_draws)
+    return finalize_statistics(net, sums, names2, names4, implied, n_draws)
