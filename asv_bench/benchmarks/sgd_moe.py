@@ -74,3 +74,46 @@ class SGDMoEFit(Benchmark):
         return mlp / moe
 
     track_ratio_mlp_over_sgd_moe.unit = "ratio"
+
+
+#: Predict benchmark (issue 16): n = 5 * 10^6 rows, d = 32.
+SGD_PREDICT_N = 5_000_000
+#: Rows the model of ``time_predict`` is fitted on (predict's cost does not
+#: depend on how well the model is trained).
+SGD_PREDICT_N_FIT = 20_000
+
+
+class SGDMoEPredict(Benchmark):
+    """Fused routed ``predict`` on 5 * 10^6 rows, d = 32, against the fit.
+
+    ``track_predict_over_fit`` times the whole staged fit and then predict on
+    the same 5 * 10^6 rows, in the same process, and reports their ratio
+    (target: at most 0.1).
+    """
+
+    timeout = 1800
+    repeat = 1
+    number = 1
+
+    def setup(self):
+        from skmoe.datasets import make_latent_cluster_regression
+
+        self.X, self.y = make_latent_cluster_regression(
+            SGD_PREDICT_N, SGD_N_FEATURES, random_state=0
+        )
+        self.model = _moe().fit(self.X[:SGD_PREDICT_N_FIT], self.y[:SGD_PREDICT_N_FIT])
+        self.model.predict(self.X[:1000])  # compile or load the kernels
+
+    def time_predict(self):
+        self.model.predict(self.X)
+
+    def track_predict_over_fit(self):
+        """Predict time over fit time on the same 5 * 10^6 rows."""
+        t0 = time.perf_counter()
+        model = _moe().fit(self.X, self.y)
+        fit = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        model.predict(self.X)
+        return (time.perf_counter() - t0) / fit
+
+    track_predict_over_fit.unit = "ratio"

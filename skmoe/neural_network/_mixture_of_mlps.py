@@ -31,6 +31,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import _mlp_numba as _kernels
 from . import _routing
+from ._blas import one_blas_thread
 from ._mlp_training import _LOSS_LOGISTIC, _LOSS_SOFTMAX, _LOSS_SQUARED, train_expert
 from ._routing import route as _route
 from ._routing_numba import group_rows
@@ -460,21 +461,25 @@ class _BaseMixtureOfMLPs(BaseEstimator):
             validation_fraction=self.validation_fraction,
         )
         name = type(self).__name__
-        results = _parallel_experts(self.n_jobs)(
-            delayed(train_expert)(
-                X[rows_of[e]],
-                Y[rows_of[e]],
-                hidden,
-                prelu,
-                loss_kind,
-                seed=seeds[e],
-                sample_weight=None if sample_weight is None else sample_weight[rows_of[e]],
-                verbose=self.verbose,
-                label=f"{name} expert {e} (of {n_cells})",
-                **options,
+        # The experts' kernels run on joblib's threads; the NumPy work around
+        # them is per cell and small, so BLAS gets one thread (loky and Dask
+        # workers are other processes, with their own limits).
+        with one_blas_thread():
+            results = _parallel_experts(self.n_jobs)(
+                delayed(train_expert)(
+                    X[rows_of[e]],
+                    Y[rows_of[e]],
+                    hidden,
+                    prelu,
+                    loss_kind,
+                    seed=seeds[e],
+                    sample_weight=None if sample_weight is None else sample_weight[rows_of[e]],
+                    verbose=self.verbose,
+                    label=f"{name} expert {e} (of {n_cells})",
+                    **options,
+                )
+                for e in to_train
             )
-            for e in to_train
-        )
         params = np.zeros((n_cells, n_params))
         n_iter = np.zeros(n_cells, dtype=np.int64)
         for e, (p, monitor) in zip(to_train, results):

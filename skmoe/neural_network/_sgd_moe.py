@@ -25,8 +25,10 @@ from sklearn.utils.validation import (
 )
 
 from . import _sgd_moe_numba as _kernels
+from ._blas import one_blas_thread
 from ..utils._monitor import ConvergenceMonitor, concatenate_histories
 from ..utils._numba_math import hermite_basis
+from ..utils._threading import block_partition, run_blocks
 from ..utils._validation import (
     StrictIntInterval,
     check_finite_output,
@@ -727,9 +729,10 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
 
         # Stage 4: second layer by ridge regression on all rows.
         ridge = self._monitor(4, 1, "training MSE")
-        coef, intercept, mse = _ridge(
-            X, y64, degree, W, router, self.top_k, self.alpha, weights
-        )
+        with one_blas_thread():  # chunk-sized products, a 50 x 50 solve
+            coef, intercept, mse = _ridge(
+                X, y64, degree, W, router, self.top_k, self.alpha, weights
+            )
         ridge.report(mse)
         ridge.finish()
 
@@ -782,17 +785,36 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
 
         if n_steps == 0:
             report(np.nan, 0)
-        for first in range(0, n_steps, every):
-            last = min(first + every, n_steps)
-            report(run_steps(first, last), last)
+        with one_blas_thread():  # a spinning BLAS pool would slow the kernel
+            for first in range(0, n_steps, every):
+                last = min(first + every, n_steps)
+                report(run_steps(first, last), last)
         monitor.finish()
         return monitor
 
     # ------------------------------------------------------------- inference
 
 
+    def _inference_arrays(self):
+        """``(router, top_k, W, coef, intercept)`` for :func:`predict_blocks`, in float64.
+
+        One kernel specialisation per input dtype: the (small) fitted arrays
+        are always passed in float64, whatever dtype they are stored in.
+        """
+        return (
+            np.ascontiguousarray(self.router_coef_, dtype=np.float64),
+            int(self._fitted_params["top_k"]),
+            np.ascontiguousarray(self.expert_weights_, dtype=np.float64),
+            np.ascontiguousarray(self.expert_coef_, dtype=np.float64),
+            np.ascontiguousarray(self.expert_intercept_, dtype=np.float64),
+        )
+
     def predict(self, X):
         """Routed mixture of the experts' outputs.
+
+        One fused pass per row (router scores, top-k gates, and the Hermite
+        features of the routed experts only), run in parallel over row
+        blocks; the result does not depend on the number of threads.
 
         Parameters
         ----------
@@ -805,20 +827,15 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
             Predictions, in the dtype of ``X``.
         """
         X = check_fitted_input(self, X)
-        degree = self.expert_coef_.shape[2]
         out = np.empty(X.shape[0])
-        # Large inputs overflow the Hermite features (degree ``degree``):
-        # reported by check_finite_output below, not warned about.
+        n_blocks, block_size = block_partition(X.shape[0])
+        # Large inputs overflow the Hermite features: reported by
+        # check_finite_output below, not warned about.
         with np.errstate(over="ignore", invalid="ignore"):
-            for start in range(0, X.shape[0], _CHUNK):
-                Xc = X[start : start + _CHUNK]
-                gates = _gates(Xc, self.router_coef_, self._fitted_params["top_k"])
-                pred = np.zeros(Xc.shape[0])
-                for m in range(self.expert_coef_.shape[0]):
-                    features = _features(Xc, self.expert_weights_[m], degree)
-                    expert = features @ self.expert_coef_[m].ravel()
-                    pred += gates[:, m] * (expert + self.expert_intercept_[m])
-                out[start : start + _CHUNK] = pred
+            run_blocks(
+                _kernels.predict_blocks, n_blocks, block_size, X,
+                *self._inference_arrays(), out,
+            )
             out = out.astype(X.dtype, copy=False)
         return check_finite_output(out, "predict output")
 

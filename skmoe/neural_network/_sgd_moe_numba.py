@@ -76,12 +76,18 @@ def _gram_schmidt(W):
 @njit(cache=True, nogil=True)
 def _topk_gates(scores, top_k, gates):
     """Softmax over the ``top_k`` largest ``scores``; zeros elsewhere (ties: lowest index)."""
+    _topk_gates_into(scores, top_k, gates, np.zeros(scores.shape[0], dtype=np.bool_))
+
+
+@njit(cache=True, nogil=True)
+def _topk_gates_into(scores, top_k, gates, chosen):
+    """:func:`_topk_gates` with a caller-owned work buffer ``chosen`` (no allocation)."""
     n = scores.shape[0]
     gates[:] = 0.0
     if n == 1:
         gates[0] = 1.0
         return
-    chosen = np.zeros(n, dtype=np.bool_)
+    chosen[:] = False
     best_score = -np.inf
     for r in range(top_k):
         best = -1
@@ -272,3 +278,77 @@ def router_sgd(X, y, idx, batch_size, U, signs, k, router, lr, first_step, last_
             for a in range(d):
                 router[m, a] += step_size * grad[m, a]
     return _mean(loss, (last_step - first_step) * batch_size)
+
+
+@njit(cache=True, nogil=True)
+def predict_blocks(
+    block_start, block_stop, block_size, X, router, top_k, W, coef, intercept, out
+):
+    """Routed mixture prediction of rows in blocks ``block_start:block_stop``.
+
+    One pass per row, nothing of size ``n_samples`` but ``out``: the router
+    scores ``router @ x``, the top-k softmax gates, then for each routed
+    expert only (gate non-zero) its neurons' projections ``t = w^T x`` and
+    the Hermite recursion ``h_1(t) .. h_p(t)`` contracted with the
+    second-layer coefficients:
+
+        out[i] = sum_m pi_m(x) (intercept[m] + sum_j sum_p coef[m, j, p - 1] h_p(w_{m,j}^T x)).
+
+    Each row's arithmetic depends on that row only, so the result does not
+    depend on the block partition or the thread count.
+
+    Parameters
+    ----------
+    block_start, block_stop, block_size : int
+        Rows ``block_start * block_size`` to ``min(n, block_stop * block_size)``.
+    X : ndarray of shape (n_samples, n_features)
+        float32 or float64; the arithmetic runs in float64.
+    router : ndarray of shape (n_experts, n_features)
+    top_k : int
+    W : ndarray of shape (n_experts, n_neurons, n_features)
+    coef : ndarray of shape (n_experts, n_neurons, degree)
+    intercept : ndarray of shape (n_experts,)
+    out : ndarray of shape (n_samples,), float64
+    """
+    n, d = X.shape
+    n_experts, n_neurons, degree = coef.shape
+    top_k = min(top_k, n_experts)
+    # Normalised Hermite recursion h_{i+1} = (t h_i - sqrt(i) h_{i-1}) / sqrt(i + 1)
+    # with its constants tabulated once.
+    inv_root = np.empty(degree + 1)
+    ratio = np.empty(degree + 1)
+    for i in range(degree + 1):
+        inv_root[i] = 1.0 / np.sqrt(i + 1.0)
+        ratio[i] = np.sqrt(i) * inv_root[i]
+    scores = np.empty(n_experts)
+    gates = np.empty(n_experts)
+    chosen = np.empty(n_experts, dtype=np.bool_)
+    xi = np.empty(d)
+    for row in range(block_start * block_size, min(n, block_stop * block_size)):
+        for a in range(d):
+            xi[a] = X[row, a]
+        for m in range(n_experts):
+            s = 0.0
+            for a in range(d):
+                s += router[m, a] * xi[a]
+            scores[m] = s
+        _topk_gates_into(scores, top_k, gates, chosen)
+        total = 0.0
+        for m in range(n_experts):
+            if gates[m] == 0.0:
+                continue
+            value = intercept[m]
+            for j in range(n_neurons):
+                t = 0.0
+                for a in range(d):
+                    t += W[m, j, a] * xi[a]
+                prev = 1.0
+                cur = t
+                value += coef[m, j, 0] * cur
+                for i in range(1, degree):
+                    nxt = t * cur * inv_root[i] - ratio[i] * prev
+                    prev = cur
+                    cur = nxt
+                    value += coef[m, j, i] * cur
+            total += gates[m] * value
+        out[row] = total

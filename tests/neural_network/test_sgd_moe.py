@@ -500,3 +500,42 @@ def test_router_is_deprecated():
     # The old value and "deprecated" are accepted, nothing else.
     with pytest.raises(ValueError, match="'router' parameter"):
         SGDMoERegressor(router="softmax").fit(X, y)
+
+
+def _unfused_predict(model, X):
+    """The reference formula in NumPy: all experts' Hermite features, gated."""
+    scores = X.astype(np.float64) @ model.router_coef_.T.astype(np.float64)
+    top_k = model._fitted_params["top_k"]
+    gates = np.zeros_like(scores)
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
+    chosen = np.take_along_axis(scores, top, axis=1)
+    w = np.exp(chosen - chosen[:, :1])
+    np.put_along_axis(gates, top, w / w.sum(axis=1, keepdims=True), axis=1)
+    degree = model.expert_coef_.shape[2]
+    pred = np.zeros(len(X))
+    for m in range(model.router_coef_.shape[0]):
+        t = X.astype(np.float64) @ model.expert_weights_[m].T.astype(np.float64)
+        features = np.stack([_h(t, i) for i in range(1, degree + 1)], axis=-1)
+        expert = np.einsum("njp,jp->n", features, model.expert_coef_[m].astype(np.float64))
+        pred += gates[:, m] * (expert + model.expert_intercept_[m])
+    return pred
+
+
+@pytest.mark.parametrize("top_k", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_predict_equals_unfused_formula_and_is_row_wise(top_k, dtype):
+    """The fused kernel equals the unfused NumPy formula, and each row's
+    output is bit-for-bit independent of the other rows (so of the block
+    partition and of the thread count)."""
+    rng = np.random.RandomState(1)
+    X = rng.standard_normal((9000, 6)).astype(dtype)  # several row blocks
+    y = rng.standard_normal(9000)
+    model = SGDMoERegressor(3, n_neurons=3, top_k=top_k, degree=5, random_state=0).fit(X, y)
+    model.router_coef_ = rng.standard_normal(model.router_coef_.shape).astype(dtype)
+    pred = model.predict(X)
+    assert pred.dtype == dtype
+    rtol = 1e-12 if dtype == np.float64 else 1e-6
+    reference = _unfused_predict(model, X)
+    assert_allclose(pred, reference, rtol=rtol, atol=rtol * np.abs(reference).max())
+    rows = rng.permutation(9000)[:37]
+    assert_array_equal(model.predict(X[rows]), pred[rows])
