@@ -361,7 +361,7 @@ def test_generic_channel_equality_sees_shape_and_parity():
 
 
 @pytest.mark.parametrize("channel", [DeepAttentionChannel(n_tokens=3),
-                                     DeepAttentionChannel(n_layers=3)])
+                                     DeepAttentionChannel(n_layers=4)])
 def test_unsupported_attention_posterior_fails_early(channel):
     assert not channel.supports_posterior
     X, y, _ = make_sequence_multi_index(20, 10, channel, random_state=0)  # sampling works
