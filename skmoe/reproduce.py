@@ -68,7 +68,7 @@ def _plot(results, path):
         mean, sd = loss.mean(axis=1), loss.std(axis=1)
         ax.errorbar(n, mean, yerr=2 * sd / np.sqrt(loss.shape[1]), fmt="o", ms=4,
                     capsize=2, label="mean D1 ± 2 s.e.")
-        slope, (low, high) = r.slopes["D1"]
+        slope, (low, high) = r.mean_slopes["D1"]
         intercept = np.mean(np.log(mean) - slope * np.log(n))
         ax.plot(n, np.exp(intercept) * n**slope, "-",
                 label=f"slope {slope:.2f} [{low:.2f}, {high:.2f}]")
@@ -131,8 +131,8 @@ def ggmoe_rates(output_dir, quick=False, models=(1, 2, 3, 4), n_components=(3, 4
                          "median_slope", "n_hit_max_iter", "n_fits"])
         for r in results:
             for key in _REPORTED:
-                if key in r.slopes:
-                    slope, (low, high) = r.slopes[key]
+                if key in r.mean_slopes:
+                    slope, (low, high) = r.mean_slopes[key]
                     median = r.median_slopes.get(key, (float("nan"),))[0]
                     writer.writerow([r.model, r.n_components, key, f"{slope:.4f}",
                                      f"{low:.4f}", f"{high:.4f}", f"{median:.4f}",
@@ -144,7 +144,7 @@ def ggmoe_rates(output_dir, quick=False, models=(1, 2, 3, 4), n_components=(3, 4
     print(f"{'model':>5} {'K':>2}  {'D1 slope':>8}  {'95% interval':<17} {'median':>6} "
           f"{'hit max_iter':>12}  slowest parameter (median slope)")
     for r in results:
-        slope, (low, high) = r.slopes["D1"]
+        slope, (low, high) = r.mean_slopes["D1"]
         params = {k: v[0] for k, v in r.median_slopes.items()
                   if k not in ("D1", "D2", "weights")}
         slowest = max(params, key=params.get)

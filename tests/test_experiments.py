@@ -59,7 +59,7 @@ def test_convergence_rates_deterministic_and_converged():
     # The loss decreases with n (noise permitting over 16x more data).
     means = serial.values["D1"].mean(axis=1)
     assert means[-1] < means[0]
-    slope, (low, high) = serial.slopes["D1"]
+    slope, (low, high) = serial.mean_slopes["D1"]
     assert -1.0 < slope < -0.2
     assert "D1" in serial.table()
 
@@ -137,3 +137,148 @@ def test_convergence_rates_runs_under_any_joblib_backend(backend, capsys):
     assert_allclose(parallel.values["D1"], serial.values["D1"], rtol=1e-2)
     # One progress line per sample size, even when results come as a list.
     assert capsys.readouterr().out.count("mean D1") == 2
+
+
+# ------------------------------------------------------------- rate study
+
+from skmoe.experiments import (  # noqa: E402
+    ERROR_KEYS,
+    bootstrap_slope,
+    predicted_exponent,
+    rate_study,
+)
+
+
+def test_bootstrap_slope_interval_covers_the_power_law():
+    rng = np.random.default_rng(0)
+    n = np.array([1e3, 1e4, 1e5, 1e6])
+    values = np.outer(n**-0.25, np.ones(30)) * rng.lognormal(0, 0.3, (4, 30))
+    for statistic in ("mean", "median"):
+        slope, (low, high) = bootstrap_slope(n, values, statistic=statistic)
+        assert low < -0.25 < high and low < slope < high
+        assert high - low < 0.1
+    # Exact power law with identical repetitions: a zero-width interval.
+    slope, (low, high) = bootstrap_slope(n, np.outer(3 * n**-0.5, np.ones(5)))
+    assert_allclose([slope, low, high], -0.5, atol=1e-12)
+
+
+def test_bootstrap_slope_width_shrinks_with_repetitions():
+    rng = np.random.default_rng(1)
+    n = np.array([1e3, 1e4, 1e5])
+    widths = []
+    for n_rep in (5, 80):
+        values = np.outer(n**-0.5, np.ones(n_rep)) * rng.lognormal(0, 0.5, (3, n_rep))
+        _, (low, high) = bootstrap_slope(n, values, n_boot=400)
+        widths.append(high - low)
+    assert widths[1] < widths[0] / 2  # about sqrt(16) = 4 times narrower
+
+
+def test_bootstrap_slope_skips_missing_values_and_rejects_bad_ones():
+    n = np.array([100, 1000, 10000])
+    values = np.outer(n**-0.5, np.ones(4))
+    values[1, :2] = np.nan
+    assert_allclose(bootstrap_slope(n, values)[0], -0.5)
+    values[1] = np.nan
+    assert_allclose(bootstrap_slope(n, values)[0], -0.5)  # two sizes remain
+    values[2] = np.nan
+    assert np.isnan(bootstrap_slope(n, values)[0])
+    with pytest.raises(ValueError, match="positive"):
+        bootstrap_slope(n, np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="shape"):
+        bootstrap_slope(n, np.ones((2, 2)))
+
+
+@pytest.mark.parametrize(
+    "key, model, cell_size, expected",
+    [
+        ("D1", 1, 2, -0.5),
+        ("means_exact", 2, 2, -0.5),
+        ("means_merged", 1, 2, -0.5),
+        ("means_atoms", 1, 2, -1 / 8),
+        ("intercept_atoms", 4, 3, -1 / 12),
+        ("covariances_atoms", 3, 2, -1 / 4),
+        ("noise_covariances_atoms", 1, 3, -1 / 6),
+        ("coef_atoms", 1, 3, -1 / 4),  # Type I: n^-1/4 whatever the cell size
+        ("coef_atoms", 2, 3, -1 / 6),  # Type II: n^-1/rtilde, rtilde(3) = 6
+    ],
+)
+def test_predicted_exponent_table(key, model, cell_size, expected):
+    assert_allclose(predicted_exponent(key, model, cell_size), expected)
+
+
+def test_predicted_exponent_rejects_unknown_inputs():
+    with pytest.raises(ValueError, match="key must be"):
+        predicted_exponent("means", 1)
+    with pytest.raises(ValueError, match="cell_size"):
+        predicted_exponent("means_atoms", 1, 4)
+
+
+def test_exact_fit_per_parameter_slopes_are_parametric():
+    # K = k*: every parameter converges at n^-1/2; with 12 repetitions over
+    # a 64x range of n the slope of the mean error is within 0.1 of it.
+    result = rate_study(
+        (4,), (3,), (1000, 4000, 16000, 64000), 12, starts=("near_truth",)
+    )
+    slopes = {row["quantity"]: row for row in result.slopes("mean", n_boot=200)}
+    assert set(slopes) == {"D1", "D2"} | {k for k in ERROR_KEYS if k.endswith("_exact")}
+    for key, row in slopes.items():
+        assert -0.65 <= row["slope"] <= -0.40, (key, row["slope"])
+        assert row["predicted"] == -0.5 and row["n_hit_max_iter"] == 0
+    assert all(r["cell_sizes"] == "1-1-1" for r in result.rows)
+
+
+def test_merged_moments_of_an_overfitted_cell_beat_the_atoms():
+    # K = k* + 1 from the authors' start: the doubled cell's atoms are off by
+    # about n^-1/8 in location, its moment-matched merge by about n^-1/2.
+    # Medians over repetitions, robust to a cell that collapses onto one
+    # atom (then both errors are equal) or a start that splits it widely.
+    result = rate_study((3,), (4,), (2000, 8000), 4, starts=("near_truth",),
+                        max_iter=1000)
+    assert all(r["n_overfit_cells"] == 1 for r in result.rows)
+    for key in ("means", "intercept"):
+        _, atoms = result.values(3, 4, "near_truth", key + "_atoms")
+        _, merged = result.values(3, 4, "near_truth", key + "_merged")
+        assert np.all(np.median(merged, axis=1) < np.median(atoms, axis=1)), key
+        # Not a tie: the merge is a different, smaller error on most fits.
+        assert np.mean(merged < atoms) >= 0.75, key
+
+
+def test_rate_study_rows_csv_and_common_random_numbers(tmp_path):
+    path = tmp_path / "fits.csv"
+    result = rate_study((1,), (3, 4), (200, 400), 2, max_iter=50, n_init=1,
+                        csv_path=path)
+    assert len(result.rows) == 2 * 2 * 2 * 2
+    import csv
+
+    with open(path) as f:
+        written = list(csv.DictReader(f))
+    assert len(written) == len(result.rows)
+    assert_allclose([float(r["D1"]) for r in written], [r["D1"] for r in result.rows])
+    # Fits of one repetition share their data set across K and starts: the
+    # exact fits from both starts reach the same optimum.
+    d1 = {(r["start"], r["n_samples"], r["repetition"]): r["D1"]
+          for r in result.rows if r["n_components"] == 3}
+    for n in (200, 400):
+        for rep in (0, 1):
+            assert_allclose(d1["near_truth", n, rep], d1["kmeans", n, rep], rtol=1e-3)
+    # Different repetitions see different data.
+    assert d1["near_truth", 200, 0] != d1["near_truth", 200, 1]
+    sizes, values = result.values(1, 4, "kmeans", "n_iter")
+    assert list(sizes) == [200, 400] and values.shape == (2, 2)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"models": (5,)}, "models"),
+        ({"n_components": (2,)}, "n_components"),
+        ({"sample_sizes": (300,)}, "sample_sizes"),
+        ({"sample_sizes": (2, 300)}, "sample_sizes"),
+        ({"starts": ("truth",)}, "starts"),
+    ],
+)
+def test_rate_study_rejects_invalid_grids(kwargs, match):
+    args = {"models": (1,), "n_components": (3,), "sample_sizes": (300, 600),
+            "n_repetitions": 1, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        rate_study(**args)

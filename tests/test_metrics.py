@@ -1,4 +1,4 @@
-"""Tests for skmoe.metrics.voronoi_loss."""
+"""Tests for skmoe.metrics: Voronoi losses, cell merges, per-parameter errors."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ from numpy.testing import assert_allclose
 
 from skmoe import GaussianGatedMoERegressor
 from skmoe.datasets import ggmoe_paper_setting, make_gaussian_gated_moe
-from skmoe.metrics import voronoi_cells, voronoi_loss
+from skmoe.metrics import merge_cell, voronoi_cells, voronoi_loss, voronoi_parameter_errors
 
 PARTS = ("means", "covariances", "coef", "intercept", "noise_covariances")
 
@@ -189,3 +189,136 @@ def test_distinct_atoms_are_not_merged():
     _, comp = voronoi_loss(fitted, truth, return_components=True)
     assert list(comp["cell_sizes"]) == [1, 1, 2]
     assert_allclose(voronoi_loss(fitted, truth), 0.15 * 1e-3**4, rtol=1e-10)
+
+
+# ---------------------------------------------------------------- merge_cell
+
+
+@pytest.mark.parametrize("model", [1, 3])
+def test_merge_cell_of_one_atom_is_the_atom(model):
+    truth = ggmoe_paper_setting(model)
+    merged = merge_cell(truth, [1])
+    for key in PARTS:
+        assert_allclose(merged[key][0], truth[key][1], atol=1e-14)
+    assert_allclose(merged["weights"], truth["weights"][1])
+
+
+def test_merge_cell_matches_the_moments_of_a_sample():
+    # Independent route: draw from the cell's two-atom mixture and fit one
+    # joint Gaussian by sample moments, then read off gate and expert.
+    truth = ggmoe_paper_setting(3)
+    cell = _split_atom(truth, 0, [_delta(truth, 0.05), _delta(truth, -0.03)], [0.3, 0.7])
+    cell = {key: value[2:] for key, value in cell.items()}  # only the two atoms
+    cell["weights"] = cell["weights"] / cell["weights"].sum()
+    merged = merge_cell(cell)
+    X, y = make_gaussian_gated_moe(400_000, params=cell, random_state=0)
+    Z = np.column_stack([X, y])
+    mean, cov = Z.mean(axis=0), np.cov(Z, rowvar=False, bias=True)
+    coef = np.linalg.solve(cov[:2, :2], cov[:2, 2])
+    assert_allclose(merged["means"][0], mean[:2], atol=1e-3)
+    assert_allclose(merged["covariances"][0], cov[:2, :2], atol=1e-3)
+    assert_allclose(merged["coef"][0, 0], coef, atol=2e-2)
+    assert_allclose(merged["intercept"][0, 0], mean[2] - coef @ mean[:2], atol=1e-2)
+    assert_allclose(
+        merged["noise_covariances"][0, 0, 0], cov[2, 2] - cov[:2, 2] @ coef, atol=1e-3
+    )
+
+
+@pytest.mark.parametrize("atoms", [[], [3], [-1], [0.5], [[0, 1]]])
+def test_merge_cell_rejects_bad_atom_indices(atoms):
+    with pytest.raises(ValueError, match="atoms must be"):
+        merge_cell(ggmoe_paper_setting(1), atoms)
+
+
+# --------------------------------------------------- voronoi_parameter_errors
+
+
+def _balanced_split(truth, j, h, fractions=(0.25, 0.75)):
+    """Cell j split in two atoms whose first-order errors cancel.
+
+    Atom errors are ``+h / w_1`` and ``-h / w_2`` times a unit direction in
+    every parameter, so ``sum_i w_i Delta_i = 0``: each atom is off by O(h),
+    the moment-matched merge only by O(h^2).
+    """
+    w1, w2 = fractions
+    return _split_atom(truth, j, [_delta(truth, h * w2), _delta(truth, -h * w1)], fractions)
+
+
+@pytest.mark.parametrize("model", [2, 3])
+def test_merged_errors_are_second_order_in_a_balanced_split(model):
+    truth = ggmoe_paper_setting(model)
+    hs = np.array([1e-2, 3e-3, 1e-3])
+    errors = [voronoi_parameter_errors(_balanced_split(truth, 1, h), truth) for h in hs]
+    for key in PARTS:
+        atoms = np.array([e[key + "_atoms"] for e in errors])
+        merged = np.array([e[key + "_merged"] for e in errors])
+        atom_order = np.polyfit(np.log(hs), np.log(atoms), 1)[0]
+        assert_allclose(atom_order, 1.0, atol=1e-6)
+        # Mean errors cancel exactly (merged = weighted mean); the other
+        # groups pick up the O(h^2) spread of the atoms.
+        if np.all(merged < 1e-14):
+            continue
+        merged_order = np.polyfit(np.log(hs), np.log(merged), 1)[0]
+        assert merged_order > 1.9, (key, merged)
+    for e in errors:
+        assert e["n_overfit_cells"] == 1 and list(e["cell_sizes"]) == [1, 2, 1]
+        assert e["means_exact"] == 0.0 and e["weights_merged"] < 1e-15
+
+
+def test_unweighted_merge_would_be_first_order():
+    # Guard on the test above: with unequal weights the *unweighted* average
+    # of the atoms is off by O(h), so the merge must use the weights.
+    truth = ggmoe_paper_setting(1)
+    h = 1e-3
+    split = _balanced_split(truth, 2, h)
+    plain = split["means"][2:].mean(axis=0) - truth["means"][2]
+    assert np.linalg.norm(plain) > 0.1 * h
+    assert voronoi_parameter_errors(split, truth)["means_merged"] < 1e-15
+
+
+def test_parameter_errors_of_singleton_cells_and_weights():
+    truth = ggmoe_paper_setting(4)
+    fitted = {key: value.copy() for key, value in truth.items()}
+    for key, delta in _delta(truth, 1e-3).items():
+        fitted[key][0] = fitted[key][0] + delta
+    fitted["weights"] = np.array([0.32, 0.38, 0.3])
+    errors = voronoi_parameter_errors(fitted, truth)
+    # Singleton-cell errors are the mean over the three cells of the norms.
+    assert_allclose(errors["means_exact"], np.sqrt(2) * 1e-3 / 3)
+    assert_allclose(errors["covariances_exact"], np.sqrt(2) * 1e-3 / 3)
+    assert_allclose(errors["coef_exact"], np.sqrt(2) * 1e-3 / 3)
+    assert_allclose(errors["intercept_exact"], 1e-3 / 3)
+    assert_allclose(errors["weights_exact"], 0.04 / 3)
+    assert np.isnan(errors["means_atoms"]) and np.isnan(errors["weights_merged"])
+    assert errors["n_overfit_cells"] == 0 and errors["n_empty_cells"] == 0
+
+
+def test_parameter_errors_ignore_a_nearly_empty_spurious_atom():
+    # An atom of weight 1e-9 far from its cell barely moves the weighted
+    # atom error or the merge (the unweighted mean would jump to ~0.05).
+    truth = ggmoe_paper_setting(1)
+    far = _delta(truth, 0.1)
+    fitted = _split_atom(truth, 1, [_delta(truth, 0.0), far], [1 - 1e-8, 1e-8])
+    errors = voronoi_parameter_errors(fitted, truth)
+    assert errors["means_atoms"] < 1e-8
+    assert errors["means_merged"] < 1e-8
+    assert errors["n_empty_cells"] == 0
+
+
+def test_parameter_errors_count_empty_cells():
+    truth = ggmoe_paper_setting(1)
+    fitted = {key: value[[0, 1, 1]].copy() for key, value in truth.items()}
+    fitted["means"][2] += 0.01
+    fitted["weights"] = np.array([0.3, 0.35, 0.35])
+    errors = voronoi_parameter_errors(fitted, truth)
+    assert errors["n_empty_cells"] == 1 and errors["n_overfit_cells"] == 1
+    assert_allclose(errors["weights_merged"], 0.3)
+
+
+def test_parameter_errors_validate_inputs():
+    with pytest.raises(ValueError, match="not fitted"):
+        voronoi_parameter_errors(GaussianGatedMoERegressor(), ggmoe_paper_setting(1))
+    with pytest.raises(ValueError, match="different feature or output dimensions"):
+        voronoi_parameter_errors(ggmoe_paper_setting(1), ggmoe_paper_setting(3))
+    with pytest.raises(ValueError, match="true_params"):
+        voronoi_parameter_errors(ggmoe_paper_setting(1), [1.0])

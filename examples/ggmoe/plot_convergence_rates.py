@@ -29,7 +29,7 @@ from skmoe.experiments import convergence_rates
 grid = dict(sample_sizes=[300, 1000, 3000, 10000], n_repetitions=4, random_state=0)
 results = {k: convergence_rates(1, k, **grid) for k in (3, 4)}
 for k, res in results.items():
-    slope, (low, high) = res.slopes["D1"]
+    slope, (low, high) = res.mean_slopes["D1"]
     print(f"K={k}: D1 slope {slope:.2f} [{low:.2f}, {high:.2f}], "
           f"fits that hit max_iter: {res.n_hit_max_iter}")
 
@@ -50,10 +50,10 @@ axes[0].set_ylabel("mean Voronoi loss $D_1$")
 axes[0].legend()
 
 res = results[4]
-for key in ("means_overfit", "intercept_overfit", "coef_overfit", "covariances_overfit"):
-    slope = res.slopes[key][0]
+for key in ("means_atoms", "intercept_atoms", "coef_atoms", "covariances_atoms"):
+    slope = res.mean_slopes[key][0]
     axes[1].loglog(res.sample_sizes, res.values[key].mean(axis=1), "o-",
-                   label=f"{key.replace('_overfit', '')} (slope {slope:.2f})")
+                   label=f"{key.replace('_atoms', '')} (slope {slope:.2f})")
 axes[1].set_xlabel("n")
 axes[1].set_ylabel("weighted error, over-fitted cell")
 axes[1].legend(fontsize="small")

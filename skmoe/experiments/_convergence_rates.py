@@ -17,14 +17,18 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 from ..datasets import ggmoe_paper_setting, make_gaussian_gated_moe
-from ..metrics import voronoi_loss
+from ..metrics import voronoi_loss, voronoi_parameter_errors
 from ..mixture import GaussianGatedMoERegressor
 from ..mixture._params import _PARAM_KEYS, check_moe_params
 from ..utils._validation import StrictIntInterval
 
-# The losses of every fit: per-parameter distances of the well-specified
-# fit, then of the over-fitted one (the weights have no over-fitted loss).
-_COMPONENT_KEYS = (*_PARAM_KEYS, *(f"{key}_overfit" for key in _PARAM_KEYS[1:]))
+# The per-parameter errors of every fit (see voronoi_parameter_errors).
+_COMPONENT_KEYS = tuple(
+    f"{key}_{kind}"
+    for key in _PARAM_KEYS
+    for kind in ("exact", "atoms", "merged")
+    if not (key == "weights" and kind == "atoms")
+)
 
 
 @validate_params(
@@ -96,33 +100,60 @@ def near_truth_start(true_params, n_components, n_samples, random_state):
     return start
 
 
-def _one_fit(model, n_components, n_samples, init, fit_params, seed):
-    """Simulate, fit and score one repetition; returns a dict of scalars."""
-    rng = np.random.default_rng(seed)
+def _start_of(start, truth, n_components, n_samples, rng):
+    """``init_params`` and ``n_init`` for a named start."""
+    if start == "near_truth":
+        return near_truth_start(truth, n_components, n_samples, rng), 1
+    return "kmeans", None
+
+
+def _fit_once(model, n_components, n_samples, start, fit_params, data_seed, start_seed):
+    """Simulate, fit and score one repetition; returns a flat dict of scalars.
+
+    The data depend on ``data_seed`` only, so fits with different
+    ``n_components`` or starts of the same repetition see the same sample
+    (common random numbers make their errors directly comparable).
+    """
     truth = ggmoe_paper_setting(model)
     X, y = make_gaussian_gated_moe(
-        n_samples, params=truth, random_state=np.random.RandomState(rng.integers(2**31))
+        n_samples, params=truth, random_state=np.random.RandomState(data_seed)
     )
-    if init == "near_truth":
-        init_params = near_truth_start(truth, n_components, n_samples, rng)
-    else:
-        init_params = "kmeans"
+    rng = np.random.default_rng(start_seed)
+    init_params, n_init = _start_of(start, truth, n_components, n_samples, rng)
+    fit_params = dict(fit_params)
+    tol_total = fit_params.pop("tol_total")
+    if n_init is not None:
+        fit_params["n_init"] = n_init
     estimator = GaussianGatedMoERegressor(
         n_components,
         init_params=init_params,
+        # The estimator's tolerance is on the mean log-likelihood per sample;
+        # a fixed tolerance on the total log-likelihood keeps the stopping
+        # error below the statistical resolution (O(1) in total) at every n.
+        tol=tol_total / n_samples,
         random_state=int(rng.integers(2**31)),
         **fit_params,
     )
-    start = perf_counter()
+    tic = perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         estimator.fit(X, y)
-    elapsed = perf_counter() - start
-    d1, components = voronoi_loss(estimator, truth, "D1", return_components=True)
-    d2 = voronoi_loss(estimator, truth, "D2")
-    out = {"D1": d1, "D2": d2, "n_iter": estimator.n_iter_, "fit_time": elapsed}
-    out["converged"] = estimator.converged_
-    out.update({key: components[key] for key in _COMPONENT_KEYS})
+    elapsed = perf_counter() - tic
+    out = {
+        "model": model,
+        "n_components": n_components,
+        "start": start,
+        "n_samples": n_samples,
+        "D1": voronoi_loss(estimator, truth, "D1"),
+        "D2": voronoi_loss(estimator, truth, "D2"),
+        "n_iter": int(estimator.n_iter_),
+        "converged": bool(estimator.converged_),
+        "log_likelihood": float(estimator.lower_bound_ * n_samples),
+        "fit_time": elapsed,
+    }
+    errors = voronoi_parameter_errors(estimator, truth)
+    out["cell_sizes"] = "-".join(str(s) for s in errors.pop("cell_sizes"))
+    out.update(errors)
     return out
 
 
@@ -181,10 +212,11 @@ class ConvergenceRateResult:
         ``"D1"``, ``"D2"``, the per-parameter errors of
         :func:`skmoe.metrics.voronoi_loss` (``return_components``),
         ``"n_iter"``, ``"converged"`` and ``"fit_time"``.
-    slopes : dict of str to tuple
+    mean_slopes : dict of str to tuple
         For every loss and error: ``(slope, (low, high))`` of the log-log
         regression of the mean over repetitions on ``n`` (95% t-interval),
-        as in the paper.
+        as in the paper; errors that are NaN (no cell of their kind) or zero
+        in some fit are left out.
     median_slopes : dict of str to tuple
         The same for the median over repetitions, which is robust to the
         occasional spurious maximum of an over-fitted likelihood (a tiny
@@ -199,15 +231,17 @@ class ConvergenceRateResult:
     sample_sizes: np.ndarray
     values: dict
     max_iter: int
-    slopes: dict = field(init=False)
+    mean_slopes: dict = field(init=False)
     median_slopes: dict = field(init=False)
 
     def __post_init__(self):
-        self.slopes = {}
+        self.mean_slopes = {}
         self.median_slopes = {}
         for key in ("D1", "D2", *_COMPONENT_KEYS):
-            for summary, target in ((np.mean, self.slopes), (np.median, self.median_slopes)):
-                centre = summary(self.values[key], axis=1)
+            for summary, target in (
+                (np.mean, self.mean_slopes), (np.median, self.median_slopes)
+            ):
+                centre = summary(np.asarray(self.values[key], dtype=float), axis=1)
                 if np.all(centre > 0):
                     target[key] = loglog_slope(self.sample_sizes, centre)
 
@@ -224,7 +258,7 @@ class ConvergenceRateResult:
         text : str
         """
         lines = [f"{'quantity':<28} {'slope (mean)':>12}  95% interval      {'(median)':>8}"]
-        for key, (slope, (low, high)) in self.slopes.items():
+        for key, (slope, (low, high)) in self.mean_slopes.items():
             median = self.median_slopes.get(key, (np.nan,))[0]
             lines.append(
                 f"{key:<28} {slope:12.3f}  [{low:6.3f}, {high:6.3f}]  {median:8.3f}"
@@ -240,8 +274,9 @@ class ConvergenceRateResult:
         "n_repetitions": [StrictIntInterval(1, None, closed="left")],
         "init": [StrOptions({"near_truth", "kmeans"})],
         "acceleration": [StrOptions({"squarem"}), None],
-        "tol": [Interval(Real, 0, None, closed="neither")],
+        "tol_total": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [StrictIntInterval(1, None, closed="left")],
+        "n_init": [StrictIntInterval(1, None, closed="left")],
         "n_jobs": [Integral, None],
         "random_state": [StrictIntInterval(0, None, closed="left")],
         "verbose": ["verbose"],
@@ -256,8 +291,9 @@ def convergence_rates(
     n_repetitions=8,
     init="near_truth",
     acceleration="squarem",
-    tol=1e-8,
+    tol_total=1e-5,
     max_iter=20000,
+    n_init=1,
     n_jobs=None,
     random_state=0,
     verbose=0,
@@ -294,14 +330,19 @@ def convergence_rates(
     init : {"near_truth", "kmeans"}, default="near_truth"
         "near_truth" is the authors' start (see :func:`near_truth_start`);
         "kmeans" starts from k-means on ``[X, y]`` like the estimator's
-        default.
+        default (``n_init`` restarts, the best kept), not informed by the
+        truth.
     acceleration : {"squarem", None}, default="squarem"
         Passed to the estimator; over-fitted EM is sublinear without it.
-    tol : float, default=1e-8
-        EM tolerance on the mean log-likelihood per sample.
+    tol_total : float, default=1e-5
+        EM tolerance on the change of the *total* log-likelihood per step
+        (the estimator gets ``tol = tol_total / n``), so that the stopping
+        error stays below the statistical resolution at every ``n``.
     max_iter : int, default=20000
         EM iteration cap; fits reaching it are counted in
         ``n_hit_max_iter``.
+    n_init : int, default=1
+        Restarts of the k-means start (ignored by "near_truth").
     n_jobs : int, default=None
         Parallel jobs over repetitions (joblib semantics).
     random_state : int, default=0
@@ -338,9 +379,14 @@ def convergence_rates(
         )
     sample_sizes = sizes.astype(int)
     seeds = np.random.SeedSequence(random_state).spawn(len(sample_sizes) * n_repetitions)
-    fit_params = {"tol": tol, "max_iter": max_iter, "acceleration": acceleration}
+    fit_params = {"tol_total": tol_total, "max_iter": max_iter,
+                  "acceleration": acceleration, "n_init": n_init}
     tasks = [
-        delayed(_one_fit)(model, n_components, int(n), init, fit_params, seeds[s * n_repetitions + r])
+        delayed(_fit_once)(
+            model, n_components, int(n), init, fit_params,
+            int(seeds[s * n_repetitions + r].generate_state(1)[0]),
+            seeds[s * n_repetitions + r].spawn(1)[0],
+        )
         for s, n in enumerate(sample_sizes)
         for r in range(n_repetitions)
     ]
@@ -359,7 +405,7 @@ def convergence_rates(
                 f"{hit}/{n_repetitions}, elapsed {perf_counter() - start:.1f} s",
                 flush=True,
             )
-    keys = results[0].keys()
+    keys = [key for key, value in results[0].items() if not isinstance(value, str)]
     values = {
         key: np.array([r[key] for r in results]).reshape(len(sample_sizes), n_repetitions)
         for key in keys

@@ -1,5 +1,5 @@
 """Losses between fitted and true mixture-of-experts parameters."""
 
-from ._voronoi import voronoi_cells, voronoi_loss
+from ._voronoi import merge_cell, voronoi_cells, voronoi_loss, voronoi_parameter_errors
 
-__all__ = ["voronoi_cells", "voronoi_loss"]
+__all__ = ["merge_cell", "voronoi_cells", "voronoi_loss", "voronoi_parameter_errors"]

@@ -278,3 +278,213 @@ def voronoi_loss(
         components[key + "_exact"] = float(pi[exact] @ own[key][exact])
         components[key + "_overfit"] = float(pi[~exact] @ own[key][~exact])
     return float(loss), components
+
+
+def _joint_moments(params):
+    """Mean and covariance of each atom's joint Gaussian on ``z = (x, y)``.
+
+    Atom ``i`` is ``N(x | mu, Sigma) N(y | A x + b, S)``, i.e. the Gaussian
+    with mean ``(mu, A mu + b)`` and covariance
+    ``[[Sigma, Sigma A^T], [A Sigma, S + A Sigma A^T]]``.
+    """
+    mu, cov, coef = params["means"], params["covariances"], params["coef"]
+    y_mean = np.einsum("kod,kd->ko", coef, mu) + params["intercept"]
+    cross = np.einsum("kde,koe->kdo", cov, coef)  # Sigma A^T
+    y_cov = params["noise_covariances"] + np.einsum("kod,kde->koe", coef, cross)
+    mean = np.concatenate([mu, y_mean], axis=1)
+    top = np.concatenate([cov, cross], axis=2)
+    bottom = np.concatenate([cross.transpose(0, 2, 1), y_cov], axis=2)
+    return mean, np.concatenate([top, bottom], axis=1)
+
+
+def merge_cell(params, atoms=None):
+    """Moment-matched merge of several atoms into one.
+
+    The atoms' weighted mixture of joint Gaussians on ``z = (x, y)`` is
+    replaced by the single Gaussian with the same weight, mean and
+    covariance, which is mapped back to gate and expert parameters.  The
+    merged gate mean is the weight-averaged mean, the merged gate covariance
+    ``sum_i w_i (Sigma_i + (mu_i - mu_bar)(mu_i - mu_bar)^T)`` and the merged
+    expert the least-squares line of the merged joint Gaussian.
+
+    These merged moments are what an over-fitted cell estimates at the
+    parametric rate: the atoms' individual errors ``h`` cancel to first order
+    in them (for instance ``sum_i w_i Delta mu_i`` and, through the coupling
+    ``d/dSigma = 1/2 d^2/dmu^2`` of the Gaussian, the covariance), so their
+    error is ``O(h^2)`` or better while each atom is off by ``O(h)``.
+
+    Parameters
+    ----------
+    params : dict
+        Parameters with full gate covariances (keys as for
+        :func:`skmoe.datasets.make_gaussian_gated_moe`).
+    atoms : array-like of int, default=None
+        Indices of the atoms to merge; all of them when None.
+
+    Returns
+    -------
+    merged : dict
+        Parameters of one atom (leading dimension 1), with ``"weights"`` the
+        summed weight.
+
+    Raises
+    ------
+    ValueError
+        If the parameters are invalid, ``atoms`` is empty or out of range, or
+        the atoms' total weight is zero.
+
+    Examples
+    --------
+    >>> from skmoe.datasets import ggmoe_paper_setting
+    >>> from skmoe.metrics import merge_cell
+    >>> truth = ggmoe_paper_setting(1)
+    >>> merge_cell(truth, [2])["means"]
+    array([[0.5]])
+    """
+    params = check_moe_params(params)
+    n_atoms = len(params["weights"])
+    idx = np.arange(n_atoms) if atoms is None else np.asarray(atoms)
+    if (
+        idx.ndim != 1
+        or idx.size == 0
+        or idx.dtype.kind not in "iu"
+        or np.any(idx < 0)
+        or np.any(idx >= n_atoms)
+    ):
+        raise ValueError(
+            f"atoms must be a non-empty 1-D sequence of atom indices in [0, {n_atoms}), "
+            f"got {atoms!r}."
+        )
+    weights = params["weights"][idx]
+    total = weights.sum()
+    if not total > 0:
+        raise ValueError("Cannot merge atoms whose total weight is zero.")
+    w = weights / total
+    mean, cov = _joint_moments({key: params[key][idx] for key in _PARTS})
+    merged_mean = w @ mean
+    centred = mean - merged_mean
+    merged_cov = np.einsum("k,kab->ab", w, cov) + np.einsum(
+        "k,ka,kb->ab", w, centred, centred
+    )
+    d = params["means"].shape[1]
+    sxx, sxy, syy = merged_cov[:d, :d], merged_cov[:d, d:], merged_cov[d:, d:]
+    coef = np.linalg.solve(sxx, sxy).T  # (n_outputs, n_features)
+    return {
+        "weights": np.array([total]),
+        "means": merged_mean[None, :d],
+        "covariances": sxx[None],
+        "coef": coef[None],
+        "intercept": (merged_mean[d:] - coef @ merged_mean[:d])[None],
+        "noise_covariances": (syy - coef @ sxy)[None],
+    }
+
+
+#: Parameter groups of :func:`voronoi_parameter_errors`, in report order.
+PARAMETER_GROUPS = ("weights", *_PARTS)
+
+
+@validate_params(
+    {
+        "estimator_or_params": [GaussianGatedMoERegressor, dict],
+        "true_params": [dict],
+    },
+    prefer_skip_nested_validation=True,
+)
+def voronoi_parameter_errors(estimator_or_params, true_params):
+    """Per-parameter errors of a fitted mixing measure, through Voronoi cells.
+
+    Fitted atoms are assigned to the cells ``A_j`` of their nearest true
+    atoms as in :func:`voronoi_cells`.  For each parameter group ``g``
+    (``"means"``, ``"covariances"``, ``"coef"``, ``"intercept"``,
+    ``"noise_covariances"``; Euclidean or Frobenius norm):
+
+    - ``"<g>_exact"``: mean over the *singleton* cells (``|A_j| = 1``) of
+      ``||theta_i - theta*_j||``, which converges at ``n^-1/2``;
+    - ``"<g>_atoms"``: mean over the *over-fitted* cells (``|A_j| >= 2``) of
+      the weight-averaged atom error ``sum_{i in A_j} pi_i ||theta_i -
+      theta*_j|| / sum_{i in A_j} pi_i``, the slow rates of the theory
+      (weighting keeps a nearly empty spurious atom from dominating);
+    - ``"<g>_merged"``: mean over the over-fitted cells of
+      ``||theta_bar_j - theta*_j||``, with ``theta_bar_j`` the cell's
+      moment-matched merge (:func:`merge_cell`), which should converge at
+      ``n^-1/2``.
+
+    For the weights, ``"weights_exact"`` is the mean ``|pi_i - pi*_j|`` over
+    singleton cells and ``"weights_merged"`` the mean ``|sum_{i in A_j} pi_i
+    - pi*_j|`` over over-fitted cells.  A key is NaN when the fit has no cell
+    of its kind.  Atoms with identical parameters are merged first, as in
+    :func:`voronoi_loss`.
+
+    Parameters
+    ----------
+    estimator_or_params : GaussianGatedMoERegressor or dict
+        Fitted estimator, or a dict of parameters with full gate covariances.
+    true_params : dict
+        True parameters, e.g. from :func:`skmoe.datasets.ggmoe_paper_setting`.
+
+    Returns
+    -------
+    errors : dict
+        The keys above, plus ``"cell_sizes"`` (fitted atoms per true atom,
+        an integer array), ``"n_overfit_cells"`` and ``"n_empty_cells"``.
+
+    Raises
+    ------
+    ValueError
+        If the parameters are invalid or the fitted and true parameters have
+        different feature or output dimensions.
+
+    Examples
+    --------
+    >>> from skmoe.datasets import ggmoe_paper_setting
+    >>> from skmoe.metrics import voronoi_parameter_errors
+    >>> truth = ggmoe_paper_setting(2)
+    >>> errors = voronoi_parameter_errors(truth, truth)
+    >>> errors["means_exact"], errors["n_overfit_cells"]
+    (0.0, 0)
+    """
+    fitted, true = _check_fitted_and_true(estimator_or_params, true_params)
+    fitted, true = _merge_duplicate_atoms(fitted), _merge_duplicate_atoms(true)
+    distances = _atom_distances(fitted, true)
+    cells = np.argmin(sum(distances.values()), axis=1)
+    n_true = len(true["weights"])
+    cell_sizes = np.bincount(cells, minlength=n_true)
+    pi = fitted["weights"]
+    atoms = np.arange(len(pi))
+
+    exact, atom_err, merged = ({g: [] for g in PARAMETER_GROUPS} for _ in range(3))
+    for j in np.flatnonzero(cell_sizes):
+        members = atoms[cells == j]
+        if len(members) == 1:
+            (i,) = members
+            exact["weights"].append(abs(pi[i] - true["weights"][j]))
+            for key in _PARTS:
+                exact[key].append(distances[key][i, j])
+            continue
+        cell_weight = pi[members].sum()
+        merged_atom = merge_cell(fitted, members) if cell_weight > 0 else None
+        merged["weights"].append(abs(cell_weight - true["weights"][j]))
+        for key in _PARTS:
+            own = distances[key][members, j]
+            atom_err[key].append(
+                own @ pi[members] / cell_weight if cell_weight > 0 else own.mean()
+            )
+            merged[key].append(
+                np.nan
+                if merged_atom is None
+                else float(np.linalg.norm(merged_atom[key][0] - true[key][j]))
+            )
+
+    def _mean(values):
+        return float(np.mean(values)) if values else np.nan
+
+    errors = {}
+    for key in PARAMETER_GROUPS:
+        errors[key + "_exact"] = _mean(exact[key])
+        if key != "weights":
+            errors[key + "_atoms"] = _mean(atom_err[key])
+        errors[key + "_merged"] = _mean(merged[key])
+    errors["cell_sizes"] = cell_sizes
+    errors["n_overfit_cells"] = int(np.sum(cell_sizes > 1))
+    errors["n_empty_cells"] = int(np.sum(cell_sizes == 0))
+    return errors
