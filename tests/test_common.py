@@ -89,7 +89,7 @@ def expected_failed_checks(estimator):
                 "a random generator whose draws depend on the number and order of "
                 "the rows, so repeated rows get other prototypes than weighted "
                 "rows; with the same prototypes the fits agree to 1e-13 "
-                "(tests/neural_network/test_sample_weight.py checks integer "
+                "(tests/neural_network/test_sample_weight_neural_network.py checks integer "
                 "weights against repeated rows, and zero weights against dropped "
                 "rows, on every fitted array)."
             )
@@ -102,7 +102,7 @@ def expected_failed_checks(estimator):
                 "(other rows in another order), so the SGD stages, hence the "
                 "predictions, agree in distribution only.  The weighted parts that "
                 "are deterministic (ridge stage, zero weight == dropped rows) are "
-                "tested exactly in tests/neural_network/test_sample_weight.py."
+                "tested exactly in tests/neural_network/test_sample_weight_neural_network.py."
             )
         }
     return {}

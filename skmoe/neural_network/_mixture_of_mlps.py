@@ -31,14 +31,13 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import _mlp_numba as _kernels
 from . import _routing
-from ._blas import one_blas_thread
 from ._mlp_training import _LOSS_LOGISTIC, _LOSS_SOFTMAX, _LOSS_SQUARED, train_expert
 from ._routing import route as _route
 from ._routing_numba import group_rows
 from ..utils._dask import align_row_blocks, is_dask_array, map_row_blocks
 from ..utils._monitor import concatenate_histories, user_stacklevel
 from ..utils._parameter_counting import check_hidden_layer_sizes
-from ..utils._threading import run_blocks
+from ..utils._threading import blas_limited, run_blocks
 from ..utils._validation import (
     StrictIntInterval,
     check_finite_output,
@@ -464,7 +463,7 @@ class _BaseMixtureOfMLPs(BaseEstimator):
         # The experts' kernels run on joblib's threads; the NumPy work around
         # them is per cell and small, so BLAS gets one thread (loky and Dask
         # workers are other processes, with their own limits).
-        with one_blas_thread():
+        with blas_limited():
             results = _parallel_experts(self.n_jobs)(
                 delayed(train_expert)(
                     X[rows_of[e]],

@@ -25,10 +25,9 @@ from sklearn.utils.validation import (
 )
 
 from . import _sgd_moe_numba as _kernels
-from ._blas import one_blas_thread
 from ..utils._monitor import ConvergenceMonitor, concatenate_histories
 from ..utils._numba_math import hermite_basis
-from ..utils._threading import block_partition, run_blocks
+from ..utils._threading import blas_limited, block_partition, run_blocks
 from ..utils._validation import (
     StrictIntInterval,
     check_finite_output,
@@ -729,7 +728,7 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
 
         # Stage 4: second layer by ridge regression on all rows.
         ridge = self._monitor(4, 1, "training MSE")
-        with one_blas_thread():  # chunk-sized products, a 50 x 50 solve
+        with blas_limited():  # chunk-sized products, a 50 x 50 solve
             coef, intercept, mse = _ridge(
                 X, y64, degree, W, router, self.top_k, self.alpha, weights
             )
@@ -785,7 +784,7 @@ class SGDMoERegressor(RegressorMixin, BaseEstimator):
 
         if n_steps == 0:
             report(np.nan, 0)
-        with one_blas_thread():  # a spinning BLAS pool would slow the kernel
+        with blas_limited():  # a spinning BLAS pool would slow the kernel
             for first in range(0, n_steps, every):
                 last = min(first + every, n_steps)
                 report(run_steps(first, last), last)
