@@ -400,8 +400,11 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         the M-step of ``S``.  Memory is that of one batch.
 
         - The first call on an unfitted estimator initialises the parameters
-          from its batch (``init_params``, as :meth:`fit` does) and takes
-          ``S = s_1`` (``gamma_1 = 1``).  ``n_components``,
+          from its batch (``init_params``, the best of ``n_init`` starts by
+          the batch's likelihood, as :meth:`fit` does) and takes ``S = s_1``
+          (``gamma_1 = 1``).  Like EM, stepwise EM converges to a local
+          maximum near its start, so a first batch that represents the
+          data, and ``n_init > 1``, help.  ``n_components``,
           ``covariance_type`` and the numbers of features and outputs are
           fixed from then on: changing them raises a ``ValueError``.
         - After :meth:`fit`, ``S`` is the statistics of the whole training
@@ -439,16 +442,23 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         weights = self._check_sample_weight(sample_weight, X, xp)
         backend = get_backend(xp, X)
         if first:
-            params = self._check_initial_parameters(X, Y)
-            if params is None:
-                params = self._initialize_parameters(
-                    X, Y, check_random_state(self.random_state), weights
-                )
+            start = self._check_initial_parameters(X, Y)
+            random_state = check_random_state(self.random_state)
+            best = None
+            # As in fit: the best of n_init starts, judged on this batch.
+            for _ in range(1 if start is not None else self.n_init):
+                params = start
+                if params is None:
+                    params = self._initialize_parameters(X, Y, random_state, weights)
+                candidate = self._statistics(X, Y, params, backend, xp, weights)
+                if best is None or candidate[0] > best[0]:
+                    best = candidate
+            lower_bound, statistics = best
             running, n_batch = None, 1
         else:
             params = self._get_parameters()
             running, n_batch = self._running_statistics, self.n_batch_iter_ + 1
-        lower_bound, statistics = self._statistics(X, Y, params, backend, xp, weights)
+            lower_bound, statistics = self._statistics(X, Y, params, backend, xp, weights)
         statistics = _per_unit_weight(statistics, total_weight(X, weights))
         if running is not None:
             step = stepwise_step_size(n_batch, self.learning_offset, self.learning_decay)
