@@ -2,14 +2,16 @@
 
 :class:`BaseMixtureEM` owns everything that does not depend on the model:
 the ``n_init`` loop and the choice of the best initialisation, ``warm_start``,
-the initialisation schemes on the responsibilities, the EM loop (plain, or
-accelerated by :func:`skmoe.mixture._squarem.squarem`) with one
-:class:`~skmoe.utils._monitor.ConvergenceMonitor` per initialisation, the
-final likelihood pass and the bookkeeping (``converged_``, ``n_iter_``,
-``lower_bound_``, ``lower_bounds_``, ``history_``).  ``fit`` is atomic
+the initialisation schemes on the responsibilities (bounded memory:
+:func:`initial_statistics`), row weights (:func:`check_em_sample_weight`),
+the EM loop (plain, or accelerated by :func:`skmoe.mixture._squarem.squarem`)
+with one :class:`~skmoe.utils._monitor.ConvergenceMonitor` per
+initialisation, stepwise EM for ``partial_fit``, the final pass and the
+bookkeeping (``converged_``, ``n_iter_``, ``lower_bound_``, ``lower_bounds_``,
+``history_``, ``n_batch_iter_``).  ``fit`` and ``partial_fit`` are atomic
 (:func:`skmoe.utils._validation.fit_context`).  Subclasses provide the model
-through a few hooks (validation, initial parameters, E+M step, likelihood,
-fitted state, SQUAREM vector maps).
+through a few hooks (validation, initial parameters, E-step statistics,
+M-step, fitted state, SQUAREM vector maps).
 """
 
 # The skeleton (initialisation schemes, n_init/warm_start logic) follows
@@ -36,13 +38,14 @@ from ._passes import get_backend, input_namespace
 from ._squarem import squarem
 
 
+#: Initialisation schemes of the responsibilities (as GaussianMixture's).
+INIT_SCHEMES = ("kmeans", "k-means++", "random", "random_from_data")
+
+
 def _per_unit_weight(statistics, weight):
     """Sufficient statistics ``(s0, s1, s2, centers)`` divided by the total weight."""
     s0, s1, s2, centers = statistics
     return s0 / weight, s1 / weight, s2 / weight, centers
-
-#: Initialisation schemes of the responsibilities (as GaussianMixture's).
-INIT_SCHEMES = ("kmeans", "k-means++", "random", "random_from_data")
 
 
 def _rows_of_z(X, Y, rows=None):

@@ -229,7 +229,11 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
     Under ``sklearn.set_config(array_api_dispatch=True)``, CuPy,
     PyTorch or other array-API inputs are processed in their own namespace
     and on their own device instead, and the fitted attributes live there
-    (see :ref:`array_api`).
+    (see :ref:`array_api`).  :class:`dask.array.Array` inputs are fitted
+    chunk by chunk (the statistics are summed on the workers, the M-step
+    runs here; fitted attributes are NumPy) and predictions on them are
+    lazy; ``sample_weight`` and ``partial_fit`` (stepwise EM over batches)
+    are described in :ref:`large_data`.
 
     Read more in the :ref:`User Guide <ggmoe>`.
 
