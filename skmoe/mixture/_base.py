@@ -293,9 +293,9 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         verbose,
         verbose_interval,
         acceleration,
+        init_sample_size,
         learning_offset,
         learning_decay,
-        init_sample_size,
     ):
         self.n_components = n_components
         self.tol = tol

@@ -434,9 +434,9 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
         verbose=0,
         verbose_interval=10,
         acceleration=None,
+        init_sample_size=100_000,
         learning_offset=10.0,
         learning_decay=0.7,
-        init_sample_size=100_000,
     ):
         super().__init__(
             n_components,
@@ -450,9 +450,9 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             verbose=verbose,
             verbose_interval=verbose_interval,
             acceleration=acceleration,
+            init_sample_size=init_sample_size,
             learning_offset=learning_offset,
             learning_decay=learning_decay,
-            init_sample_size=init_sample_size,
         )
         self.covariance_type = covariance_type
 
