@@ -2,14 +2,16 @@
 
 :class:`BaseMixtureEM` owns everything that does not depend on the model:
 the ``n_init`` loop and the choice of the best initialisation, ``warm_start``,
-the initialisation schemes on the responsibilities, the EM loop (plain, or
-accelerated by :func:`skmoe.mixture._squarem.squarem`) with one
-:class:`~skmoe.utils._monitor.ConvergenceMonitor` per initialisation, the
-final likelihood pass and the bookkeeping (``converged_``, ``n_iter_``,
-``lower_bound_``, ``lower_bounds_``, ``history_``).  ``fit`` is atomic
+the initialisation schemes on the responsibilities (bounded memory:
+:func:`initial_statistics`), row weights (:func:`check_em_sample_weight`),
+the EM loop (plain, or accelerated by :func:`skmoe.mixture._squarem.squarem`)
+with one :class:`~skmoe.utils._monitor.ConvergenceMonitor` per
+initialisation, stepwise EM for ``partial_fit``, the final pass and the
+bookkeeping (``converged_``, ``n_iter_``, ``lower_bound_``, ``lower_bounds_``,
+``history_``, ``n_batch_iter_``).  ``fit`` and ``partial_fit`` are atomic
 (:func:`skmoe.utils._validation.fit_context`).  Subclasses provide the model
-through a few hooks (validation, initial parameters, E+M step, likelihood,
-fitted state, SQUAREM vector maps).
+through a few hooks (validation, initial parameters, E-step statistics,
+M-step, fitted state, SQUAREM vector maps).
 """
 
 # The skeleton (initialisation schemes, n_init/warm_start logic) follows
@@ -36,13 +38,14 @@ from ._passes import get_backend, input_namespace
 from ._squarem import squarem
 
 
+#: Initialisation schemes of the responsibilities (as GaussianMixture's).
+INIT_SCHEMES = ("kmeans", "k-means++", "random", "random_from_data")
+
+
 def _per_unit_weight(statistics, weight):
     """Sufficient statistics ``(s0, s1, s2, centers)`` divided by the total weight."""
     s0, s1, s2, centers = statistics
     return s0 / weight, s1 / weight, s2 / weight, centers
-
-#: Initialisation schemes of the responsibilities (as GaussianMixture's).
-INIT_SCHEMES = ("kmeans", "k-means++", "random", "random_from_data")
 
 
 def _rows_of_z(X, Y, rows=None):
@@ -290,9 +293,9 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         verbose,
         verbose_interval,
         acceleration,
+        init_sample_size,
         learning_offset,
         learning_decay,
-        init_sample_size,
     ):
         self.n_components = n_components
         self.tol = tol
@@ -400,8 +403,11 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         the M-step of ``S``.  Memory is that of one batch.
 
         - The first call on an unfitted estimator initialises the parameters
-          from its batch (``init_params``, as :meth:`fit` does) and takes
-          ``S = s_1`` (``gamma_1 = 1``).  ``n_components``,
+          from its batch (``init_params``, the best of ``n_init`` starts by
+          the batch's likelihood, as :meth:`fit` does) and takes ``S = s_1``
+          (``gamma_1 = 1``).  Like EM, stepwise EM converges to a local
+          maximum near its start, so a first batch that represents the
+          data, and ``n_init > 1``, help.  ``n_components``,
           ``covariance_type`` and the numbers of features and outputs are
           fixed from then on: changing them raises a ``ValueError``.
         - After :meth:`fit`, ``S`` is the statistics of the whole training
@@ -439,16 +445,23 @@ class BaseMixtureEM(BaseEstimator, metaclass=ABCMeta):
         weights = self._check_sample_weight(sample_weight, X, xp)
         backend = get_backend(xp, X)
         if first:
-            params = self._check_initial_parameters(X, Y)
-            if params is None:
-                params = self._initialize_parameters(
-                    X, Y, check_random_state(self.random_state), weights
-                )
+            start = self._check_initial_parameters(X, Y)
+            random_state = check_random_state(self.random_state)
+            best = None
+            # As in fit: the best of n_init starts, judged on this batch.
+            for _ in range(1 if start is not None else self.n_init):
+                params = start
+                if params is None:
+                    params = self._initialize_parameters(X, Y, random_state, weights)
+                candidate = self._statistics(X, Y, params, backend, xp, weights)
+                if best is None or candidate[0] > best[0]:
+                    best = candidate
+            lower_bound, statistics = best
             running, n_batch = None, 1
         else:
             params = self._get_parameters()
             running, n_batch = self._running_statistics, self.n_batch_iter_ + 1
-        lower_bound, statistics = self._statistics(X, Y, params, backend, xp, weights)
+            lower_bound, statistics = self._statistics(X, Y, params, backend, xp, weights)
         statistics = _per_unit_weight(statistics, total_weight(X, weights))
         if running is not None:
             step = stepwise_step_size(n_batch, self.learning_offset, self.learning_decay)

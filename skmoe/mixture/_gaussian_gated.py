@@ -229,7 +229,11 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
     Under ``sklearn.set_config(array_api_dispatch=True)``, CuPy,
     PyTorch or other array-API inputs are processed in their own namespace
     and on their own device instead, and the fitted attributes live there
-    (see :ref:`array_api`).
+    (see :ref:`array_api`).  :class:`dask.array.Array` inputs are fitted
+    chunk by chunk (the statistics are summed on the workers, the M-step
+    runs here; fitted attributes are NumPy) and predictions on them are
+    lazy; ``sample_weight`` and ``partial_fit`` (stepwise EM over batches)
+    are described in :ref:`large_data`.
 
     Read more in the :ref:`User Guide <ggmoe>`.
 
@@ -430,9 +434,9 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
         verbose=0,
         verbose_interval=10,
         acceleration=None,
+        init_sample_size=100_000,
         learning_offset=10.0,
         learning_decay=0.7,
-        init_sample_size=100_000,
     ):
         super().__init__(
             n_components,
@@ -446,9 +450,9 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
             verbose=verbose,
             verbose_interval=verbose_interval,
             acceleration=acceleration,
+            init_sample_size=init_sample_size,
             learning_offset=learning_offset,
             learning_decay=learning_decay,
-            init_sample_size=init_sample_size,
         )
         self.covariance_type = covariance_type
 

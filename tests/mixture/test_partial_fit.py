@@ -196,3 +196,13 @@ def test_learning_decay_must_lie_in_half_open_interval(truth, decay):
     X, y = make_gaussian_gated_moe(300, params=truth, random_state=8)
     with pytest.raises(ValueError, match="learning_decay"):
         GaussianGatedMoERegressor(3, learning_decay=decay).partial_fit(X, y)
+
+
+def test_first_call_keeps_the_best_of_n_init_starts(truth):
+    """The first of n_init starts is the n_init=1 start; here a later one is better."""
+    X, y = make_gaussian_gated_moe(1000, params=truth, random_state=9)
+    single = GaussianGatedMoERegressor(3, init_params="random", random_state=0)
+    several = GaussianGatedMoERegressor(3, init_params="random", n_init=4, random_state=0)
+    single.partial_fit(X, y)
+    several.partial_fit(X, y)
+    assert several.lower_bound_ > single.lower_bound_
