@@ -55,6 +55,9 @@ def _one_blas_thread():
 
 # Row block size when batch_size is None.
 _DEFAULT_BLOCK = 1024
+# Bound on the sampled residuals of one block (ceil(w) * M labels per row,
+# C entries each): 2 GiB of float64.
+_MAX_DRAW_ENTRIES = 1 << 28
 # Bound on the entries of the full per-sample curvature matrices formed for
 # networks with three or more hidden layers (limits the block size).
 _MAX_FULL_ENTRIES = 1 << 23
@@ -317,6 +320,14 @@ def _accumulate_block(net, X, row_weight, copies, copy_weight, first_copy, seed,
     row_ptr = np.zeros(n + 1, dtype=np.int64)
     if with_score or with_hessian:
         np.cumsum(copies * M, out=row_ptr[1:])
+        if row_ptr[-1] * C > _MAX_DRAW_ENTRIES:
+            raise ValueError(
+                f"sample_weight asks for {row_ptr[-1]} labels in one block of {n} rows "
+                f"(ceil(weight) * n_label_samples each), more than fit in memory. "
+                "Use smaller weights (dividing them by a constant leaves fisher_exact_ "
+                "and the expected estimates unchanged; the variances scale with the "
+                "total weight), fewer n_label_samples, or a smaller batch_size."
+            )
         R = _k.draw_residuals(_k.SAMPLER_CODES[net.family], mean, float(inv_sigma2),
                               first_copy, copies, M, seed, row_ptr)
     else:
