@@ -25,6 +25,7 @@ from sklearn.linear_model import (
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import ThreadpoolController
 
 from ..utils._validation import draw_seed
 
@@ -41,8 +42,22 @@ _SUPPORTED = (
     "sklearn.frozen.FrozenEstimator)"
 )
 
+_controller = None
+
+
+def _one_blas_thread():
+    """Context that holds BLAS to one thread (see :func:`_fisher_numba.row_matmul`)."""
+    global _controller
+    if _controller is None:  # inspecting the loaded libraries takes milliseconds
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
+
+
 # Row block size when batch_size is None.
 _DEFAULT_BLOCK = 1024
+# Bound on the sampled residuals of one block (ceil(w) * M labels per row,
+# C entries each): 2 GiB of float64.
+_MAX_DRAW_ENTRIES = 1 << 28
 # Bound on the entries of the full per-sample curvature matrices formed for
 # networks with three or more hidden layers (limits the block size).
 _MAX_FULL_ENTRIES = 1 << 23
@@ -270,12 +285,12 @@ def accumulate_statistics(net, X, sample_weight, first_copy, *, seed, names2, na
     copies, copy_weight = virtual_copies(sample_weight)
     offsets = first_copy + np.concatenate([[0], np.cumsum(copies)])
     block = _block_size(net, batch_size, n_samples)
-    for start in range(0, n_samples, block):
-        stop = min(start + block, n_samples)
-        rows = slice(start, stop)
-        _accumulate_block(net, X[rows], sample_weight[rows], copies[rows], copy_weight[rows],
-                          offsets[rows], seed, names2, names4, inv_sigma2, int(n_draws),
-                          sums2, sums4)
+    with _one_blas_thread():
+        for start in range(0, n_samples, block):
+            rows = slice(start, min(start + block, n_samples))
+            _accumulate_block(net, X[rows], sample_weight[rows], copies[rows],
+                              copy_weight[rows], offsets[rows], seed, names2, names4,
+                              inv_sigma2, int(n_draws), sums2, sums4)
     return (float(sample_weight.sum()), *sums2, *sums4)
 
 
@@ -305,6 +320,14 @@ def _accumulate_block(net, X, row_weight, copies, copy_weight, first_copy, seed,
     row_ptr = np.zeros(n + 1, dtype=np.int64)
     if with_score or with_hessian:
         np.cumsum(copies * M, out=row_ptr[1:])
+        if row_ptr[-1] * C > _MAX_DRAW_ENTRIES:
+            raise ValueError(
+                f"sample_weight asks for {row_ptr[-1]} labels in one block of {n} rows "
+                f"(ceil(weight) * n_label_samples each), more than fit in memory. "
+                "Use smaller weights (dividing them by a constant leaves fisher_exact_ "
+                "and the expected estimates unchanged; the variances scale with the "
+                "total weight), fewer n_label_samples, or a smaller batch_size."
+            )
         R = _k.draw_residuals(_k.SAMPLER_CODES[net.family], mean, float(inv_sigma2),
                               first_copy, copies, M, seed, row_ptr)
     else:
@@ -320,7 +343,7 @@ def _accumulate_block(net, X, row_weight, copies, copy_weight, first_copy, seed,
             D = np.ascontiguousarray(deltas[layer + 1][:, 0, :])
             U = np.empty((n, D.shape[1]))
             _k.squared_score_units(D, row_ptr, copy_weight, U)
-            sums2[layer] += squares[layer].T @ U
+            _k.add_weighted_sums(squares[layer], U, sums2[layer])
         return
 
     nonlinear = has_hessian_term(net)
@@ -362,10 +385,10 @@ def _accumulate_block(net, X, row_weight, copies, copy_weight, first_copy, seed,
         _k.unit_statistics(_k.FAMILY_CODES[net.family], B, Hs, Hr, hess_mode, R, row_ptr,
                            mean, var, mu4, float(inv_sigma2), row_weight, copy_weight,
                            bounds, slot2, slot4, U2, U4)
-        sums2[layer] += squares[layer].T @ U2
+        _k.add_weighted_sums(squares[layer], U2, sums2[layer])
         if names4:
             a2 = squares[layer]
-            sums4[layer] += (a2 * a2).T @ U4
+            _k.add_weighted_sums(a2 * a2, U4, sums4[layer])
 
 
 #: Normalisation of each statistic: powers of the total weight ``W`` and of

@@ -544,11 +544,15 @@ def test_no_intercept_means_no_intercept_entries():
 
 
 def test_results_do_not_depend_on_thread_count(monkeypatch):
-    """Several row blocks of unit statistics, 1 vs 3 threads: bitwise identical."""
+    """Several row blocks of unit statistics and pieces of products, 1 vs 3
+    threads: bitwise identical."""
     from skmoe.utils import _threading
 
     model, X, _ = _mlp("softmax", "tanh", (4, 3), n=300)
     assert len(X) > 2 * _k._UNIT_BLOCK_ROWS
+    # Small product pieces, so that the BLAS products are split too.
+    monkeypatch.setattr(_k, "_PRODUCT_ROWS", 64)
+    monkeypatch.setattr(_k, "_PRODUCT_COLUMNS", 3)
     fits = []
     for threads in (1, 3):
         monkeypatch.setattr(_threading, "n_threads", lambda threads=threads: threads)

@@ -178,4 +178,12 @@ def test_bad_sample_weight():
         est.fit(X, sample_weight=np.zeros(len(X)))
     with pytest.raises(ValueError, match="NaN"):
         est.fit(X, sample_weight=np.full(len(X), np.nan))
+    with pytest.raises(ValueError, match="labels in one block .* smaller weights"):
+        est.fit(X, sample_weight=np.full(len(X), 1e12))
     assert not hasattr(est, "fisher_exact_")
+    # The exact diagonal alone draws no label: any weight scale is fine.
+    exact = DiagonalFisherEstimator(model, method="exact").fit(
+        X, sample_weight=np.full(len(X), 1e12))
+    reference = DiagonalFisherEstimator(model, method="exact").fit(X)
+    for a, b in zip(exact.fisher_exact_, reference.fisher_exact_, strict=True):
+        assert_allclose(a, b, rtol=1e-12)
