@@ -943,7 +943,7 @@ def staircase_thresholds(channel, *, alpha_max=10.0, xtol=2e-3, n_samples=20000,
     -------
     result : Bunch
         ``thresholds`` and ``thresholds_std`` (n_blocks,); ``order``, the
-        list of blocks (sorted arrays of direction indices) in the order
+        list of blocks (sorted lists of direction indices) in the order
         they are learned; ``learned_overlaps``, the overlap ``q_S^*`` of the
         directions already learned at each threshold ((p, p) each, zero for
         the first).  The standard error combines the Monte Carlo error of the
@@ -954,7 +954,7 @@ def staircase_thresholds(channel, *, alpha_max=10.0, xtol=2e-3, n_samples=20000,
     --------
     >>> from skmoe.amp import SquareChannel, staircase_thresholds
     >>> res = staircase_thresholds(SquareChannel(n_tokens=2))
-    >>> round(float(res.thresholds[0]), 3), [list(b) for b in res.order]
+    >>> round(float(res.thresholds[0]), 3), res.order
     (0.25, [[0]])
     """
     channel.check_posterior_support()
@@ -983,7 +983,8 @@ def staircase_thresholds(channel, *, alpha_max=10.0, xtol=2e-3, n_samples=20000,
         block = _unstable_block(root.stability, rest)
         order.append(block)
         learned = np.union1d(learned, block)
-    return Bunch(thresholds=np.array(thresholds), thresholds_std=np.array(stds), order=order,
+    return Bunch(thresholds=np.array(thresholds), thresholds_std=np.array(stds),
+                 order=[[int(k) for k in b] for b in order],
                  learned_overlaps=learned_overlaps)
 
 
