@@ -1,16 +1,21 @@
 """Tests of the fast state evolution: solvers, adaptive Monte Carlo, curves, staircase."""
 
+
 import numpy as np
 import pytest
 
 from skmoe.amp import (
     AbsChannel,
+    DeepAttentionChannel,
     LinearChannel,
+    SequenceMultiIndexAMP,
     SquareChannel,
     staircase_thresholds,
     state_evolution,
     state_evolution_curve,
+    weak_recovery_threshold,
 )
+from skmoe.datasets import make_sequence_multi_index
 
 
 def _linear_fixed_point(alpha, s2):
@@ -134,3 +139,51 @@ def test_staircase_of_separable_channels_is_one_block():
 def test_staircase_rejects_se_params_it_sets():
     with pytest.raises(ValueError, match="cannot set 'directions'"):
         staircase_thresholds(SquareChannel(), se_params={"directions": [0]})
+
+
+def test_staircase_of_two_layer_attention():
+    # Consistent with the per-layer threshold tests (test_amp.py): the layer
+    # nearest the output (index 1) first, at its q = 0 threshold (0.17-0.21,
+    # above the Jensen bound 1/6); then layer 0 through the staircase, far
+    # below its own q = 0 threshold (about 6.5).
+    ch = DeepAttentionChannel(n_grid=24)
+    res = staircase_thresholds(ch, n_samples=3000, xtol=1e-2,
+                               se_params={"target_std": 0.02, "n_samples": 4000})
+    assert res.order == [[1], [0]]
+    first, second = res.thresholds
+    layer2 = weak_recovery_threshold(ch, directions=[1], n_samples=3000)
+    assert abs(first - layer2.threshold) < 1e-12  # the same operator and draws
+    assert 1 / 6 < first < 0.21
+    assert 0.55 < second < 0.9 and np.all(res.thresholds_std < 0.05)
+    # The root: alpha lambda_max F_perp(q_1*(alpha)) crosses 1 there.
+    q = res.learned_overlaps[1]
+    assert q[1, 1] > 0.9 and q[0, 0] == 0
+    for alpha, sign in ((second - 0.12, -1), (second + 0.12, 1)):
+        se = state_evolution(ch, alpha, directions=[1], solver="anderson", target_std=0.02,
+                             n_samples=4000, compute_test_errors=False, random_state=1)
+        stab = weak_recovery_threshold(ch, directions=[0], learned_overlap=se.q,
+                                       method="mc", n_samples=3000, random_state=1)
+        assert sign * (alpha * stab.eigenvalue - 1) > 0
+
+
+def test_gamp_matches_state_evolution_for_attention_between_the_transitions():
+    # alpha = 0.45 lies between the two thresholds (about 0.19 and 0.71): the
+    # last layer is partly learned, the first not at all.  GAMP's squared
+    # cosines at d = 600 must match the SE overlaps within the Monte Carlo
+    # error of SE, the seed-to-seed spread and an O(d^-1/2) finite-size term.
+    ch = DeepAttentionChannel(n_grid=24)
+    alpha, d = 0.45, 600
+    se = state_evolution(ch, alpha, solver="anderson", target_std=0.02,
+                         compute_test_errors=False)
+    assert se.q_std[1, 1] <= 0.02
+    cos2 = []
+    for seed in (1, 2):
+        X, y, W = make_sequence_multi_index(int(alpha * d), d, ch, random_state=seed)
+        amp = SequenceMultiIndexAMP(ch, random_state=seed, max_iter=80).fit(X, y, W)
+        assert amp.converged_
+        M, Q = amp.overlaps(W)
+        cos2.append(np.diag(M) ** 2 / (np.diag(Q) * np.diag(W.T @ W) / d))
+    cos2 = np.array(cos2)
+    sem = cos2[:, 1].std(ddof=1) / np.sqrt(len(cos2))
+    assert abs(cos2[:, 1].mean() - se.q[1, 1]) < 3 * np.hypot(se.q_std[1, 1], sem) + 0.02
+    assert se.q[0, 0] < 1e-6 and np.all(cos2[:, 0] < 0.05)
