@@ -71,6 +71,7 @@ def run_se(path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             se = state_evolution(channel, alpha, solver="anderson", target_std=0.003,
+                                 n_samples=200_000, max_iter=300, tol=1e-5,
                                  compute_test_errors=False)
         record = dict(alpha=alpha, q=np.diag(se.q).tolist(), q_std=np.diag(se.q_std).tolist(),
                       n_iter=int(se.n_iter), converged=bool(se.converged),

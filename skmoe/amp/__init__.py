@@ -5,8 +5,9 @@ tokens in dimension ``d``), weights ``W`` of shape (d, p) shared by the
 tokens, and targets ``y ~ P_out(. | X W / sqrt(d))``.  Deep tied low-rank
 attention is one (:class:`DeepAttentionChannel`).  This subpackage provides
 the channels, the Bayes-optimal GAMP estimator
-(:class:`SequenceMultiIndexAMP`), its state evolution and the weak-recovery
-thresholds from linear stability.
+(:class:`SequenceMultiIndexAMP`), its state evolution (single ratios and
+warm-started curves) and the weak-recovery thresholds from linear
+stability, including the staircase.
 """
 
 from ._channels import (
@@ -19,7 +20,13 @@ from ._channels import (
     SumSquareChannel,
 )
 from ._gamp import SequenceMultiIndexAMP
-from ._state_evolution import state_evolution, test_errors, weak_recovery_threshold
+from ._state_evolution import (
+    staircase_thresholds,
+    state_evolution,
+    state_evolution_curve,
+    test_errors,
+    weak_recovery_threshold,
+)
 
 __all__ = [
     "AbsChannel",
@@ -30,7 +37,9 @@ __all__ = [
     "SequenceMultiIndexAMP",
     "SquareChannel",
     "SumSquareChannel",
+    "staircase_thresholds",
     "state_evolution",
+    "state_evolution_curve",
     "test_errors",
     "weak_recovery_threshold",
 ]

@@ -25,9 +25,10 @@ the host; their ``q``, ``q_hat`` and ``history`` still come back in the
 namespace of ``q_init``.
 """
 
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
+from scipy.optimize import brentq
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 
@@ -42,7 +43,8 @@ from ..utils._monitor import ConvergenceMonitor
 from ..utils._validation import StrictIntInterval, check_finite_output, draw_seed
 from ._channels import tensor_gauss_hermite
 
-__all__ = ["state_evolution", "weak_recovery_threshold", "test_errors"]
+__all__ = ["staircase_thresholds", "state_evolution", "state_evolution_curve", "test_errors",
+           "weak_recovery_threshold"]
 
 _EPS = 1e-6
 
@@ -621,8 +623,12 @@ def _stability_terms(channel, Omega, Z, V, dirs, noise_seed):
     return K.reshape(G.shape[0], r * r, r * r)
 
 
-def _top_eigen(K, r):
-    """Top eigenpair of the operator ``K`` restricted to symmetric r x r matrices."""
+def _symmetric_eigen(K, r):
+    """Eigenpairs of the operator ``K`` restricted to symmetric r x r matrices, ascending.
+
+    Returns the eigenvalues and the eigenvectors as r x r matrices, each
+    signed to have a non-negative trace.
+    """
     T = np.zeros((r * r, r * r))
     for i in range(r):
         for j in range(r):
@@ -630,10 +636,15 @@ def _top_eigen(K, r):
     P = 0.5 * (np.eye(r * r) + T)
     S = P @ (0.5 * (K + K.T)) @ P
     w, U = np.linalg.eigh(S)
-    vec = U[:, -1].reshape(r, r)
-    if np.trace(vec) < 0:
-        vec = -vec
-    return float(w[-1]), vec
+    vecs = U.T.reshape(-1, r, r)
+    signs = np.where(np.trace(vecs, axis1=1, axis2=2) < 0, -1.0, 1.0)
+    return w, vecs * signs[:, None, None]
+
+
+def _top_eigen(K, r):
+    """Top eigenpair of the operator ``K`` restricted to symmetric r x r matrices."""
+    w, vecs = _symmetric_eigen(K, r)
+    return float(w[-1]), vecs[-1]
 
 
 @validate_params(
@@ -758,3 +769,260 @@ def weak_recovery_threshold(channel, *, directions=None, learned_overlap=None,
     thr = 1.0 / eig if eig > 0 else np.inf
     return Bunch(threshold=thr, threshold_std=float(batch.std(ddof=1) / np.sqrt(n_batches)),
                  eigenvalue=eig, eigenvector=vec, operator=K, method="mc")
+
+
+# --------------------------------------------------------------------------
+# Curves in alpha and staircase thresholds
+# --------------------------------------------------------------------------
+
+
+def _warm_start(q_prev, q_floor):
+    """Initial overlap at the next ``alpha``: ``q_prev``, with its diagonal raised to ``q_floor``'s.
+
+    Starting exactly at an uninformative ``q_kk = 0`` would stay there (a
+    fixed point of even channels); the floor keeps the start of a cold
+    ``state_evolution`` on those directions.
+    """
+    q = q_prev.copy()
+    diag = np.diag_indices_from(q)
+    q[diag] = np.maximum(q[diag], np.diag(q_floor))
+    return _clip_overlap(q)
+
+
+@validate_params(
+    {"channel": _CHANNEL, "alphas": ["array-like"], "q_init": _OVERLAP,
+     "warm_start": ["boolean"], "solver": [StrOptions({"damped", "anderson"})],
+     "target_std": [Interval(Real, 0, None, closed="neither"), None]},
+    prefer_skip_nested_validation=True,
+)
+def state_evolution_curve(channel, alphas, *, q_init=0.05, warm_start=True, solver="anderson",
+                          target_std=0.005, **params):
+    """State evolution along increasing sample ratios, warm-started from one to the next.
+
+    Each point is :func:`state_evolution` at ``alphas[k]``; with
+    ``warm_start`` it starts from the fixed point at ``alphas[k - 1]``
+    (diagonal raised to that of ``q_init``), which follows the branch that
+    GAMP reaches from small ``q`` and takes few iterations where the curve is
+    smooth.  Every point uses the same ``random_state``, hence the same draws
+    (common random numbers): the differences between neighbouring points are
+    not blurred by independent Monte Carlo noise.
+
+    Parameters
+    ----------
+    channel : channel object
+        A channel from :mod:`skmoe.amp`.
+    alphas : array-like of shape (n_alphas,)
+        Strictly increasing positive sample ratios.
+    q_init : float, array-like of shape (p,) or (p, p), default=0.05
+        Initial overlap of the first point, and the floor of the diagonal of
+        the warm starts.
+    warm_start : bool, default=True
+        Start each point from the previous fixed point; if False every
+        point starts from ``q_init``.
+    solver : {"damped", "anderson"}, default="anderson"
+        Fixed-point solver, see :func:`state_evolution`.
+    target_std : float or None, default=0.005
+        Adaptive Monte Carlo target of the standard error of ``q``, see
+        :func:`state_evolution`.
+    **params
+        Other parameters of :func:`state_evolution` (``n_samples``,
+        ``min_samples``, ``max_iter``, ``tol``, ``directions``,
+        ``compute_test_errors``, ``random_state``, ...).
+
+    Returns
+    -------
+    result : Bunch
+        ``alphas`` (n_alphas,); ``q`` and ``q_std`` (n_alphas, p, p);
+        ``n_iter``, ``n_samples`` (n_alphas,) int; ``converged``
+        (n_alphas,) bool; ``points``, the list of :func:`state_evolution`
+        results.
+
+    Examples
+    --------
+    >>> from skmoe.amp import AbsChannel, state_evolution_curve
+    >>> curve = state_evolution_curve(AbsChannel(), [0.4, 1.0, 2.0], n_samples=4000,
+    ...                               compute_test_errors=False)
+    >>> bool(curve.q[0, 0, 0] < 0.05 < 0.5 < curve.q[2, 0, 0])
+    True
+    """
+    alphas = np.asarray(alphas, dtype=np.float64)
+    if (alphas.ndim != 1 or alphas.size == 0 or not np.all(np.isfinite(alphas))
+            or np.any(alphas <= 0) or np.any(np.diff(alphas) <= 0)):
+        raise ValueError(f"alphas must be a non-empty 1-D array of strictly increasing positive "
+                         f"sample ratios, got {alphas!r}.")
+    if "q_init" in params or "alpha" in params:
+        raise TypeError("state_evolution_curve sets q_init and alpha of each point itself.")
+    p = channel.n_directions
+    q_floor = _clip_overlap(_as_overlap(q_init, p, "q_init"))
+    points, start = [], q_floor
+    for alpha in alphas:
+        res = state_evolution(channel, float(alpha), q_init=start, solver=solver,
+                              target_std=target_std, **params)
+        points.append(res)
+        if warm_start:
+            start = _warm_start(to_numpy(res.q, dtype=np.float64), q_floor)
+    return Bunch(alphas=alphas, q=np.array([to_numpy(r.q, dtype=np.float64) for r in points]),
+                 q_std=np.array([r.q_std for r in points]),
+                 n_iter=np.array([r.n_iter for r in points]),
+                 n_samples=np.array([r.n_samples for r in points]),
+                 converged=np.array([r.converged for r in points]), points=points)
+
+
+#: Relative size of an eigenvector's diagonal entry for its direction to join
+#: the block that becomes unstable (directions learned together).
+_BLOCK_TOL = 0.1
+
+
+def _unstable_block(stability, dirs):
+    """Directions of ``dirs`` that become unstable together, from a ``weak_recovery_threshold`` result.
+
+    The block is the union of the supports (diagonal entries at least
+    ``_BLOCK_TOL`` of the largest) of the eigenvectors whose eigenvalue ties
+    with the top one, within twice its numerical uncertainty: a degenerate
+    top eigenvalue (e.g. independent directions with the same threshold)
+    has an arbitrary eigenvector in its eigenspace, and all its directions
+    are learned at once.
+    """
+    w, vecs = _symmetric_eigen(stability.operator, len(dirs))
+    top = w[-1]
+    top_std = top**2 * stability.threshold_std  # lambda = 1 / threshold
+    tied = w >= top - max(2.0 * top_std, 1e-8 * abs(top))
+    weight = np.max(np.abs(np.diagonal(vecs[tied], axis1=1, axis2=2)), axis=0)
+    return np.sort(dirs[weight >= _BLOCK_TOL * weight.max()])
+
+
+@validate_params(
+    {"channel": _CHANNEL, "alpha_max": [Interval(Real, 0, None, closed="neither")],
+     "xtol": [Interval(Real, 0, None, closed="neither")], "n_samples": [_COUNT],
+     "n_batches": [StrictIntInterval(2, None, closed="left")], "se_params": [dict, None],
+     "random_state": [Integral]},
+    prefer_skip_nested_validation=True,
+)
+def staircase_thresholds(channel, *, alpha_max=10.0, xtol=2e-3, n_samples=20000, n_batches=10,
+                         se_params=None, random_state=0):
+    """Weak-recovery thresholds of the staircase, block by block, and the learning order.
+
+    The first block is the support of the unstable direction of ``q = 0``,
+    at ``alpha_1 = 1 / lambda_max(F)`` (:func:`weak_recovery_threshold`).
+    Given the learned directions ``S``, the next block becomes unstable at
+    the ``alpha`` where
+
+    .. math::
+
+        \\alpha\\,\\lambda_{\\max}\\mathcal F_\\perp(q_S^*(\\alpha)) = 1,
+
+    with ``q_S^*(alpha)`` the state-evolution fixed point restricted to
+    ``S`` (:func:`state_evolution` with ``directions=S``) and
+    ``F_perp`` the stability operator of the other directions conditioned on
+    it (``learned_overlap``).  The root is bracketed by a geometric scan
+    upwards from the previous threshold and refined by Brent's method; the
+    same seeds at every ``alpha`` (common random numbers) make the left-hand
+    side a smooth function of ``alpha``.
+
+    Parameters
+    ----------
+    channel : channel object
+        An even channel from :mod:`skmoe.amp`.
+    alpha_max : float, default=10.0
+        Largest sample ratio searched; a block not unstable below it gets
+        threshold ``inf``.
+    xtol : float, default=2e-3
+        Absolute tolerance of the root in ``alpha``.
+    n_samples : int, default=20000
+        Monte Carlo samples of each stability operator.
+    n_batches : int, default=10
+        Batches of those samples, for the standard errors.
+    se_params : dict, default=None
+        Parameters of the inner :func:`state_evolution` calls; default
+        ``solver="anderson"``, ``target_std=0.005``,
+        ``compute_test_errors=False``.
+    random_state : int, default=0
+        Seed of every Monte Carlo draw (the same at every ``alpha``).
+
+    Returns
+    -------
+    result : Bunch
+        ``thresholds`` and ``thresholds_std`` (n_blocks,); ``order``, the
+        list of blocks (sorted lists of direction indices) in the order
+        they are learned; ``learned_overlaps``, the overlap ``q_S^*`` of the
+        directions already learned at each threshold ((p, p) each, zero for
+        the first).  The standard error combines the Monte Carlo error of the
+        operator (batch means) with that of ``q_S^*`` (``q_std``), both
+        divided by the slope of ``alpha lambda_max`` at the root.
+
+    Examples
+    --------
+    >>> from skmoe.amp import SquareChannel, staircase_thresholds
+    >>> res = staircase_thresholds(SquareChannel(n_tokens=2))
+    >>> round(float(res.thresholds[0]), 3), res.order
+    (0.25, [[0]])
+    """
+    channel.check_posterior_support()
+    p = channel.n_directions
+    se_params = {"solver": "anderson", "target_std": 0.005, "compute_test_errors": False,
+                 **(se_params or {})}
+    for name in ("directions", "alpha", "q_init"):
+        if name in se_params:
+            raise ValueError(f"se_params cannot set {name!r} (staircase_thresholds sets it).")
+    stability = dict(n_samples=n_samples, n_batches=n_batches, random_state=random_state)
+    first = weak_recovery_threshold(channel, **stability)
+    block = _unstable_block(first, np.arange(p))
+    thresholds, stds, order = [first.threshold], [first.threshold_std], [block]
+    learned_overlaps = [np.zeros((p, p))]
+    learned = block
+    while learned.size < p and np.isfinite(thresholds[-1]):
+        rest = np.setdiff1d(np.arange(p), learned)
+        root = _staircase_root(channel, learned, rest, thresholds[-1], alpha_max, xtol,
+                               se_params, stability, random_state)
+        thresholds.append(root.alpha)
+        stds.append(root.std)
+        learned_overlaps.append(root.q)
+        if not np.isfinite(root.alpha):
+            order.append(rest)
+            break
+        block = _unstable_block(root.stability, rest)
+        order.append(block)
+        learned = np.union1d(learned, block)
+    return Bunch(thresholds=np.array(thresholds), thresholds_std=np.array(stds),
+                 order=[[int(k) for k in b] for b in order],
+                 learned_overlaps=learned_overlaps)
+
+
+def _staircase_root(channel, learned, rest, alpha_lo, alpha_max, xtol, se_params, stability,
+                    random_state):
+    """Root of ``alpha lambda_max F_rest(q_learned^*(alpha)) = 1`` above ``alpha_lo``."""
+    cache = {}
+
+    def evaluate(alpha):
+        if alpha not in cache:
+            se = state_evolution(channel, alpha, directions=learned, random_state=random_state,
+                                 **se_params)
+            q = to_numpy(se.q, dtype=np.float64)
+            stab = weak_recovery_threshold(channel, directions=rest, learned_overlap=q,
+                                           method="mc", **stability)
+            cache[alpha] = (alpha * stab.eigenvalue - 1.0, se, stab)
+        return cache[alpha]
+
+    # Geometric scan for a sign change, then Brent's method inside it.
+    lo, hi = alpha_lo, alpha_lo * 1.5
+    while evaluate(hi)[0] < 0:
+        lo, hi = hi, hi * 1.5
+        if lo >= alpha_max:
+            return Bunch(alpha=np.inf, std=np.nan, q=to_numpy(evaluate(lo)[1].q),
+                         stability=None)
+    if evaluate(lo)[0] > 0:  # already unstable where the previous block appeared
+        alpha = lo
+    else:
+        alpha = brentq(lambda a: evaluate(a)[0], lo, hi, xtol=xtol)
+    h, se, stab = evaluate(alpha)
+    slope = (evaluate(hi)[0] - evaluate(lo)[0]) / (hi - lo)
+    q = to_numpy(se.q, dtype=np.float64)
+    # Error of h = alpha lambda - 1: the operator's (lambda = 1 / threshold)
+    # and that of q* pushed through lambda by a finite difference.
+    lam_std = stab.eigenvalue**2 * stab.threshold_std
+    shifted = weak_recovery_threshold(channel, directions=rest,
+                                      learned_overlap=_clip_overlap(q + se.q_std), method="mc",
+                                      **stability)
+    h_std = alpha * np.hypot(lam_std, shifted.eigenvalue - stab.eigenvalue)
+    return Bunch(alpha=float(alpha), std=float(h_std / max(slope, 1e-12)), q=q,
+                 stability=stab)
