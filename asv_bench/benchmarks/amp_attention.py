@@ -116,34 +116,43 @@ class TwoLayerStateEvolution:
 
 
 class ThreeLayerStateEvolution:
-    """Three-layer state evolution at one ``alpha`` (target: under 60 s)."""
+    """Three-layer state evolution at one ``alpha`` (target: under 60 s).
+
+    ``setup_cache`` runs the state evolution once; the tracks read its
+    fixed point, and ``time_state_evolution`` times a second run.
+    """
 
     timeout = 600
     number = 1
     repeat = (1, 1, 300.0)
     warmup_time = 0.0
 
-    def setup(self):
+    def _channel(self):
         from skmoe.amp import DeepAttentionChannel
 
-        self.channel = DeepAttentionChannel(n_layers=3, n_points=THREE_LAYER_N_POINTS)
-        _state_evolution(self.channel, THREE_LAYER_ALPHA, n_samples=8, max_iter=1, tol=0.0)
+        return DeepAttentionChannel(n_layers=3, n_points=THREE_LAYER_N_POINTS)
 
-    def _run(self):
-        return _state_evolution(self.channel, THREE_LAYER_ALPHA,
-                                n_samples=THREE_LAYER_N_SAMPLES,
+    def _run(self, channel):
+        return _state_evolution(channel, THREE_LAYER_ALPHA, n_samples=THREE_LAYER_N_SAMPLES,
                                 max_iter=THREE_LAYER_MAX_ITER, tol=1e-3)
 
-    def time_state_evolution(self):
-        self._run()
+    def setup_cache(self):
+        se = self._run(self._channel())  # also compiles the kernel
+        return {"q": se.q, "n_iter": se.n_iter}
 
-    def track_q_standard_error(self):
-        se = self._run()
-        return _q_standard_error(self.channel, THREE_LAYER_ALPHA, se.q, THREE_LAYER_N_SAMPLES)
+    def setup(self, fixed_point):
+        self.channel = self._channel()
+
+    def time_state_evolution(self, fixed_point):
+        self._run(self.channel)
+
+    def track_q_standard_error(self, fixed_point):
+        return _q_standard_error(self.channel, THREE_LAYER_ALPHA, fixed_point["q"],
+                                 THREE_LAYER_N_SAMPLES)
 
     track_q_standard_error.unit = "overlap"
 
-    def track_n_iterations(self):
-        return self._run().n_iter
+    def track_n_iterations(self, fixed_point):
+        return fixed_point["n_iter"]
 
     track_n_iterations.unit = "iterations"

@@ -188,3 +188,28 @@ def test_n_points_must_be_a_power_of_two():
         DeepAttentionChannel(n_layers=3, n_points=1000)
     with pytest.raises(ValueError, match="n_points must be an integer >= 64"):
         DeepAttentionChannel(n_layers=3, n_points=32)
+
+
+@pytest.mark.parametrize("scale", [1.0, 27.0, 1e3])
+def test_saturated_targets_give_finite_posteriors(scale):
+    # For large |z| the softmax underflows to exact 0/1; such targets are
+    # valid and their posterior must stay finite (issue 15).
+    ch = DeepAttentionChannel(n_layers=3, n_points=256)
+    Z = scale * np.random.default_rng(6).uniform(-1, 1, (20, 2, 3))
+    y = ch.sample(Z)
+    np.testing.assert_array_equal(ch.check_y(y), y)
+    for V in (np.eye(3), np.diag([1.0, 1.0, 1e-4])):
+        mean, cov, log_z = ch.posterior(y, Z, V)
+        assert np.all(np.isfinite(mean)) and np.all(np.isfinite(cov))
+        assert np.all(np.isfinite(log_z))
+
+
+def test_bad_inputs_are_rejected_before_the_kernel():
+    ch = DeepAttentionChannel(n_layers=3, n_points=64)
+    y = ch.output(np.zeros((4, 2, 3)))
+    with pytest.raises(ValueError, match="same number of samples"):
+        ch.posterior(y, np.zeros((5, 2, 3)), np.eye(3))
+    with pytest.raises(ValueError, match="omega must have shape"):
+        ch.posterior(y, np.zeros((4, 2, 2)), np.eye(3))
+    with pytest.raises(ValueError, match="positive definite"):
+        ch.posterior(y, np.zeros((4, 2, 3)), np.diag([1.0, 1.0, 0.0]))
