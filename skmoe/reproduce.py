@@ -3,35 +3,60 @@
 Available studies
 -----------------
 ggmoe-rates
-    Convergence rates of Gaussian-gated MoE parameter estimates (Nguyen,
-    Nguyen, Nguyen & Ho, AISTATS 2024) with EM run to convergence, for the
-    four paper settings and K = 3 (exact), 4 and 5 (over-fitted).  Writes
-    ``ggmoe_rates.png`` (log-log loss curves with fitted slopes),
-    ``ggmoe_rates_slopes.csv`` (every slope with its 95% interval, the number
-    of fits that hit max_iter, and the run time) and prints the table.
-    ``--quick`` uses n in {300, 1000, 3000, 10000} with 10 repetitions;
-    the default grid uses 8 sizes from 300 to 10^5 with 20 repetitions (about
-    4 minutes with ``--n-jobs 2`` on 2 cores);
-    ``--sample-sizes N1 N2 ... [--n-repetitions R]`` runs any other grid.
+    Per-parameter convergence rates of Gaussian-gated MoE estimates (Nguyen,
+    Nguyen, Nguyen & Ho, AISTATS 2024) with SQUAREM-accelerated EM run to
+    convergence, from the authors' near-truth start and from k-means
+    restarts.  Writes to ``--output-dir``:
+
+    - ``ggmoe_rates_fits.csv``: one row per fit (grid coordinates, Voronoi
+      losses, per-parameter errors, EM passes, whether max_iter was hit);
+    - ``ggmoe_rates_slopes.csv``: every log-log slope of the median error
+      with its 95% bootstrap interval over repetitions, the predicted
+      exponent, the number of fits and of fits that hit max_iter;
+    - ``ggmoe_rates_table.txt``: the measured against the predicted
+      exponents, one line per setting, K, start and parameter group;
+    - ``ggmoe_rates_loss.png``: the loss curves;
+      ``ggmoe_rates_parameters_<start>.png``: per parameter group, the atom
+      and merged-moment errors of the over-fitted cells and the errors of
+      the singleton cells (K = 4).
+
+    ``--quick`` runs settings 1 and 2, K = 3 and 4, n in {1000, 3000, 10000}
+    with 4 repetitions (a few minutes on 2 cores).  The full grid runs
+    K = 3 (all four settings, 7 sizes from 10^3 to 10^6) and K = 4 (all
+    four settings, 7 sizes from 10^3 to 10^5), 20 repetitions, both starts;
+    ``--n-repetitions R`` shortens it.
 """
 
 import argparse
 import csv
 import os
 import sys
-from time import perf_counter
 
 import numpy as np
 
-from .experiments import convergence_rates
-from .experiments._convergence_rates import _COMPONENT_KEYS
+from .experiments import ERROR_KEYS, RateStudyResult, rate_study
+from .experiments._rate_study import STARTS
 
-QUICK_GRID = {"sample_sizes": [300, 1000, 3000, 10000], "n_repetitions": 10}
-FULL_GRID = {
-    "sample_sizes": np.unique(np.geomspace(300, 100_000, 8).astype(int)).tolist(),
-    "n_repetitions": 20,
-}
-_REPORTED = ("D1", "D2", *_COMPONENT_KEYS)
+#: Sizes of the full grid: exact fits are cheap up to 10^6; over-fitted EM
+#: is sublinear and its passes cost O(n), so it stops at 10^5.
+EXACT_SIZES = tuple(int(n) for n in np.round(np.geomspace(1e3, 1e6, 7)))
+OVERFIT_SIZES = tuple(int(n) for n in np.round(np.geomspace(1e3, 1e5, 7)))
+
+#: Blocks of the grids (run one after the other; the seeds depend only on
+#: the grid coordinates, so a block's fits do not depend on the others).
+QUICK_GRID = (
+    {"models": (1, 2), "n_components": (3, 4), "sample_sizes": (1000, 3000, 10000),
+     "n_repetitions": 4, "max_iter": 1000},
+)
+FULL_GRID = (
+    {"models": (1, 2), "n_components": (4,), "sample_sizes": OVERFIT_SIZES},
+    {"models": (1, 2, 3, 4), "n_components": (3,), "sample_sizes": EXACT_SIZES},
+    {"models": (3, 4), "n_components": (4,), "sample_sizes": OVERFIT_SIZES},
+)
+_FULL_REPETITIONS = 20
+_GROUPS = ("means", "covariances", "coef", "intercept", "noise_covariances")
+_SYMBOLS = {"weights": "pi", "means": "mu", "covariances": "Sigma", "coef": "a",
+            "intercept": "b", "noise_covariances": "nu"}
 
 
 def _require_matplotlib():
@@ -50,33 +75,34 @@ def _require_matplotlib():
     return matplotlib
 
 
-def _plot(results, path):
-    matplotlib = _require_matplotlib()
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def _median_and_quartiles(values):
+    """Median and interquartile half-ranges over repetitions (NaN-aware)."""
+    q1, med, q3 = np.nanquantile(values, [0.25, 0.5, 0.75], axis=1)
+    return med, np.vstack([med - q1, q3 - med])
 
-    models = sorted({r.model for r in results})
-    ks = sorted({r.n_components for r in results})
+
+def _plot_losses(result, slopes, path, plt):
+    """``D1`` against ``n`` for every setting and K, both starts."""
+    models = sorted({m for m, _, _ in result.cells})
+    ks = sorted({k for _, k, _ in result.cells})
     fig, axes = plt.subplots(
-        len(models), len(ks), figsize=(3.6 * len(ks), 2.9 * len(models)),
+        len(ks), len(models), figsize=(3.2 * len(models), 2.8 * len(ks)),
         squeeze=False, sharex=True, layout="constrained",
     )
-    for r in results:
-        ax = axes[models.index(r.model), ks.index(r.n_components)]
-        n = r.sample_sizes
-        loss = r.values["D1"]
-        mean, sd = loss.mean(axis=1), loss.std(axis=1)
-        ax.errorbar(n, mean, yerr=2 * sd / np.sqrt(loss.shape[1]), fmt="o", ms=4,
-                    capsize=2, label="mean D1 ± 2 s.e.")
-        slope, (low, high) = r.mean_slopes["D1"]
-        intercept = np.mean(np.log(mean) - slope * np.log(n))
-        ax.plot(n, np.exp(intercept) * n**slope, "-",
-                label=f"slope {slope:.2f} [{low:.2f}, {high:.2f}]")
+    for model, k, start in result.cells:
+        ax = axes[ks.index(k), models.index(model)]
+        n, values = result.values(model, k, start, "D1")
+        med, err = _median_and_quartiles(values)
+        slope = slopes[model, k, start, "D1"]
+        ax.errorbar(n, med, yerr=err, fmt="o-" if start == "near_truth" else "s--",
+                    ms=3, capsize=2,
+                    label=f"{start}: {slope['slope']:.2f} "
+                          f"[{slope['ci_low']:.2f}, {slope['ci_high']:.2f}]")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        kind = "Type I" if r.model in (1, 3) else "Type II"
-        ax.set_title(f"model {r.model} ({kind}), K={r.n_components}", fontsize=9)
-        ax.legend(fontsize=7)
+        kind = "II" if model in (2, 4) else "I"
+        ax.set_title(f"setting {model} (Type {kind}), K={k}", fontsize=9)
+        ax.legend(fontsize=6, title="median D1 slope", title_fontsize=6)
     for ax in axes[-1]:
         ax.set_xlabel("n")
     for ax in axes[:, 0]:
@@ -85,26 +111,167 @@ def _plot(results, path):
     plt.close(fig)
 
 
-def ggmoe_rates(output_dir, quick=False, models=(1, 2, 3, 4), n_components=(3, 4, 5),
-                n_jobs=None, random_state=0, grid=None):
-    """Run the ggmoe-rates study and write its plot and slope table.
+def _plot_parameters(result, slopes, path, plt, start, n_components=4):
+    """Atom, merged and singleton-cell errors of one start, per setting and group."""
+    cells = [c for c in result.cells if c[1] == n_components and c[2] == start]
+    if not cells:
+        return False
+    models = sorted({m for m, _, _ in cells})
+    fig, axes = plt.subplots(
+        len(models), len(_GROUPS), figsize=(2.6 * len(_GROUPS), 2.3 * len(models)),
+        squeeze=False, sharex=True, layout="constrained",
+    )
+    for model, k, _ in cells:
+        for col, group in enumerate(_GROUPS):
+            ax = axes[models.index(model), col]
+            for kind, fmt in (("atoms", "o-"), ("merged", "s-"), ("exact", "^:")):
+                key = f"{group}_{kind}"
+                n, values = result.values(model, k, start, key)
+                if np.all(np.isnan(values)):
+                    continue
+                med, err = _median_and_quartiles(values)
+                slope = slopes.get((model, k, start, key))
+                label = kind
+                if slope is not None:
+                    label += f" {slope['slope']:.2f} (theory {slope['predicted']:.2f})"
+                ax.errorbar(n, med, yerr=err, fmt=fmt, ms=3, capsize=1.5, label=label)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            kind = "II" if model in (2, 4) else "I"
+            ax.set_title(f"setting {model} (Type {kind}): {_SYMBOLS[group]}", fontsize=8)
+            ax.legend(fontsize=5.5)
+    for ax in axes[-1]:
+        ax.set_xlabel("n")
+    fig.suptitle(f"K = {n_components}, {start} start: median error over repetitions "
+                 "(bars: quartiles); atoms and merged moment of the over-fitted "
+                 "cell, singleton cells (exact)", fontsize=8)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _slope_rows(result, n_boot=1000):
+    """Median-error slopes with bootstrap intervals, keyed by grid cell."""
+    return {
+        (row["model"], row["n_components"], row["start"], row["quantity"]): row
+        for row in result.slopes("median", n_boot=n_boot)
+    }
+
+
+def _write_csv(path, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _table(slopes, elapsed):
+    """Plain-text table of measured against predicted exponents."""
+    lines = [
+        f"{'set':>3} {'type':>4} {'K':>2} {'start':<10} {'quantity':<25} "
+        f"{'slope':>6}  {'95% bootstrap CI':<17} {'theory':>6} {'fits':>5} {'max_iter':>8}"
+    ]
+    for (model, k, start, key), row in slopes.items():
+        lines.append(
+            f"{model:>3} {row['type']:>4} {k:>2} {start:<10} {key:<25} "
+            f"{row['slope']:6.3f}  [{row['ci_low']:6.3f}, {row['ci_high']:6.3f}] "
+            f"{row['predicted']:6.3f} {row['n_fits']:>5} {row['n_hit_max_iter']:>8}"
+        )
+    lines.append(f"\nrun time {elapsed:.0f} s")
+    return "\n".join(lines)
+
+
+def write_outputs(result, output_dir, n_boot=1000):
+    """Write the CSV files, the table and the figures of a rate study.
 
     Parameters
     ----------
-    output_dir : str
-        Folder for ``ggmoe_rates.png`` and ``ggmoe_rates_slopes.csv``.
-    quick : bool, default=False
-        Reduced grid (about 2-5 minutes on 2 cores).
-    models : sequence of int, default=(1, 2, 3, 4)
-    n_components : sequence of int, default=(3, 4, 5)
-    n_jobs : int, default=None
-    random_state : int, default=0
-    grid : dict, default=None
-        ``sample_sizes`` and ``n_repetitions``, overriding ``quick``.
+    result : RateStudyResult
+    output_dir : str or path-like
+    n_boot : int, default=1000
+        Bootstrap resamples per slope.
 
     Returns
     -------
-    results : list of ConvergenceRateResult
+    paths : dict of str to str
+        ``"fits"``, ``"slopes"``, ``"table"``, ``"loss_figure"`` and, for
+        each start with over-fitted (K = 4) fits, ``"parameter_figure_<start>"``.
+    """
+    matplotlib = _require_matplotlib()
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(output_dir, exist_ok=True)
+    paths = {name: os.path.join(output_dir, f"ggmoe_rates_{name}")
+             for name in ("fits.csv", "slopes.csv", "table.txt", "loss.png")}
+    _write_csv(paths["fits.csv"], result.rows)
+    slopes = _slope_rows(result, n_boot=n_boot)
+    _write_csv(paths["slopes.csv"], list(slopes.values()))
+    with open(paths["table.txt"], "w") as f:
+        f.write(_table(slopes, result.elapsed) + "\n")
+    _plot_losses(result, slopes, paths["loss.png"], plt)
+    out = {"fits": paths["fits.csv"], "slopes": paths["slopes.csv"],
+           "table": paths["table.txt"], "loss_figure": paths["loss.png"]}
+    for start in STARTS:
+        path = os.path.join(output_dir, f"ggmoe_rates_parameters_{start}.png")
+        if _plot_parameters(result, slopes, path, plt, start):
+            out[f"parameter_figure_{start}"] = path
+    return out
+
+
+def read_fits(path):
+    """A :class:`~skmoe.experiments.RateStudyResult` from a fits CSV file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``ggmoe_rates_fits.csv`` (or a ``csv_path`` of
+        :func:`~skmoe.experiments.rate_study`).
+
+    Returns
+    -------
+    result : RateStudyResult
+        With ``elapsed`` the sum of the fit times.
+    """
+    integer = ("repetition", "model", "n_components", "n_samples", "n_iter",
+               "n_overfit_cells", "n_empty_cells")
+    rows = []
+    with open(path, newline="") as f:
+        for raw in csv.DictReader(f):
+            row = dict(raw)
+            for key in integer:
+                row[key] = int(row[key])
+            row["converged"] = row["converged"] == "True"
+            for key in (*ERROR_KEYS, "log_likelihood", "fit_time"):
+                row[key] = float(row[key])
+            rows.append(row)
+    return RateStudyResult(rows=rows, elapsed=sum(r["fit_time"] for r in rows))
+
+
+def ggmoe_rates(output_dir, quick=False, n_repetitions=None, n_jobs=None,
+                random_state=0, grid=None, verbose=1):
+    """Run the ggmoe-rates study and write its tables and figures.
+
+    Parameters
+    ----------
+    output_dir : str or path-like
+        Folder for the outputs (see :func:`write_outputs`).
+    quick : bool, default=False
+        Reduced grid (a few minutes on 2 cores).
+    n_repetitions : int, default=None
+        Repetitions per size, overriding the grid's (20 for the full grid).
+    n_jobs : int, default=None
+        joblib jobs over fits.
+    random_state : int, default=0
+    grid : sequence of dict, default=None
+        Blocks of :func:`~skmoe.experiments.rate_study` arguments, overriding
+        ``quick``.
+    verbose : int, default=1
+
+    Returns
+    -------
+    result : RateStudyResult
+    paths : dict of str to str
 
     Raises
     ------
@@ -114,47 +281,22 @@ def ggmoe_rates(output_dir, quick=False, models=(1, 2, 3, 4), n_components=(3, 4
     _require_matplotlib()
     if grid is None:
         grid = QUICK_GRID if quick else FULL_GRID
-    os.makedirs(output_dir, exist_ok=True)
-    start = perf_counter()
-    results = []
-    for model in models:
-        for k in n_components:
-            results.append(
-                convergence_rates(model, k, n_jobs=n_jobs, random_state=random_state,
-                                  verbose=1, **grid)
-            )
-    elapsed = perf_counter() - start
-    table_path = os.path.join(output_dir, "ggmoe_rates_slopes.csv")
-    with open(table_path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["model", "n_components", "quantity", "slope", "ci_low", "ci_high",
-                         "median_slope", "n_hit_max_iter", "n_fits"])
-        for r in results:
-            for key in _REPORTED:
-                if key in r.mean_slopes:
-                    slope, (low, high) = r.mean_slopes[key]
-                    median = r.median_slopes.get(key, (float("nan"),))[0]
-                    writer.writerow([r.model, r.n_components, key, f"{slope:.4f}",
-                                     f"{low:.4f}", f"{high:.4f}", f"{median:.4f}",
-                                     r.n_hit_max_iter, r.values["D1"].size])
-    plot_path = os.path.join(output_dir, "ggmoe_rates.png")
-    _plot(results, plot_path)
-
-    print()
-    print(f"{'model':>5} {'K':>2}  {'D1 slope':>8}  {'95% interval':<17} {'median':>6} "
-          f"{'hit max_iter':>12}  slowest parameter (median slope)")
-    for r in results:
-        slope, (low, high) = r.mean_slopes["D1"]
-        params = {k: v[0] for k, v in r.median_slopes.items()
-                  if k not in ("D1", "D2", "weights")}
-        slowest = max(params, key=params.get)
-        median = r.median_slopes["D1"][0]
-        print(f"{r.model:>5} {r.n_components:>2}  {slope:8.3f}  [{low:6.3f}, {high:6.3f}] "
-              f"{median:6.3f}  "
-              f"{r.n_hit_max_iter:>5}/{r.values['D1'].size:<6}  "
-              f"{slowest} ({params[slowest]:.3f})")
-    print(f"\nwrote {plot_path} and {table_path}; total time {elapsed:.0f} s")
-    return results
+    rows, elapsed = [], 0.0
+    for block in grid:
+        block = {"n_repetitions": _FULL_REPETITIONS, **block}
+        if n_repetitions is not None:
+            block["n_repetitions"] = n_repetitions
+        part = rate_study(**block, n_jobs=n_jobs, random_state=random_state,
+                          verbose=verbose)
+        rows.extend(part.rows)
+        elapsed += part.elapsed
+    result = RateStudyResult(rows=rows, elapsed=elapsed)
+    paths = write_outputs(result, output_dir)
+    if verbose:
+        with open(paths["table"]) as f:
+            print(f.read())
+        print("wrote " + ", ".join(paths.values()))
+    return result, paths
 
 
 def main(argv=None):
@@ -169,27 +311,24 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="reduced grid")
     parser.add_argument("--output-dir", default="skmoe_reproduce")
     parser.add_argument("--n-jobs", type=int, default=None,
-                        help="joblib jobs over repetitions (default: 1)")
-    parser.add_argument("--models", type=int, nargs="+", default=[1, 2, 3, 4])
-    parser.add_argument("--n-components", type=int, nargs="+", default=[3, 4, 5])
-    parser.add_argument("--sample-sizes", type=int, nargs="+", default=None,
-                        help="custom grid of sample sizes (overrides --quick)")
+                        help="joblib jobs over fits (default: 1)")
     parser.add_argument("--n-repetitions", type=int, default=None,
-                        help="repetitions per sample size for --sample-sizes")
+                        help="repetitions per sample size (default: 4 quick, 20 full)")
+    parser.add_argument("--from-csv", default=None,
+                        help="redo the tables and figures from a fits CSV, no fitting")
     args = parser.parse_args(argv)
     try:
         _require_matplotlib()
     except ImportError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
-    grid = None
-    if args.sample_sizes is not None:
-        default = QUICK_GRID if args.quick else FULL_GRID
-        grid = {"sample_sizes": args.sample_sizes,
-                "n_repetitions": args.n_repetitions or default["n_repetitions"]}
-    elif args.n_repetitions is not None:
-        parser.error("--n-repetitions needs --sample-sizes")
-    ggmoe_rates(args.output_dir, quick=args.quick, models=args.models,
-                n_components=args.n_components, n_jobs=args.n_jobs, grid=grid)
+    if args.from_csv is not None:
+        paths = write_outputs(read_fits(args.from_csv), args.output_dir)
+        print("wrote " + ", ".join(paths.values()))
+        return 0
+    if args.n_repetitions is not None and args.n_repetitions < 1:
+        parser.error("--n-repetitions must be at least 1")
+    ggmoe_rates(args.output_dir, quick=args.quick, n_repetitions=args.n_repetitions,
+                n_jobs=args.n_jobs)
     return 0
 
 

@@ -2,23 +2,55 @@
 
 import csv
 
+import numpy as np
 import pytest
 
-from skmoe.reproduce import ggmoe_rates, main
+from skmoe.reproduce import QUICK_GRID, ggmoe_rates, main, read_fits
+
+TINY = ({"models": (2,), "n_components": (3, 4), "sample_sizes": (300, 900, 2700),
+         "n_repetitions": 2, "max_iter": 200, "n_init": 1},)
 
 
-def test_ggmoe_rates_writes_plot_and_table(tmp_path, capsys):
-    grid = {"sample_sizes": [300, 900, 2700], "n_repetitions": 2}
-    results = ggmoe_rates(tmp_path, models=(2,), n_components=(3, 4), grid=grid)
-    png = (tmp_path / "ggmoe_rates.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    with open(tmp_path / "ggmoe_rates_slopes.csv") as f:
+def test_ggmoe_rates_writes_tables_and_figures(tmp_path, capsys):
+    result, paths = ggmoe_rates(tmp_path, grid=TINY)
+    for key in ("loss_figure", "parameter_figure_near_truth", "parameter_figure_kmeans"):
+        with open(paths[key], "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    with open(paths["slopes"]) as f:
         rows = list(csv.DictReader(f))
-    d1 = {int(r["n_components"]): float(r["slope"]) for r in rows if r["quantity"] == "D1"}
-    # The table holds the slopes of the returned results.
-    for res in results:
-        assert d1[res.n_components] == pytest.approx(res.slopes["D1"][0], abs=5e-5)
-    assert "total time" in capsys.readouterr().out
+    # The slopes table holds the slopes of the returned result.
+    expected = {(r["n_components"], r["start"], r["quantity"]): r
+                for r in result.slopes("median")}
+    assert len(rows) == len(expected)
+    for row in rows:
+        ref = expected[int(row["n_components"]), row["start"], row["quantity"]]
+        assert float(row["slope"]) == pytest.approx(ref["slope"], abs=1e-12)
+        assert float(row["predicted"]) == ref["predicted"]
+    table = open(paths["table"]).read()
+    assert "means_atoms" in table and "run time" in table
+    assert "wrote" in capsys.readouterr().out
+    # The fits CSV reads back into the same result.
+    again = read_fits(paths["fits"])
+    assert len(again.rows) == len(result.rows) == 2 * 2 * 3 * 2
+    for a, b in zip(again.rows, result.rows):
+        assert a["D1"] == pytest.approx(b["D1"], rel=1e-12)
+        assert a["converged"] == b["converged"] and a["start"] == b["start"]
+        assert np.isnan(a["means_atoms"]) == np.isnan(b["means_atoms"])
+
+
+def test_from_csv_redoes_outputs_without_fitting(tmp_path, monkeypatch):
+    _, paths = ggmoe_rates(tmp_path / "a", grid=TINY, verbose=0)
+    _forbid_fits(monkeypatch)
+    assert main(["ggmoe-rates", "--from-csv", paths["fits"],
+                 "--output-dir", str(tmp_path / "b")]) == 0
+    assert open(tmp_path / "b" / "ggmoe_rates_slopes.csv").read() == open(
+        paths["slopes"]).read()
+
+
+def test_quick_grid_has_both_starts_and_an_overfit():
+    (block,) = QUICK_GRID
+    assert 3 in block["n_components"] and 4 in block["n_components"]
+    assert "starts" not in block  # both starts, the rate_study default
 
 
 def test_unknown_study_is_rejected():
@@ -31,18 +63,17 @@ def _forbid_fits(monkeypatch):
     import skmoe.reproduce as reproduce
 
     def no_fit(*args, **kwargs):  # pragma: no cover - reached only on regression
-        raise AssertionError("convergence_rates ran before the matplotlib check")
+        raise AssertionError("rate_study ran")
 
-    monkeypatch.setattr(reproduce, "convergence_rates", no_fit)
+    monkeypatch.setattr(reproduce, "rate_study", no_fit)
 
 
 def test_missing_matplotlib_fails_before_any_work(tmp_path, monkeypatch):
     # Simulate a base install: ``import matplotlib`` raises ImportError.
     monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)
     _forbid_fits(monkeypatch)
-    grid = {"sample_sizes": [300, 900], "n_repetitions": 1}
     with pytest.raises(ImportError, match=r"skmoe\[plot\]"):
-        ggmoe_rates(tmp_path / "out", models=(1,), n_components=(3,), grid=grid)
+        ggmoe_rates(tmp_path / "out", grid=TINY)
     # Nothing was written either.
     assert not (tmp_path / "out").exists()
 

@@ -181,10 +181,14 @@ def bootstrap_slope(
         random_state if not isinstance(random_state, np.random.RandomState)
         else random_state.randint(2**31)
     )
-    boot = np.empty(n_boot)
-    for b in range(n_boot):
-        stats = [summary(row[rng.integers(0, len(row), len(row))]) for row in rows]
-        boot[b] = _ols_slope(log_n, np.log(stats))
+    # (n_sizes, n_boot) resampled statistics, one vectorised draw per size.
+    stats = np.array([
+        summary(row[rng.integers(0, len(row), (n_boot, len(row)))], axis=1)
+        for row in rows
+    ])
+    x = log_n - log_n.mean()
+    log_stats = np.log(stats)
+    boot = x @ (log_stats - log_stats.mean(axis=0)) / (x @ x)
     alpha = (1 - confidence) / 2
     low, high = np.quantile(boot, [alpha, 1 - alpha])
     return slope, (float(low), float(high))
