@@ -25,8 +25,8 @@ from sklearn.linear_model import (
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
-from threadpoolctl import ThreadpoolController
 
+from ..utils._threading import blas_limited
 from ..utils._validation import draw_seed
 
 from . import _fisher_numba as _k
@@ -41,17 +41,6 @@ _SUPPORTED = (
     "LinearRegression, Ridge, PoissonRegressor (optionally wrapped in "
     "sklearn.frozen.FrozenEstimator)"
 )
-
-_controller = None
-
-
-def _one_blas_thread():
-    """Context that holds BLAS to one thread (see :func:`_fisher_numba.row_matmul`)."""
-    global _controller
-    if _controller is None:  # inspecting the loaded libraries takes milliseconds
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
-
 
 # Row block size when batch_size is None.
 _DEFAULT_BLOCK = 1024
@@ -285,7 +274,8 @@ def accumulate_statistics(net, X, sample_weight, first_copy, *, seed, names2, na
     copies, copy_weight = virtual_copies(sample_weight)
     offsets = first_copy + np.concatenate([[0], np.cumsum(copies)])
     block = _block_size(net, batch_size, n_samples)
-    with _one_blas_thread():
+    # One BLAS thread: see :func:`_fisher_numba.row_matmul`.
+    with blas_limited():
         for start in range(0, n_samples, block):
             rows = slice(start, min(start + block, n_samples))
             _accumulate_block(net, X[rows], sample_weight[rows], copies[rows],
