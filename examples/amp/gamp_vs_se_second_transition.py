@@ -66,12 +66,12 @@ def run_gamp(path, seeds=SEEDS, alphas=ALPHAS):
 
 def run_se(path):
     channel = DeepAttentionChannel(n_layers=2, skip=1.0, n_grid=N_GRID)
-    for alpha in ALPHAS:
+    for alpha in ALPHAS[::-1]:  # the hardest point, nearest the transition, last
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            se = state_evolution(channel, alpha, solver="anderson", target_std=0.003,
-                                 n_samples=200_000, max_iter=300, tol=1e-5,
+            se = state_evolution(channel, alpha, solver="anderson", target_std=0.005,
+                                 n_samples=40_000, max_iter=300, tol=1e-5,
                                  compute_test_errors=False)
         record = dict(alpha=alpha, q=np.diag(se.q).tolist(), q_std=np.diag(se.q_std).tolist(),
                       n_iter=int(se.n_iter), converged=bool(se.converged),

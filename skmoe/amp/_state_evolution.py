@@ -221,7 +221,7 @@ class _OverlapMap:
         """
         self.n_evaluations += 1
         qh, qh_cov, mean_logZ = _q_hat(self.channel, self.alpha, self.to_matrix(x),
-                                       self.xi[:n], self.eta[:n], self.noise_seed)
+                                       self.xi[:n, ...], self.eta[:n, ...], self.noise_seed)
         qh = qh * self.mask
         R = np.linalg.inv(np.eye(self.p) + qh)
         q_new = qh @ R

@@ -1,6 +1,5 @@
 """Tests of the fast state evolution: solvers, adaptive Monte Carlo, curves, staircase."""
 
-
 import numpy as np
 import pytest
 
