@@ -314,6 +314,13 @@ def main(argv=None):
                         help="joblib jobs over fits (default: 1)")
     parser.add_argument("--n-repetitions", type=int, default=None,
                         help="repetitions per sample size (default: 4 quick, 20 full)")
+    parser.add_argument("--models", type=int, nargs="+", default=None,
+                        help="paper settings to run (default: those of the grid)")
+    parser.add_argument("--n-components", type=int, nargs="+", default=None,
+                        help="numbers of experts to run (default: those of the grid)")
+    parser.add_argument("--sample-sizes", type=int, nargs="+", default=None,
+                        help="custom sample sizes: one block over the chosen settings "
+                             "and numbers of experts")
     parser.add_argument("--from-csv", default=None,
                         help="redo the tables and figures from a fits CSV, no fitting")
     args = parser.parse_args(argv)
@@ -327,9 +334,36 @@ def main(argv=None):
         return 0
     if args.n_repetitions is not None and args.n_repetitions < 1:
         parser.error("--n-repetitions must be at least 1")
-    ggmoe_rates(args.output_dir, quick=args.quick, n_repetitions=args.n_repetitions,
-                n_jobs=args.n_jobs)
+    grid = _select_grid(QUICK_GRID if args.quick else FULL_GRID, args.models,
+                        args.n_components, args.sample_sizes)
+    if not grid:
+        parser.error("--models and --n-components select no block of the grid")
+    ggmoe_rates(args.output_dir, n_repetitions=args.n_repetitions, n_jobs=args.n_jobs,
+                grid=grid)
     return 0
+
+
+def _select_grid(grid, models=None, n_components=None, sample_sizes=None):
+    """The blocks of ``grid`` restricted to ``models`` and ``n_components``.
+
+    With ``sample_sizes``, a single block over the chosen settings (default
+    all four) and numbers of experts (default 3 and 4) instead.
+    """
+    if sample_sizes is not None:
+        return ({"models": tuple(models or (1, 2, 3, 4)),
+                 "n_components": tuple(n_components or (3, 4)),
+                 "sample_sizes": tuple(sample_sizes),
+                 **({"n_repetitions": grid[0]["n_repetitions"]}
+                    if "n_repetitions" in grid[0] else {})},)
+    selected = []
+    for block in grid:
+        block = dict(block)
+        for key, chosen in (("models", models), ("n_components", n_components)):
+            if chosen is not None:
+                block[key] = tuple(v for v in block[key] if v in chosen)
+        if block["models"] and block["n_components"]:
+            selected.append(block)
+    return tuple(selected)
 
 
 if __name__ == "__main__":

@@ -275,6 +275,9 @@ def test_rate_study_rows_csv_and_common_random_numbers(tmp_path):
         ({"sample_sizes": (300,)}, "sample_sizes"),
         ({"sample_sizes": (2, 300)}, "sample_sizes"),
         ({"starts": ("truth",)}, "starts"),
+        ({"models": (1.5,)}, "models must be a sequence of integers"),
+        ({"sample_sizes": (300.5, 600)}, "sample_sizes must be a sequence of integers"),
+        ({"n_components": (True,)}, "n_components must be a sequence of integers"),
     ],
 )
 def test_rate_study_rejects_invalid_grids(kwargs, match):

@@ -7,8 +7,8 @@ import pytest
 
 from skmoe.reproduce import QUICK_GRID, ggmoe_rates, main, read_fits
 
-TINY = ({"models": (2,), "n_components": (3, 4), "sample_sizes": (300, 900, 2700),
-         "n_repetitions": 2, "max_iter": 200, "n_init": 1},)
+TINY = ({"models": (2,), "n_components": (3, 4), "sample_sizes": (300, 900),
+         "n_repetitions": 2, "max_iter": 100, "n_init": 1},)
 
 
 def test_ggmoe_rates_writes_tables_and_figures(tmp_path, capsys):
@@ -31,7 +31,7 @@ def test_ggmoe_rates_writes_tables_and_figures(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     # The fits CSV reads back into the same result.
     again = read_fits(paths["fits"])
-    assert len(again.rows) == len(result.rows) == 2 * 2 * 3 * 2
+    assert len(again.rows) == len(result.rows) == 2 * 2 * 2 * 2
     for a, b in zip(again.rows, result.rows):
         assert a["D1"] == pytest.approx(b["D1"], rel=1e-12)
         assert a["converged"] == b["converged"] and a["start"] == b["start"]
@@ -85,3 +85,15 @@ def test_cli_missing_matplotlib_exits_with_the_extra(tmp_path, monkeypatch, caps
         main(["ggmoe-rates", "--quick", "--output-dir", str(tmp_path / "out")])
     assert info.value.code == 2
     assert "pip install 'skmoe[plot]'" in capsys.readouterr().err
+
+
+def test_select_grid_restricts_blocks_or_builds_one():
+    from skmoe.reproduce import FULL_GRID, _select_grid
+
+    blocks = _select_grid(FULL_GRID, models=[2, 3], n_components=[4])
+    assert [b["models"] for b in blocks] == [(2,), (3,)]
+    assert all(b["n_components"] == (4,) for b in blocks)
+    assert _select_grid(FULL_GRID, models=[1], n_components=[5]) == ()
+    (custom,) = _select_grid(QUICK_GRID, sample_sizes=[300, 600], models=[1])
+    assert custom["models"] == (1,) and custom["n_components"] == (3, 4)
+    assert custom["sample_sizes"] == (300, 600) and custom["n_repetitions"] == 4

@@ -295,6 +295,15 @@ def _start_seed(random_state, model, n_samples, repetition, n_components, start)
     )
 
 
+def _integers(values, name):
+    """``values`` as a list of Python ints, or a ValueError naming ``name``."""
+    values = list(np.ravel(np.asarray(values, dtype=object)))
+    if not all(isinstance(v, Integral) and not isinstance(v, (bool, np.bool_))
+               for v in values):
+        raise ValueError(f"{name} must be a sequence of integers, got {values!r}.")
+    return [int(v) for v in values]
+
+
 def _append_rows(path, rows):
     """Append rows to a CSV file, writing the header for a new file."""
     new = not os.path.exists(path) or os.path.getsize(path) == 0
@@ -386,9 +395,9 @@ def rate_study(
     ValueError
         If a setting, number of experts, sample size or start is invalid.
     """
-    models = [int(m) for m in models]
-    n_components = [int(k) for k in n_components]
-    sizes = [int(n) for n in sample_sizes]
+    models = _integers(models, "models")
+    n_components = _integers(n_components, "n_components")
+    sizes = _integers(sample_sizes, "sample_sizes")
     starts = list(starts)
     if not models or any(m not in (1, 2, 3, 4) for m in models):
         raise ValueError(f"models must be a non-empty subset of 1-4, got {models!r}.")
