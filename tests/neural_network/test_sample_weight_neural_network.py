@@ -124,6 +124,8 @@ def test_weighted_kmeans_prototypes_are_weighted_centroids():
         assert np.abs(prototypes[c] - X[rows].mean(axis=0)).max() > 1e-2
 
 
+# Two epochs are enough for the cell bookkeeping tested here.
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_weighted_small_cells_count_total_weight():
     """min_samples_cell compares a cell's total weight: rows of weight 2 keep
     cells that their row counts alone would merge, as their repetitions
