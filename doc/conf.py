@@ -47,7 +47,7 @@ extensions = [
 ]
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "modules/_*.rst"]
 root_doc = "index"
 default_role = "literal"
 nitpicky = False
