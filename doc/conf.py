@@ -91,6 +91,9 @@ sphinx_gallery_conf = {
     "reference_url": {"skmoe": None},
     "within_subsection_order": "FileNameSortKey",
     "filename_pattern": r"/plot_",
+    # Scripts in examples/ without the plot_ prefix (long studies) are not
+    # gallery pages.
+    "ignore_pattern": r"__init__\.py|(?:^|[/\\])(?!plot_)\w+\.py$",
     "inspect_global_variables": False,
     "remove_config_comments": True,
     # Restore matplotlib and scikit-learn global settings between examples.
