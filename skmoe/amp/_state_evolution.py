@@ -122,9 +122,11 @@ def _q_hat(channel, alpha, q, xi, eta, noise_seed):
     Returns
     -------
     q_hat : ndarray of shape (p, p)
-    q_hat_cov : ndarray of shape (p * p, p * p)
-        Covariance of the Monte Carlo mean ``vec(q_hat)`` (per-sample
-        covariance of ``alpha sum_l g_l g_l^T`` over the number of samples).
+    q_hat_cov_per_alpha2 : ndarray of shape (p * p, p * p)
+        Covariance of the Monte Carlo mean ``vec(q_hat)`` divided by
+        ``alpha ** 2`` (per-sample covariance of ``sum_l g_l g_l^T`` over the
+        number of samples): ``alpha ** 2`` itself overflows for ``alpha``
+        above about 1e154, where ``q_hat`` is still finite.
     mean_logZ : float
     """
     Omega, Z, y, V = _draw(channel, q, xi, eta, noise_seed)
@@ -132,10 +134,10 @@ def _q_hat(channel, alpha, q, xi, eta, noise_seed):
     n, L, p = Omega.shape
     g = (mean - Omega) @ move_like(np.linalg.inv(V), Omega)
     xp = namespace_or_numpy(g)
-    # Per-sample alpha sum_l g_l g_l^T, flattened: (n, p * p), on the host.
-    terms = alpha * to_numpy(xp.reshape(xp.sum(g[:, :, :, None] * g[:, :, None, :], axis=1),
-                                        (n, p * p)), dtype=np.float64)
-    qh = terms.mean(axis=0).reshape(p, p)
+    # Per-sample sum_l g_l g_l^T, flattened: (n, p * p), on the host.
+    terms = to_numpy(xp.reshape(xp.sum(g[:, :, :, None] * g[:, :, None, :], axis=1),
+                                (n, p * p)), dtype=np.float64)
+    qh = alpha * terms.mean(axis=0).reshape(p, p)
     cov = np.atleast_2d(np.cov(terms, rowvar=False)) / n if n > 1 else np.zeros((p * p,) * 2)
     return 0.5 * (qh + qh.T), cov, float(to_numpy(xp.mean(logZ)))
 
@@ -220,14 +222,16 @@ class _OverlapMap:
         Returns ``(x_new, cov, q_hat, mean_logZ)``.
         """
         self.n_evaluations += 1
-        qh, qh_cov, mean_logZ = _q_hat(self.channel, self.alpha, self.to_matrix(x),
-                                       self.xi[:n, ...], self.eta[:n, ...], self.noise_seed)
+        qh, qh_cov_per_alpha2, mean_logZ = _q_hat(
+            self.channel, self.alpha, self.to_matrix(x), self.xi[:n, ...], self.eta[:n, ...],
+            self.noise_seed)
         qh = qh * self.mask
         R = np.linalg.inv(np.eye(self.p) + qh)
         q_new = qh @ R
         # Delta method: vec(dq) = (R (x) R) vec(dq_hat), on the free entries.
-        K = np.kron(R, R)[self.rows * self.p + self.cols]
-        cov = K @ qh_cov @ K.T
+        # alpha enters through K (R ~ 1 / q_hat, so alpha K stays finite).
+        K = self.alpha * np.kron(R, R)[self.rows * self.p + self.cols]
+        cov = K @ qh_cov_per_alpha2 @ K.T
         return self.to_vector(0.5 * (q_new + q_new.T)), cov, qh, mean_logZ
 
     def jacobian(self, x, n):
