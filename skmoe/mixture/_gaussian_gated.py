@@ -472,25 +472,19 @@ class GaussianGatedMoERegressor(RegressorMixin, BaseMixtureEM):
         if is_dask_array(X):
             X, y = _validate_dask_data(self, X, y, reset=not warm, ensure_min_samples=2)
             Y = _dask_target_matrix(X, y)
-            _check_second_moments(X, Y, xp)
-            check_min_samples(X.shape[0], self.n_components)
-            if warm and Y.shape[1] != self.n_outputs_:
-                raise warm_start_mismatch(
-                    "the number of outputs in y", self.n_outputs_, Y.shape[1], warm
-                )
-            return X, y, Y
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            reset=not warm,
-            multi_output=True,
-            y_numeric=True,
-            dtype=supported_float_dtypes(xp),
-            order="C",
-            ensure_min_samples=2,
-        )
-        Y = _target_matrix(X, y, xp)
+        else:
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                reset=not warm,
+                multi_output=True,
+                y_numeric=True,
+                dtype=supported_float_dtypes(xp),
+                order="C",
+                ensure_min_samples=2,
+            )
+            Y = _target_matrix(X, y, xp)
         _check_second_moments(X, Y, xp)
         check_min_samples(X.shape[0], self.n_components)
         if warm and Y.shape[1] != self.n_outputs_:

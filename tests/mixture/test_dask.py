@@ -16,6 +16,7 @@ distributed = pytest.importorskip("distributed")
 
 from skmoe import GaussianGatedMoERegressor  # noqa: E402
 from skmoe.datasets import make_gaussian_gated_moe  # noqa: E402
+from _starts import dict_start  # noqa: E402
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 FITTED = ["weights_", "means_", "covariances_", "precisions_cholesky_", "coef_",
@@ -44,22 +45,10 @@ def data():
     return X, y, Xd, yd, params
 
 
-def _start(params, covariance_type):
-    start = {key: np.array(value) for key, value in params.items()}
-    cov = start["covariances"]
-    start["covariances"] = {
-        "full": cov,
-        "tied": cov.mean(axis=0),
-        "diag": np.stack([np.diag(c) for c in cov]),
-        "spherical": np.array([np.diag(c).mean() for c in cov]),
-    }[covariance_type]
-    return start
-
-
 def _fit_both(data, covariance_type, **fit_kwargs):
     X, y, Xd, yd, params = data
     kwargs = dict(n_components=3, covariance_type=covariance_type,
-                  init_params=_start(params, covariance_type), tol=0.0, max_iter=3)
+                  init_params=dict_start(params, covariance_type), tol=0.0, max_iter=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tol=0 never converges
         on_dask = GaussianGatedMoERegressor(**kwargs).fit(Xd, yd, **fit_kwargs)
@@ -122,7 +111,7 @@ def test_initialisation_uses_a_bounded_row_sample(client, data):
 
 def test_partial_fit_on_dask_equals_numpy(client, data):
     X, y, Xd, yd, params = data
-    start = _start(params, "full")
+    start = dict_start(params, "full")
     on_dask = GaussianGatedMoERegressor(3, init_params=start)
     on_numpy = GaussianGatedMoERegressor(3, init_params=start)
     for rows in (slice(0, 1500), slice(1500, 3000)):

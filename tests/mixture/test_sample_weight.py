@@ -16,6 +16,7 @@ from skmoe.datasets import make_gaussian_gated_moe
 from skmoe.mixture import _passes_numba, _passes_xp
 from skmoe.mixture._params import _kernel_params
 from skmoe.utils._array_api import array_api_namespace
+from _starts import dict_start
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 FITTED = ["weights_", "means_", "covariances_", "precisions_cholesky_", "coef_",
@@ -28,19 +29,6 @@ def data():
         500, 2, n_components=3, return_params=True, random_state=0
     )
     return X, y, params
-
-
-def _start(params, covariance_type):
-    """The true parameters as a dict start for ``covariance_type``."""
-    start = {key: np.array(value) for key, value in params.items()}
-    cov = start["covariances"]
-    start["covariances"] = {
-        "full": cov,
-        "tied": cov.mean(axis=0),
-        "diag": np.stack([np.diag(c) for c in cov]),
-        "spherical": np.array([np.diag(c).mean() for c in cov]),
-    }[covariance_type]
-    return start
 
 
 def _fit(X, y, start, covariance_type, sample_weight=None, **kwargs):
@@ -61,7 +49,7 @@ def _assert_same_fit(a, b, rtol=1e-10):
 def test_integer_weights_equal_repeated_rows(data, covariance_type):
     X, y, params = data
     weight = np.random.RandomState(1).randint(1, 4, size=len(X))
-    start = _start(params, covariance_type)
+    start = dict_start(params, covariance_type)
     weighted = _fit(X, y, start, covariance_type, weight)
     repeated = _fit(np.repeat(X, weight, axis=0), np.repeat(y, weight), start, covariance_type)
     _assert_same_fit(weighted, repeated)
@@ -81,7 +69,7 @@ def test_zero_weights_equal_dropped_rows(data, covariance_type):
     # A zero-weight row far out (density underflows to 0) must change nothing.
     X = X.copy()
     X[0] = 1e3
-    start = _start(params, covariance_type)
+    start = dict_start(params, covariance_type)
     weighted = _fit(X, y, start, covariance_type, weight)
     kept = weight > 0
     dropped = _fit(X[kept], y[kept], start, covariance_type, weight[kept])
@@ -134,7 +122,7 @@ def test_random_from_data_never_draws_a_zero_weight_row(data):
 
 def test_xp_backend_weighted_pass_matches_numba(data):
     X, y, params = data
-    start = _start(params, "full")
+    start = dict_start(params, "full")
     model = GaussianGatedMoERegressor(3, init_params=start, max_iter=1, tol=0)
     with pytest.warns(sklearn.exceptions.ConvergenceWarning):
         model.fit(X, y)
