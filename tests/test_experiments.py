@@ -50,10 +50,15 @@ def test_convergence_rates_deterministic_and_converged():
     assert_array_equal(parallel.values["D1"], parallel3.values["D1"])
     # This process may have JIT-compiled the kernels itself (cold cache);
     # LLVM then vectorises the reassociated reductions differently from the
-    # cached code, and slow over-fitted EM amplifies the last-bit differences
-    # (measured: up to 3e-3 relative).  A seeding bug would change the losses
-    # by O(1) factors.
-    assert_allclose(serial.values["D1"], parallel.values["D1"], rtol=1e-2)
+    # cached code, and slow over-fitted EM, stopped by a tolerance, amplifies
+    # the last-bit differences (measured: up to 3e-3 relative on a warm
+    # cache, 6.5e-2 at n=4800 from a clean clone).  A seeding bug would
+    # change the losses by O(1) factors: the repetitions' own data differ by
+    # more than the tolerance, checked on the first sample size.
+    rtol = 0.15
+    assert_allclose(serial.values["D1"], parallel.values["D1"], rtol=rtol)
+    first_size = serial.values["D1"][0]
+    assert not np.allclose(first_size[0], first_size[1:], rtol=rtol)
     assert serial.n_hit_max_iter == 0
     assert np.all(serial.values["n_iter"] > 1)  # real EM runs, not one step
     # The loss decreases with n (noise permitting over 16x more data).
