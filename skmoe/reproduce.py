@@ -21,10 +21,10 @@ ggmoe-rates
       the singleton cells (K = 4).
 
     ``--quick`` runs settings 1 and 2, K = 3 and 4, n in {1000, 3000, 10000}
-    with 4 repetitions (a few minutes on 2 cores).  The full grid runs
-    K = 3 (all four settings, 7 sizes from 10^3 to 10^6) and K = 4 (all
-    four settings, 7 sizes from 10^3 to 10^5), 20 repetitions, both starts;
-    ``--n-repetitions R`` shortens it.
+    with 4 repetitions (a few minutes on 2 cores).  The full grid runs all
+    four settings, K = 3 and 4, 7 sizes from 10^3 to 10^6, 20 repetitions,
+    both starts (hours on 2 cores: see the user guide); ``--n-repetitions R``
+    shortens it, and ``--resume`` continues a run that was stopped.
 """
 
 import argparse
@@ -34,13 +34,11 @@ import sys
 
 import numpy as np
 
-from .experiments import ERROR_KEYS, RateStudyResult, rate_study
+from .experiments import RateStudyResult, rate_study
 from .experiments._rate_study import STARTS
 
-#: Sizes of the full grid: exact fits are cheap up to 10^6; over-fitted EM
-#: is sublinear and its passes cost O(n), so it stops at 10^5.
-EXACT_SIZES = tuple(int(n) for n in np.round(np.geomspace(1e3, 1e6, 7)))
-OVERFIT_SIZES = tuple(int(n) for n in np.round(np.geomspace(1e3, 1e5, 7)))
+#: Sizes of the full grid, log-spaced from 10^3 to 10^6.
+FULL_SIZES = tuple(int(n) for n in np.round(np.geomspace(1e3, 1e6, 7)))
 
 #: Blocks of the grids (run one after the other; the seeds depend only on
 #: the grid coordinates, so a block's fits do not depend on the others).
@@ -48,10 +46,10 @@ QUICK_GRID = (
     {"models": (1, 2), "n_components": (3, 4), "sample_sizes": (1000, 3000, 10000),
      "n_repetitions": 4, "max_iter": 1000},
 )
+#: One block, so that a run stopped early (``rate_study`` goes repetition by
+#: repetition) has balanced results over the whole grid.
 FULL_GRID = (
-    {"models": (1, 2), "n_components": (4,), "sample_sizes": OVERFIT_SIZES},
-    {"models": (1, 2, 3, 4), "n_components": (3,), "sample_sizes": EXACT_SIZES},
-    {"models": (3, 4), "n_components": (4,), "sample_sizes": OVERFIT_SIZES},
+    {"models": (1, 2, 3, 4), "n_components": (3, 4), "sample_sizes": FULL_SIZES},
 )
 _FULL_REPETITIONS = 20
 _GROUPS = ("means", "covariances", "coef", "intercept", "noise_covariances")
@@ -220,7 +218,7 @@ def write_outputs(result, output_dir, n_boot=1000):
 
 
 def read_fits(path):
-    """A :class:`~skmoe.experiments.RateStudyResult` from a fits CSV file.
+    """Read a fits CSV back into a :class:`~skmoe.experiments.RateStudyResult`.
 
     Parameters
     ----------
@@ -233,23 +231,11 @@ def read_fits(path):
     result : RateStudyResult
         With ``elapsed`` the sum of the fit times.
     """
-    integer = ("repetition", "model", "n_components", "n_samples", "n_iter",
-               "n_overfit_cells", "n_empty_cells")
-    rows = []
-    with open(path, newline="") as f:
-        for raw in csv.DictReader(f):
-            row = dict(raw)
-            for key in integer:
-                row[key] = int(row[key])
-            row["converged"] = row["converged"] == "True"
-            for key in (*ERROR_KEYS, "log_likelihood", "fit_time"):
-                row[key] = float(row[key])
-            rows.append(row)
-    return RateStudyResult(rows=rows, elapsed=sum(r["fit_time"] for r in rows))
+    return RateStudyResult.from_csv(path)
 
 
 def ggmoe_rates(output_dir, quick=False, n_repetitions=None, n_jobs=None,
-                random_state=0, grid=None, verbose=1):
+                random_state=0, grid=None, resume=False, verbose=1):
     """Run the ggmoe-rates study and write its tables and figures.
 
     Parameters
@@ -266,6 +252,11 @@ def ggmoe_rates(output_dir, quick=False, n_repetitions=None, n_jobs=None,
     grid : sequence of dict, default=None
         Blocks of :func:`~skmoe.experiments.rate_study` arguments, overriding
         ``quick``.
+    resume : bool, default=False
+        Rows are appended to ``ggmoe_rates_fits.csv`` in ``output_dir`` as
+        fits complete; with ``resume=True`` the fits already there are not
+        run again (see :func:`~skmoe.experiments.rate_study`), otherwise the
+        file is started afresh.  The table's run time is that of this call.
     verbose : int, default=1
 
     Returns
@@ -281,13 +272,17 @@ def ggmoe_rates(output_dir, quick=False, n_repetitions=None, n_jobs=None,
     _require_matplotlib()
     if grid is None:
         grid = QUICK_GRID if quick else FULL_GRID
+    os.makedirs(output_dir, exist_ok=True)
+    csv_path = os.path.join(output_dir, "ggmoe_rates_fits.csv")
+    if not resume and os.path.exists(csv_path):
+        os.remove(csv_path)
     rows, elapsed = [], 0.0
     for block in grid:
         block = {"n_repetitions": _FULL_REPETITIONS, **block}
         if n_repetitions is not None:
             block["n_repetitions"] = n_repetitions
         part = rate_study(**block, n_jobs=n_jobs, random_state=random_state,
-                          verbose=verbose)
+                          csv_path=csv_path, resume=resume, verbose=verbose)
         rows.extend(part.rows)
         elapsed += part.elapsed
     result = RateStudyResult(rows=rows, elapsed=elapsed)
@@ -321,6 +316,9 @@ def main(argv=None):
     parser.add_argument("--sample-sizes", type=int, nargs="+", default=None,
                         help="custom sample sizes: one block over the chosen settings "
                              "and numbers of experts")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the fits already in OUTPUT_DIR/ggmoe_rates_fits.csv "
+                             "and run only the missing ones")
     parser.add_argument("--from-csv", default=None,
                         help="redo the tables and figures from a fits CSV, no fitting")
     args = parser.parse_args(argv)
@@ -339,7 +337,7 @@ def main(argv=None):
     if not grid:
         parser.error("--models and --n-components select no block of the grid")
     ggmoe_rates(args.output_dir, n_repetitions=args.n_repetitions, n_jobs=args.n_jobs,
-                grid=grid)
+                grid=grid, resume=args.resume)
     return 0
 
 

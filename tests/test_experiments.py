@@ -154,6 +154,7 @@ def test_convergence_rates_runs_under_any_joblib_backend(backend, capsys):
 
 from skmoe.experiments import (  # noqa: E402
     ERROR_KEYS,
+    RateStudyResult,
     bootstrap_slope,
     predicted_exponent,
     rate_study,
@@ -276,6 +277,39 @@ def test_rate_study_rows_csv_and_common_random_numbers(tmp_path):
     assert d1["near_truth", 200, 0] != d1["near_truth", 200, 1]
     sizes, values = result.values(1, 4, "kmeans", "n_iter")
     assert list(sizes) == [200, 400] and values.shape == (2, 2)
+
+
+def test_resumed_rate_study_equals_an_uninterrupted_one(tmp_path, monkeypatch):
+    args = dict(models=(1,), n_components=(3, 4), sample_sizes=(200, 400),
+                n_repetitions=2, max_iter=50, n_init=1)
+    full = rate_study(**args)
+    # A study stopped after 5 fits, the last line cut while being written.
+    path = tmp_path / "fits.csv"
+    rate_study(**{**args, "n_repetitions": 1}, csv_path=path)
+    lines = open(path).read().splitlines(keepends=True)
+    with open(path, "w") as f:
+        f.writelines(lines[:5])
+        f.write(lines[5][: len(lines[5]) // 2])
+    assert len(RateStudyResult.from_csv(path).rows) == 4
+    calls = []
+    import skmoe.experiments._rate_study as module
+
+    original = module._fit_once
+    monkeypatch.setattr(module, "_fit_once", lambda *a: calls.append(a) or original(*a))
+    resumed = rate_study(**args, csv_path=path, resume=True)
+    # Only the missing fits ran (joblib's sequential backend calls in-process).
+    assert len(calls) == len(full.rows) - 4
+    assert [(r["repetition"], r["n_samples"], r["start"]) for r in resumed.rows] == [
+        (r["repetition"], r["n_samples"], r["start"]) for r in full.rows]
+    for a, b in zip(resumed.rows, full.rows):
+        assert a["D1"] == pytest.approx(b["D1"], rel=1e-12)
+        assert a["n_iter"] == b["n_iter"]
+    # The file now holds every fit once and reads back to the same rows.
+    again = RateStudyResult.from_csv(path)
+    assert sorted(r["D1"] for r in again.rows) == pytest.approx(
+        sorted(r["D1"] for r in full.rows), rel=1e-12)
+    with pytest.raises(ValueError, match="resume=True needs the csv_path"):
+        rate_study(**args, resume=True)
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,22 @@ def test_from_csv_redoes_outputs_without_fitting(tmp_path, monkeypatch):
         paths["slopes"]).read()
 
 
+def test_resume_runs_no_fit_already_written(tmp_path, monkeypatch):
+    _, paths = ggmoe_rates(tmp_path, grid=TINY, verbose=0)
+    slopes = open(paths["slopes"]).read()
+    import skmoe.experiments._rate_study as module
+
+    def no_fit(*args):  # pragma: no cover - reached only on regression
+        raise AssertionError("a fit already in the CSV ran again")
+
+    monkeypatch.setattr(module, "_fit_once", no_fit)
+    ggmoe_rates(tmp_path, grid=TINY, resume=True, verbose=0)
+    assert open(paths["slopes"]).read() == slopes
+    # Without resume the file is started afresh, so fits run.
+    with pytest.raises(AssertionError, match="ran again"):
+        ggmoe_rates(tmp_path, grid=TINY, verbose=0)
+
+
 def test_quick_grid_has_both_starts_and_an_overfit():
     (block,) = QUICK_GRID
     assert 3 in block["n_components"] and 4 in block["n_components"]
@@ -90,9 +106,14 @@ def test_cli_missing_matplotlib_exits_with_the_extra(tmp_path, monkeypatch, caps
 def test_select_grid_restricts_blocks_or_builds_one():
     from skmoe.reproduce import FULL_GRID, _select_grid
 
-    blocks = _select_grid(FULL_GRID, models=[2, 3], n_components=[4])
+    two_blocks = ({**FULL_GRID[0], "models": (1, 2)}, {**FULL_GRID[0], "models": (3, 4)})
+    blocks = _select_grid(two_blocks, models=[2, 3], n_components=[4])
     assert [b["models"] for b in blocks] == [(2,), (3,)]
     assert all(b["n_components"] == (4,) for b in blocks)
+    # The full grid is one block over every setting, K and size up to 10^6.
+    (full,) = FULL_GRID
+    assert full["models"] == (1, 2, 3, 4) and full["n_components"] == (3, 4)
+    assert full["sample_sizes"][0] == 1000 and full["sample_sizes"][-1] == 10**6
     assert _select_grid(FULL_GRID, models=[1], n_components=[5]) == ()
     (custom,) = _select_grid(QUICK_GRID, sample_sizes=[300, 600], models=[1])
     assert custom["models"] == (1,) and custom["n_components"] == (3, 4)

@@ -8,6 +8,7 @@ against the exponents the theory predicts (:func:`predicted_exponent`).
 """
 
 import csv
+import io
 import os
 from dataclasses import dataclass, field
 from numbers import Integral, Real
@@ -221,6 +222,31 @@ class RateStudyResult:
             key=lambda c: (c[0], c[1], STARTS.index(c[2]) if c[2] in STARTS else 9),
         )
 
+    @classmethod
+    def from_csv(cls, path):
+        """Read back the rows a study wrote to ``csv_path``.
+
+        A last line without its newline (a study killed while writing it) is
+        left out, so that no truncated number is read as a value.
+
+        Parameters
+        ----------
+        path : str or path-like
+            A ``csv_path`` of :func:`rate_study` (or the ``ggmoe_rates_fits.csv``
+            of ``python -m skmoe.reproduce ggmoe-rates``).
+
+        Returns
+        -------
+        result : RateStudyResult
+            With ``elapsed`` the sum of the fit times.
+        """
+        with open(path, newline="") as f:
+            lines = f.read().splitlines(keepends=True)
+        if lines and not lines[-1].endswith("\n"):
+            lines = lines[:-1]
+        rows = [_typed_row(raw) for raw in csv.DictReader(lines)]
+        return cls(rows=rows, elapsed=sum(r["fit_time"] for r in rows))
+
     def values(self, model, n_components, start, key):
         """Sample sizes and a ``(n_sizes, n_repetitions)`` array of one column.
 
@@ -281,6 +307,27 @@ class RateStudyResult:
         return table
 
 
+_INTEGER_COLUMNS = ("repetition", "model", "n_components", "n_samples", "n_iter",
+                    "n_overfit_cells", "n_empty_cells")
+
+
+def _typed_row(raw):
+    """A CSV row of a study (all strings) with the types of :func:`rate_study` rows."""
+    row = dict(raw)
+    for key in _INTEGER_COLUMNS:
+        row[key] = int(row[key])
+    row["converged"] = row["converged"] == "True"
+    for key in (*ERROR_KEYS, "log_likelihood", "fit_time"):
+        row[key] = float(row[key])
+    return row
+
+
+def _grid_key(row):
+    """Coordinates of a fit in the grid."""
+    return (row["repetition"], row["model"], row["n_components"], row["start"],
+            row["n_samples"])
+
+
 def _data_seed(random_state, model, n_samples, repetition):
     """Seed of one data set: shared by every K and start of a repetition."""
     return int(
@@ -304,14 +351,29 @@ def _integers(values, name):
     return [int(v) for v in values]
 
 
+def _drop_partial_line(path):
+    """Cut a last line without its newline off a file, so that appends start clean."""
+    with open(path, "rb+") as f:
+        text = f.read()
+        if text and not text.endswith(b"\n"):
+            f.truncate(text.rfind(b"\n") + 1)
+
+
 def _append_rows(path, rows):
-    """Append rows to a CSV file, writing the header for a new file."""
+    """Append rows to a CSV file, writing the header for a new file.
+
+    The text is formatted first and written in one call, so that a study
+    killed meanwhile leaves at most one line without its newline, which
+    :meth:`RateStudyResult.from_csv` drops.
+    """
     new = not os.path.exists(path) or os.path.getsize(path) == 0
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    if new:
+        writer.writeheader()
+    writer.writerows(rows)
     with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
+        f.write(buffer.getvalue())
 
 
 @validate_params(
@@ -327,6 +389,7 @@ def _append_rows(path, rows):
         "n_jobs": [Integral, None],
         "random_state": [StrictIntInterval(0, None, closed="left")],
         "csv_path": [str, os.PathLike, None],
+        "resume": ["boolean"],
         "verbose": ["verbose"],
     },
     prefer_skip_nested_validation=True,
@@ -344,6 +407,7 @@ def rate_study(
     n_jobs=None,
     random_state=0,
     csv_path=None,
+    resume=False,
     verbose=0,
 ):
     """Fit the whole grid of a rate study, one row per fit.
@@ -383,6 +447,14 @@ def rate_study(
     random_state : int, default=0
     csv_path : str or path-like, default=None
         If given, rows are appended to this CSV file as they complete.
+    resume : bool, default=False
+        Continue a study stopped early: the fits whose grid coordinates are
+        already in ``csv_path`` are not run again, their rows are read back
+        and returned with the new ones (in grid order).  Seeds depend only
+        on the coordinates, so a resumed study gives the rows of an
+        uninterrupted one, provided the other arguments are those of the
+        first call (the file does not record them).  Requires
+        ``csv_path``; a missing file starts a new study.
     verbose : int, default=0
         If positive, one line per completed repetition.
 
@@ -393,7 +465,8 @@ def rate_study(
     Raises
     ------
     ValueError
-        If a setting, number of experts, sample size or start is invalid.
+        If a setting, number of experts, sample size or start is invalid,
+        or ``resume`` is set without ``csv_path``.
     """
     models = _integers(models, "models")
     n_components = _integers(n_components, "n_components")
@@ -412,6 +485,8 @@ def rate_study(
         raise ValueError(f"starts must be a non-empty subset of {STARTS}, got {starts!r}.")
     fit_params = {"tol_total": tol_total, "max_iter": max_iter, "acceleration": "squarem",
                   "n_init": n_init}
+    if resume and csv_path is None:
+        raise ValueError("resume=True needs the csv_path of the study to continue.")
     grid = [
         (rep, model, k, start, n)
         for rep in range(n_repetitions)
@@ -420,24 +495,30 @@ def rate_study(
         for start in starts
         for n in sizes
     ]
+    done = {}
+    if resume and os.path.exists(csv_path) and os.path.getsize(csv_path) > 0:
+        _drop_partial_line(csv_path)
+        done = {_grid_key(r): r for r in RateStudyResult.from_csv(csv_path).rows}
+    todo = [cell for cell in grid if cell not in done]
     tasks = [
         delayed(_fit_once)(
             model, k, n, start, fit_params,
             _data_seed(random_state, model, n, rep),
             _start_seed(random_state, model, n, rep, k, start),
         )
-        for rep, model, k, start, n in grid
+        for rep, model, k, start, n in todo
     ]
     tic = perf_counter()
-    rows = []
     per_rep = len(grid) // n_repetitions
-    for (rep, *_), row in zip(grid, _parallel(n_jobs)(tasks)):
+    for (rep, *_), row in zip(todo, _parallel(n_jobs)(tasks)):
         row = {"repetition": rep, **row}
-        rows.append(row)
+        done[_grid_key(row)] = row
         if csv_path is not None:
             _append_rows(csv_path, [row])
-        if verbose and len(rows) % per_rep == 0:
-            hit = sum(not r["converged"] for r in rows[-per_rep:])
+        block = verbose and [done[c] for c in grid if c[0] == rep and c in done]
+        if block and len(block) == per_rep:
+            hit = sum(not r["converged"] for r in block)
             print(f"repetition {rep + 1}/{n_repetitions} done: {per_rep} fits, "
                   f"{hit} hit max_iter, elapsed {perf_counter() - tic:.0f} s", flush=True)
+    rows = [done[cell] for cell in grid]
     return RateStudyResult(rows=rows, elapsed=perf_counter() - tic)
