@@ -15,6 +15,8 @@ ggmoe-rates
       exponent, the number of fits and of fits that hit max_iter;
     - ``ggmoe_rates_table.txt``: the measured against the predicted
       exponents, one line per setting, K, start and parameter group;
+    - ``ggmoe_rates_table.rst``: the same slopes as reStructuredText tables,
+      one per K (the user guide includes the full grid's);
     - ``ggmoe_rates_loss.png``: the loss curves;
       ``ggmoe_rates_parameters_<start>.png``: per parameter group, the atom
       and merged-moment errors of the over-fitted cells and the errors of
@@ -179,6 +181,51 @@ def _table(slopes, elapsed):
     return "\n".join(lines)
 
 
+_RST_SYMBOLS = {"means": r":math:`\mu`", "covariances": r":math:`\Sigma`",
+                "coef": ":math:`a`", "intercept": ":math:`b`",
+                "noise_covariances": r":math:`\nu`"}
+
+
+def _rst_slope(row):
+    """``slope [low, high]`` of a slopes row, or ``-`` where there is none."""
+    if row is None:
+        return "-"
+    return f"{row['slope']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
+
+
+def _rst_tables(slopes):
+    """reStructuredText list-tables of the median-error slopes, one per K.
+
+    Rows are the settings and starts, then :math:`D_1` and the parameter
+    groups; columns the singleton cells, the over-fitted atoms with their
+    predicted exponent, and the merged moments.  Written by
+    :func:`write_outputs` so that the user guide quotes the run verbatim.
+    """
+    cells = sorted({(m, k, start) for m, k, start, _ in slopes},
+                   key=lambda c: (c[1], c[0], STARTS.index(c[2])))
+    out = []
+    for k in sorted({c[1] for c in cells}):
+        out += [f".. list-table:: K = {k}: median-error slopes, 95% bootstrap intervals",
+                "   :header-rows: 1", "",
+                "   * - setting, start", "     - quantity",
+                "     - singleton cells (theory -0.50)", "     - over-fitted atoms",
+                "     - theory (atoms)", "     - merged moments (conj. -0.50)"]
+        for model, _, start in (c for c in cells if c[1] == k):
+            d1 = slopes[model, k, start, "D1"]
+            out += [f"   * - {model} (Type {d1['type']}), {start}", "     - :math:`D_1`",
+                    f"     - {_rst_slope(d1)}", "     -", "     - -0.50",
+                    f"     - ({d1['n_fits']} fits, {d1['n_hit_max_iter']} at max_iter)"]
+            for group in _GROUPS:
+                atoms = slopes.get((model, k, start, f"{group}_atoms"))
+                out += ["   * -", f"     - {_RST_SYMBOLS[group]}",
+                        f"     - {_rst_slope(slopes.get((model, k, start, f'{group}_exact')))}",
+                        f"     - {_rst_slope(atoms)}",
+                        "     -" if atoms is None else f"     - {atoms['predicted']:.3f}",
+                        f"     - {_rst_slope(slopes.get((model, k, start, f'{group}_merged')))}"]
+        out.append("")
+    return "\n".join(out)
+
+
 def write_outputs(result, output_dir, n_boot=1000):
     """Write the CSV files, the table and the figures of a rate study.
 
@@ -192,7 +239,8 @@ def write_outputs(result, output_dir, n_boot=1000):
     Returns
     -------
     paths : dict of str to str
-        ``"fits"``, ``"slopes"``, ``"table"``, ``"loss_figure"`` and, for
+        ``"fits"``, ``"slopes"``, ``"table"``, ``"rst_table"``,
+        ``"loss_figure"`` and, for
         each start with over-fitted (K = 4) fits, ``"parameter_figure_<start>"``.
     """
     matplotlib = _require_matplotlib()
@@ -201,15 +249,18 @@ def write_outputs(result, output_dir, n_boot=1000):
 
     os.makedirs(output_dir, exist_ok=True)
     paths = {name: os.path.join(output_dir, f"ggmoe_rates_{name}")
-             for name in ("fits.csv", "slopes.csv", "table.txt", "loss.png")}
+             for name in ("fits.csv", "slopes.csv", "table.txt", "table.rst", "loss.png")}
     _write_csv(paths["fits.csv"], result.rows)
     slopes = _slope_rows(result, n_boot=n_boot)
     _write_csv(paths["slopes.csv"], list(slopes.values()))
     with open(paths["table.txt"], "w") as f:
         f.write(_table(slopes, result.elapsed) + "\n")
+    with open(paths["table.rst"], "w") as f:
+        f.write(_rst_tables(slopes))
     _plot_losses(result, slopes, paths["loss.png"], plt)
     out = {"fits": paths["fits.csv"], "slopes": paths["slopes.csv"],
-           "table": paths["table.txt"], "loss_figure": paths["loss.png"]}
+           "table": paths["table.txt"], "rst_table": paths["table.rst"],
+           "loss_figure": paths["loss.png"]}
     for start in STARTS:
         path = os.path.join(output_dir, f"ggmoe_rates_parameters_{start}.png")
         if _plot_parameters(result, slopes, path, plt, start):

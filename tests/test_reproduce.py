@@ -28,6 +28,17 @@ def test_ggmoe_rates_writes_tables_and_figures(tmp_path, capsys):
         assert float(row["predicted"]) == ref["predicted"]
     table = open(paths["table"]).read()
     assert "means_atoms" in table and "run time" in table
+    # The rst tables: one per K, a header and 6 rows (D1 and the five groups)
+    # of 6 cells per setting and start, quoting the slopes of the result.
+    rst = open(paths["rst_table"]).read()
+    assert rst.count(".. list-table::") == 2
+    n_cells = len(result.cells)
+    lines = rst.splitlines()
+    assert sum(line.startswith("   * -") for line in lines) == 2 + 6 * n_cells
+    assert sum(line.startswith("     -") for line in lines) == 5 * (2 + 6 * n_cells)
+    for (k, start, key), row in expected.items():
+        if key == "D1" or key.endswith("_atoms"):
+            assert f"{row['slope']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]" in rst
     assert "wrote" in capsys.readouterr().out
     # The fits CSV reads back into the same result.
     again = read_fits(paths["fits"])
