@@ -13,7 +13,10 @@ with ``xi, eta`` i.i.d. standard normal of shape (L, p),
 
 The expectation over ``(xi, eta, y)`` is a Monte Carlo average over fixed
 draws (common random numbers across iterations, so that the iteration is a
-deterministic map).
+deterministic map).  At this Bayes-optimal point the Nishimori identity
+``E[g g^T] = -E[d g / d omega]`` gives a second unbiased form of ``q_hat``
+from the posterior covariance; the average uses the variance-minimising mix
+of the two (:func:`_nishimori_combination`).
 
 Under ``sklearn.set_config(array_api_dispatch=True)`` an array-API ``q_init``
 (``q`` for :func:`test_errors`) moves the Monte Carlo work -- the fields, the
@@ -116,30 +119,71 @@ def _draw(channel, q, xi, eta, noise_seed):
     return Omega, Z, y, np.eye(channel.n_directions) - q
 
 
+def _nishimori_combination(score, curvature):
+    """Per-sample terms of the minimum-variance mix of two unbiased estimators of one mean.
+
+    At the Bayes-optimal (Nishimori) point ``E[g g^T] = -E[dg/domega]``, so
+    the per-sample ``score`` terms ``sum_l g_l g_l^T`` and ``curvature``
+    terms ``sum_l V^{-1} (V - Cov[z_l | y]) V^{-1}`` have the same mean, and
+    their difference is a control variate with known mean zero.  Column by
+    column, ``curvature + w (score - curvature)`` with ``w = -Cov(curvature,
+    d) / Var(d)``, ``d = score - curvature``, has the smallest variance of
+    all such mixes (never more than either estimator alone, up to the
+    ``O(1/n)`` error of the estimated ``w``).  A column where the two
+    coincide keeps the score terms.
+
+    Parameters
+    ----------
+    score, curvature : ndarray of shape (n_samples, n_terms)
+
+    Returns
+    -------
+    terms : ndarray of shape (n_samples, n_terms)
+    """
+    diff = score - curvature
+    var_diff = diff.var(axis=0)
+    cov = ((curvature - curvature.mean(axis=0)) * diff).mean(axis=0)
+    tiny = np.finfo(np.float64).tiny
+    w = np.divide(-cov, var_diff, out=np.ones_like(var_diff), where=var_diff > tiny)
+    return curvature + w * diff
+
+
 def _q_hat(channel, alpha, q, xi, eta, noise_seed):
     """``q_hat`` (host, p x p), its Monte Carlo covariance and the mean ``log Z_out``.
+
+    ``q_hat / alpha`` is estimated by the variance-minimising mix of its two
+    Bayes-optimal forms, ``E sum_l g_l g_l^T`` and ``-E sum_l dg_l/domega_l``
+    (see :func:`_nishimori_combination`); both come from the same posterior
+    moments, so the mix costs nothing extra.
 
     Returns
     -------
     q_hat : ndarray of shape (p, p)
     q_hat_cov_per_alpha2 : ndarray of shape (p * p, p * p)
         Covariance of the Monte Carlo mean ``vec(q_hat)`` divided by
-        ``alpha ** 2`` (per-sample covariance of ``sum_l g_l g_l^T`` over the
+        ``alpha ** 2`` (per-sample covariance of the mixed terms over the
         number of samples): ``alpha ** 2`` itself overflows for ``alpha``
         above about 1e154, where ``q_hat`` is still finite.
     mean_logZ : float
     """
     Omega, Z, y, V = _draw(channel, q, xi, eta, noise_seed)
-    mean, _, logZ = channel.posterior(y, Omega, V)
+    mean, cov, logZ = channel.posterior(y, Omega, V)
     n, L, p = Omega.shape
-    g = (mean - Omega) @ move_like(np.linalg.inv(V), Omega)
+    V_inv = move_like(np.linalg.inv(V), Omega)
+    g = (mean - Omega) @ V_inv
     xp = namespace_or_numpy(g)
-    # Per-sample sum_l g_l g_l^T, flattened: (n, p * p), on the host.
-    terms = to_numpy(xp.reshape(xp.sum(g[:, :, :, None] * g[:, :, None, :], axis=1),
-                                (n, p * p)), dtype=np.float64)
+    token_cov = cov[:, 0, :, 0, :]
+    for token in range(1, L):
+        token_cov = token_cov + cov[:, token, :, token, :]
+    curvature = L * V_inv - V_inv @ token_cov @ V_inv
+    score = xp.sum(g[:, :, :, None] * g[:, :, None, :], axis=1)
+    # Per-sample terms, flattened: (n, p * p), on the host.
+    score, curvature = (to_numpy(xp.reshape(t, (n, p * p)), dtype=np.float64)
+                        for t in (score, curvature))
+    terms = _nishimori_combination(score, curvature)
     qh = alpha * terms.mean(axis=0).reshape(p, p)
-    cov = np.atleast_2d(np.cov(terms, rowvar=False)) / n if n > 1 else np.zeros((p * p,) * 2)
-    return 0.5 * (qh + qh.T), cov, float(to_numpy(xp.mean(logZ)))
+    qh_cov = np.atleast_2d(np.cov(terms, rowvar=False)) / n if n > 1 else np.zeros((p * p,) * 2)
+    return 0.5 * (qh + qh.T), qh_cov, float(to_numpy(xp.mean(logZ)))
 
 
 def _array_api_reference(q):
@@ -202,6 +246,7 @@ class _OverlapMap:
         self.rows, self.cols = rows[keep], cols[keep]
         self.p = p
         self.n_evaluations = 0
+        self._last = None
 
     def to_matrix(self, x):
         q = np.zeros((self.p, self.p))
@@ -219,8 +264,12 @@ class _OverlapMap:
     def __call__(self, x, n):
         """Map of ``x`` at ``n`` samples and the Monte Carlo covariance of its entries.
 
-        Returns ``(x_new, cov, q_hat, mean_logZ)``.
+        Returns ``(x_new, cov, q_hat, mean_logZ)``.  The last evaluation is
+        kept: the solver asks for the map at a stage's starting point twice
+        (for its Monte Carlo error, then for the first step).
         """
+        if self._last is not None and self._last[0] == n and np.array_equal(self._last[1], x):
+            return self._last[2]
         self.n_evaluations += 1
         qh, qh_cov_per_alpha2, mean_logZ = _q_hat(
             self.channel, self.alpha, self.to_matrix(x), self.xi[:n, ...], self.eta[:n, ...],
@@ -232,7 +281,9 @@ class _OverlapMap:
         # alpha enters through K (R ~ 1 / q_hat, so alpha K stays finite).
         K = self.alpha * np.kron(R, R)[self.rows * self.p + self.cols]
         cov = K @ qh_cov_per_alpha2 @ K.T
-        return self.to_vector(0.5 * (q_new + q_new.T)), cov, qh, mean_logZ
+        out = self.to_vector(0.5 * (q_new + q_new.T)), cov, qh, mean_logZ
+        self._last = (n, x.copy(), out)
+        return out
 
     def jacobian(self, x, n):
         """Finite-difference Jacobian of the map at ``x`` (at most ``_JACOBIAN_SAMPLES`` samples)."""
@@ -276,8 +327,30 @@ def _anderson_proposal(xs, fs, beta):
     return x + beta * f - (dX + beta * dF) @ gamma
 
 
-def _solve_stage(F, x, n, *, solver, damping, tol, monitor, trajectory):
+def _chord_operator(jacobian):
+    """``(I - J)^{-1}`` for chord (frozen-Jacobian Newton) steps, or None.
+
+    None when there is no Jacobian or it is not a contraction (spectral
+    radius at least 1): Newton steps would then head for a fixed point the
+    plain iteration leaves.
+    """
+    if jacobian is None or jacobian.size == 0:
+        return None
+    if np.max(np.abs(np.linalg.eigvals(jacobian))) >= 1.0:
+        return None
+    return np.linalg.inv(np.eye(jacobian.shape[0]) - jacobian)
+
+
+def _solve_stage(F, x, n, *, solver, damping, tol, monitor, trajectory, jacobian=None):
     """Iterate to a fixed point of ``F`` at ``n`` samples until a step is below ``tol``.
+
+    With the ``jacobian`` of the map from the previous stage (a contraction),
+    the first steps are chord steps ``x + (I - J)^{-1} (F(x) - x)``: a
+    stage starts within the previous stage's Monte Carlo error of its fixed
+    point, where the map is nearly linear, so one or two such steps replace
+    the slow iteration of a marginally stable map (``J`` near 1 next to a
+    transition).  They continue while the residual falls, then the stage
+    goes on with ``solver``.
 
     With ``solver="anderson"`` the extrapolation is used only while the
     damped iteration contracts (the last step shorter than the one before): while a
@@ -294,13 +367,18 @@ def _solve_stage(F, x, n, *, solver, damping, tol, monitor, trajectory):
     xs, fs, steps = [], [], []
     best, stalled = np.inf, 0
     cov, fields = None, None
+    chord, last_residual = _chord_operator(jacobian), np.inf
     while monitor.n_iter < monitor.max_iter or cov is None:
         Fx, cov, qh, mean_logZ = F(x, n)
         fields = (qh, mean_logZ)
         f = Fx - x
         residual = float(np.max(np.abs(f), initial=0.0))
         contracting = len(steps) >= 2 and steps[-1] < steps[-2]
-        if solver == "anderson" and contracting:
+        chord = chord if residual < last_residual else None
+        last_residual = residual
+        if chord is not None:
+            x_new = F.clip(x + chord @ f)
+        elif solver == "anderson" and contracting:
             # A residual that does not decrease for a few steps means the
             # extrapolation is not helping: damped steps from here on.
             stalled = 0 if residual < best else stalled + 1
@@ -339,7 +417,7 @@ def _solve(F, x, *, solver, damping, tol, n_samples, target_std, min_samples, mo
     Returns ``(x, x_std, n, J, converged, fields)``.
     """
     n = n_samples if target_std is None else min(min_samples, n_samples)
-    restarts = 0
+    restarts, J = 0, None
     while True:
         stage_tol = tol
         if target_std is not None and n < n_samples:
@@ -348,7 +426,7 @@ def _solve(F, x, *, solver, damping, tol, n_samples, target_std, min_samples, mo
             stage_tol = max(tol, 0.5 * sigma)
         x, cov, converged, fields = _solve_stage(F, x, n, solver=solver, damping=damping,
                                                  tol=stage_tol, monitor=monitor,
-                                                 trajectory=trajectory)
+                                                 trajectory=trajectory, jacobian=J)
         J = F.jacobian(x, n) if x.size else np.zeros((0, 0))
         w, U = np.linalg.eig(J) if x.size else (np.zeros(0), None)
         budget_left = monitor.n_iter < monitor.max_iter
@@ -366,7 +444,7 @@ def _solve(F, x, *, solver, damping, tol, n_samples, target_std, min_samples, mo
             if stage_tol > tol:
                 x, cov, converged, fields = _solve_stage(
                     F, x, n, solver=solver, damping=damping, tol=tol, monitor=monitor,
-                    trajectory=trajectory)
+                    trajectory=trajectory, jacobian=J)
                 x_std = _fixed_point_std(J, cov)
             return x, x_std, n, J, converged, fields
         # The error falls as 1 / sqrt(n): aim just past the target.
@@ -466,7 +544,7 @@ test_errors.__test__ = False  # not a pytest test
      "random_state": _SEED},
     prefer_skip_nested_validation=True,
 )
-def state_evolution(channel, alpha, *, q_init=0.05, directions=None, solver="damped",
+def state_evolution(channel, alpha, *, q_init=0.05, directions=None, solver="anderson",
                     damping=0.8, max_iter=100, tol=1e-4, n_samples=20000, target_std=None,
                     min_samples=1000, compute_test_errors=True, n_inner=32, random_state=0):
     """Iterate the state evolution of Bayes-optimal GAMP at sample ratio ``alpha``.
@@ -488,16 +566,20 @@ def state_evolution(channel, alpha, *, q_init=0.05, directions=None, solver="dam
         If given, the overlap is kept zero outside the block
         ``directions x directions`` (used for staircase thresholds:
         "which layers are learned if the others are not").
-    solver : {"damped", "anderson"}, default="damped"
-        Fixed-point solver.  "damped" iterates
-        ``q <- damping * q_new + (1 - damping) * q_old``, the trajectory of
-        GAMP's overlaps.  "anderson" extrapolates from the last 5 iterates
+    solver : {"anderson", "damped"}, default="anderson"
+        Fixed-point solver.  "anderson" extrapolates from the last 5 iterates
         (Anderson acceleration, with ``damping`` as its mixing), falling back
         to damped steps when the residual stops decreasing, and, when the
         fixed point it finds is unstable for the plain iteration (spectral
         radius of the linearised map above 1, e.g. ``q = 0`` above the
         threshold), restarting damped steps along the unstable direction, so
-        that it returns the fixed point reached from small ``q``.
+        that it returns the fixed point reached from small ``q``; with
+        ``target_std``, each larger sample stage starts with chord steps
+        through the previous stage's Jacobian.  "damped" iterates
+        ``q <- damping * q_new + (1 - damping) * q_old``: it reaches the same
+        fixed point of the same Monte Carlo map (to ``tol``) in several times
+        more iterations, and its ``history`` follows the trajectory of GAMP's
+        overlaps.
     damping : float, default=0.8
         Step of the damped iteration, mixing of the Anderson one.
     max_iter : int, default=100

@@ -209,11 +209,20 @@ def test_gamp_tracks_state_evolution_linear(alpha):
     d = 500
     se = state_evolution(ch, alpha, n_samples=20_000, tol=1e-7, max_iter=300,
                          compute_test_errors=False)
-    X, y, W = make_sequence_multi_index(int(alpha * d), d, ch, random_state=0)
-    amp = SequenceMultiIndexAMP(ch, random_state=1, tol=1e-10, max_iter=200).fit(X, y, W)
-    M, Q = amp.overlaps(W)
-    assert abs(M[0, 0] - se.q[0, 0]) < 0.04
-    assert abs(Q[0, 0] - se.q[0, 0]) < 0.04
+    # The linear channel's SE map is exact (no Monte Carlo error), so the
+    # comparison is against GAMP's finite-d spread: the squared cosine with
+    # the truth (free of the O(d^-1/2) fluctuation of |w*|^2 / d that the raw
+    # overlap M carries), averaged over seeds, within 3 standard errors.
+    cos2 = []
+    for seed in range(4):
+        X, y, W = make_sequence_multi_index(int(alpha * d), d, ch, random_state=seed)
+        amp = SequenceMultiIndexAMP(ch, random_state=1, tol=1e-10, max_iter=200).fit(X, y, W)
+        M, Q = amp.overlaps(W)
+        cos2.append(M[0, 0] ** 2 / (Q[0, 0] * (W[:, 0] @ W[:, 0] / d)))
+        # Nishimori identity at convergence: M = Q up to finite-d noise.
+        assert abs(M[0, 0] - Q[0, 0]) < 0.03
+    spread = np.std(cos2, ddof=1) / np.sqrt(len(cos2))
+    assert abs(np.mean(cos2) - se.q[0, 0]) < 3 * spread + 1e-3, (cos2, se.q[0, 0])
 
 
 def test_gamp_attention_learns_last_layer_first():
