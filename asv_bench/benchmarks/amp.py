@@ -93,6 +93,9 @@ class AttentionGAMP:
 SE_ALPHA = 1.2
 SE_CURVE_ALPHAS = tuple(np.round(np.linspace(0.1, 1.5, 11), 2))
 SE_TARGET_STD = 0.01
+#: Sample cap of the curve: high enough that no point stops at it (the
+#: points next to the second transition need 2-4 * 10^4).
+SE_CURVE_MAX_SAMPLES = 200_000
 
 
 def _state_evolution(**params):
@@ -108,12 +111,10 @@ class AttentionStateEvolution:
     """Fast state evolution (Anderson, adaptive Monte Carlo) against the plain iteration.
 
     ``time_anderson_adaptive`` is one sample ratio to a standard error of
-    ``q`` below ``SE_TARGET_STD`` (target: 20 s); ``time_curve`` the
-    11-point warm-started curve (target: 2 minutes);
-    ``time_damped_reference`` the previous default (damped iteration,
-    20000 fixed samples), for the ratio in the same run.  ``track_*`` report
-    the standard error reached and the ratio of the reference's time to the
-    fast one's.
+    ``q`` below ``SE_TARGET_STD`` (target: 20 s); ``time_damped_reference``
+    the old default (damped iteration, 20000 fixed samples), for the ratio
+    in the same run.  ``track_*`` report the standard error reached and the
+    ratio of the reference's time to the fast one's.
     """
 
     timeout = 1800
@@ -128,15 +129,7 @@ class AttentionStateEvolution:
         _state_evolution(solver="anderson", target_std=SE_TARGET_STD)
 
     def time_damped_reference(self):
-        _state_evolution()
-
-    def time_curve(self):
-        from skmoe.amp import DeepAttentionChannel, state_evolution_curve
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            state_evolution_curve(DeepAttentionChannel(), SE_CURVE_ALPHAS,
-                                  target_std=SE_TARGET_STD, compute_test_errors=False)
+        _state_evolution(solver="damped")
 
     def track_q_std(self):
         return float(np.max(_state_evolution(solver="anderson",
@@ -147,7 +140,57 @@ class AttentionStateEvolution:
         _state_evolution(solver="anderson", target_std=SE_TARGET_STD)
         fast = time.process_time() - start
         start = time.process_time()
-        _state_evolution()
+        _state_evolution(solver="damped")
         return (time.process_time() - start) / fast
 
     track_speedup_over_reference.unit = "ratio"
+
+
+class AttentionStateEvolutionCurve:
+    """The 11-point warm-started curve ``SE_CURVE_ALPHAS`` (target: 2 minutes, ``q_std`` < 0.01).
+
+    ``setup_cache`` runs the curve once (after compiling the kernel) and
+    records its wall-clock and CPU time; the tracks read that run, so the
+    curve is not paid twice.
+    """
+
+    timeout = 1800
+    number = 1
+    repeat = 1
+    warmup_time = 0.0
+
+    def setup_cache(self):
+        from skmoe.amp import DeepAttentionChannel, state_evolution_curve
+
+        _state_evolution(n_samples=8, max_iter=1)  # compile the posterior kernel
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wall, cpu = time.perf_counter(), time.process_time()
+            curve = state_evolution_curve(DeepAttentionChannel(), SE_CURVE_ALPHAS,
+                                          target_std=SE_TARGET_STD,
+                                          n_samples=SE_CURVE_MAX_SAMPLES,
+                                          compute_test_errors=False)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        return {"wall": wall, "cpu": cpu, "q_std": float(np.max(curve.q_std)),
+                "n_samples": int(np.max(curve.n_samples)),
+                "converged": bool(np.all(curve.converged))}
+
+    def track_curve_wall_seconds(self, run):
+        return run["wall"]
+
+    track_curve_wall_seconds.unit = "seconds"
+
+    def track_curve_cpu_seconds(self, run):
+        return run["cpu"]
+
+    track_curve_cpu_seconds.unit = "seconds"
+
+    def track_curve_max_q_std(self, run):
+        return run["q_std"]
+
+    track_curve_max_q_std.unit = "overlap"
+
+    def track_curve_all_converged(self, run):
+        return float(run["converged"])
+
+    track_curve_all_converged.unit = "bool"

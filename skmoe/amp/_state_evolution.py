@@ -225,6 +225,10 @@ _JACOBIAN_STEP = 1e-3
 #: Restarts from unstable fixed points, and the size of the step off them.
 _MAX_RESTARTS = 3
 _RESTART_STEP = 0.05
+#: Interior points of the segment an accelerated stage travelled that are
+#: checked for a skipped fixed point, and the shortest segment checked.
+_BRANCH_CHECKS = 7
+_BRANCH_CHECK_MIN_LENGTH = 0.02
 
 
 class _OverlapMap:
@@ -341,6 +345,27 @@ def _chord_operator(jacobian):
     return np.linalg.inv(np.eye(jacobian.shape[0]) - jacobian)
 
 
+def _skips_a_fixed_point(F, start, end, n):
+    """Whether the map at ``n`` samples has a fixed point strictly between ``start`` and ``end``.
+
+    The damped iteration from ``start`` moves along ``F(x) - x``; if that
+    residual points back towards ``start`` somewhere on the segment, the
+    iteration stops at a fixed point there and never reaches ``end``.  An
+    extrapolated step can jump over such a point -- a stable fixed point and
+    the unstable one bounding its basin, where the map has two stable
+    branches next to a discontinuous transition -- so the segment is probed
+    at ``_BRANCH_CHECKS`` interior points.
+    """
+    direction = end - start
+    if float(np.max(np.abs(direction), initial=0.0)) < _BRANCH_CHECK_MIN_LENGTH:
+        return False
+    for t in np.arange(1, _BRANCH_CHECKS + 1) / (_BRANCH_CHECKS + 1):
+        z = F.clip(start + t * direction)
+        if float((F(z, n)[0] - z) @ direction) <= 0.0:
+            return True
+    return False
+
+
 def _solve_stage(F, x, n, *, solver, damping, tol, monitor, trajectory, jacobian=None):
     """Iterate to a fixed point of ``F`` at ``n`` samples until a step is below ``tol``.
 
@@ -356,8 +381,14 @@ def _solve_stage(F, x, n, *, solver, damping, tol, monitor, trajectory, jacobian
     damped iteration contracts (the last step shorter than the one before): while a
     direction grows (the escape from a plateau near an unstable fixed
     point), extrapolating would jump back onto that unstable point, so plain
-    damped steps are taken and the history is cleared.  Every step is
-    reported to ``monitor`` and its overlap appended to ``trajectory``.
+    damped steps are taken and the history is cleared.  A stage that does
+    not start from the previous stage's fixed point (no ``jacobian``) checks
+    at the end that its extrapolations did not jump over a fixed point of
+    the damped iteration (:func:`_skips_a_fixed_point`); if they did, it
+    goes back to where it first extrapolated and continues with damped
+    steps only, so that it returns the fixed point GAMP's trajectory
+    reaches.  Every step is reported to ``monitor`` and its overlap
+    appended to ``trajectory``.
 
     Returns ``(x, cov, converged, fields)`` with ``cov`` the Monte Carlo
     covariance of ``F`` at the last evaluation and ``fields`` the ``q_hat``
@@ -368,6 +399,8 @@ def _solve_stage(F, x, n, *, solver, damping, tol, monitor, trajectory, jacobian
     best, stalled = np.inf, 0
     cov, fields = None, None
     chord, last_residual = _chord_operator(jacobian), np.inf
+    # Where this stage first extrapolated (None: damped steps only so far).
+    extrapolated_from = None
     while monitor.n_iter < monitor.max_iter or cov is None:
         Fx, cov, qh, mean_logZ = F(x, n)
         fields = (qh, mean_logZ)
@@ -379,6 +412,8 @@ def _solve_stage(F, x, n, *, solver, damping, tol, monitor, trajectory, jacobian
         if chord is not None:
             x_new = F.clip(x + chord @ f)
         elif solver == "anderson" and contracting:
+            if extrapolated_from is None:
+                extrapolated_from = x
             # A residual that does not decrease for a few steps means the
             # extrapolation is not helping: damped steps from here on.
             stalled = 0 if residual < best else stalled + 1
@@ -397,6 +432,11 @@ def _solve_stage(F, x, n, *, solver, damping, tol, monitor, trajectory, jacobian
             monitor.report(np.trace(F.to_matrix(x)) / F.p, change=change)
             trajectory.append(F.to_matrix(x))
         if change < tol:
+            if (jacobian is None and extrapolated_from is not None
+                    and _skips_a_fixed_point(F, extrapolated_from, x, n)):
+                x, solver, extrapolated_from = extrapolated_from, "damped", None
+                xs, fs, steps = [], [], []
+                continue
             return x, cov, True, fields
     return x, cov, False, fields
 

@@ -219,3 +219,69 @@ def test_linear_channel_map_has_no_monte_carlo_error():
                           compute_test_errors=False)
     assert abs(res.q[0, 0] - _linear_fixed_point(1.5, 0.25)) < 1e-9
     assert res.q_std[0, 0] < 1e-9
+
+
+class _BistableMap:
+    """A 1-D map with stable fixed points 0.3 and 0.9 and an unstable one at 0.5."""
+
+    p = 1
+
+    def __call__(self, x, n):
+        r = -2.0 * (x - 0.3) * (x - 0.5) * (x - 0.9)
+        return x + r, np.zeros((1, 1)), None, None
+
+    def clip(self, x):
+        return np.clip(x, 0.0, 1.0 - 1e-6)
+
+    def to_matrix(self, x):
+        return np.reshape(x, (1, 1))
+
+
+def test_skipped_fixed_point_is_detected_on_the_segment():
+    from skmoe.amp._state_evolution import _skips_a_fixed_point
+
+    F = _BistableMap()
+    # From below 0.3, the end point 0.9 lies past the stable 0.3 (and 0.5).
+    assert _skips_a_fixed_point(F, np.array([0.05]), np.array([0.9]), 1)
+    # Inside the basin of the end point, or ending at the nearest fixed point: nothing skipped.
+    assert not _skips_a_fixed_point(F, np.array([0.6]), np.array([0.9]), 1)
+    assert not _skips_a_fixed_point(F, np.array([0.05]), np.array([0.3]), 1)
+
+
+def test_anderson_returns_the_damped_fixed_point_when_an_extrapolation_jumps(monkeypatch):
+    # Near a discontinuous transition an extrapolated step can land in the
+    # basin of another stable fixed point (measured on two-layer attention
+    # at alpha = 0.94).  Force such a jump: the first extrapolation goes to
+    # 0.95, inside the upper basin.  The stage must still return the fixed
+    # point of the damped iteration from the same start.
+    import skmoe.amp._state_evolution as module
+    from skmoe.utils._monitor import ConvergenceMonitor
+
+    honest = module._anderson_proposal
+
+    forced = []
+
+    def jump_once(xs, fs, beta):
+        return forced.pop() if forced else honest(xs, fs, beta)
+
+    def solve(solver):
+        monitor = ConvergenceMonitor(tol=1e-10, max_iter=5000, label="se")
+        x, _, converged, _ = module._solve_stage(
+            _BistableMap(), np.array([0.05]), 1, solver=solver, damping=0.8, tol=1e-10,
+            monitor=monitor, trajectory=[])
+        assert converged
+        return float(x[0])
+
+    monkeypatch.setattr(module, "_anderson_proposal", jump_once)
+    # Without the check, the forced jump stays on the upper branch ...
+    forced.append(np.array([0.95]))
+    with monkeypatch.context() as m:
+        m.setattr(module, "_skips_a_fixed_point", lambda *args: False)
+        assert abs(solve("anderson") - 0.9) < 1e-6
+    # ... with it, the stage comes back to the damped iteration's fixed point.
+    forced.append(np.array([0.95]))
+    fast = solve("anderson")
+    damped = solve("damped")
+    assert abs(damped - 0.3) < 1e-8
+    assert abs(fast - damped) < 1e-8
+    assert not forced  # the forced jump was taken (and undone)
