@@ -382,8 +382,8 @@ def _solve_stage(F, x, n, *, solver, damping, tol, monitor, trajectory, jacobian
     direction grows (the escape from a plateau near an unstable fixed
     point), extrapolating would jump back onto that unstable point, so plain
     damped steps are taken and the history is cleared.  A stage that does
-    not start from the previous stage's fixed point (no ``jacobian``) checks
-    at the end that its extrapolations did not jump over a fixed point of
+    not start from a stable fixed point of the stage before (no chord
+    steps) checks at the end that its extrapolations did not jump over a fixed point of
     the damped iteration (:func:`_skips_a_fixed_point`); if they did, it
     goes back to where it first extrapolated and continues with damped
     steps only, so that it returns the fixed point GAMP's trajectory
@@ -399,8 +399,11 @@ def _solve_stage(F, x, n, *, solver, damping, tol, monitor, trajectory, jacobian
     best, stalled = np.inf, 0
     cov, fields = None, None
     chord, last_residual = _chord_operator(jacobian), np.inf
-    # Where this stage first extrapolated (None: damped steps only so far).
-    extrapolated_from = None
+    # A stage without chord steps does not start from a stable fixed point
+    # of the stage before (the first stage, or a restart off an unstable
+    # one): its extrapolations are checked.  Where it first extrapolated
+    # (None: damped steps only so far).
+    check_branch, extrapolated_from = chord is None, None
     while monitor.n_iter < monitor.max_iter or cov is None:
         Fx, cov, qh, mean_logZ = F(x, n)
         fields = (qh, mean_logZ)
@@ -432,7 +435,7 @@ def _solve_stage(F, x, n, *, solver, damping, tol, monitor, trajectory, jacobian
             monitor.report(np.trace(F.to_matrix(x)) / F.p, change=change)
             trajectory.append(F.to_matrix(x))
         if change < tol:
-            if (jacobian is None and extrapolated_from is not None
+            if (check_branch and extrapolated_from is not None
                     and _skips_a_fixed_point(F, extrapolated_from, x, n)):
                 x, solver, extrapolated_from = extrapolated_from, "damped", None
                 xs, fs, steps = [], [], []
