@@ -28,7 +28,7 @@ from ..utils._validation import (
     snapshot_params,
     warn_deprecated_param,
 )
-from ._state_evolution import _sym_sqrt, spectral_map
+from ._state_evolution import _sym_sqrt, spectral_map, _token_diagonal_covariance
 
 __all__ = ["SequenceMultiIndexAMP"]
 
@@ -99,9 +99,8 @@ def _output_denoiser(channel, y, Omega, V, on_device):
         mean, cov, _ = channel.posterior(y, to_numpy(Omega, dtype=np.float64), V)
         mean = move_like(mean, Omega)
     xp = namespace_or_numpy(cov)
-    L = cov.shape[1]
-    blocks = sum(cov[:, l, :, l, :] for l in range(L))  # (n, p, p), one transfer below
-    diag_cov = to_numpy(xp.sum(blocks, axis=0), dtype=np.float64)
+    # (n, p, p), summed over samples before the one transfer to the host.
+    diag_cov = to_numpy(xp.sum(_token_diagonal_covariance(cov), axis=0), dtype=np.float64)
     # A non-finite posterior is a failure of the channel, not a divergence
     # of the iteration: say so (the sum of the covariances is finite only if
     # every one is; the mean is checked where it lives).

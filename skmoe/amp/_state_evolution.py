@@ -119,6 +119,22 @@ def _draw(channel, q, xi, eta, noise_seed):
     return Omega, Z, y, np.eye(channel.n_directions) - q
 
 
+def _token_diagonal_covariance(cov):
+    """Per-sample sum over tokens of the token-diagonal posterior covariance blocks.
+
+    Parameters
+    ----------
+    cov : array of shape (n_samples, n_tokens, p, n_tokens, p)
+        Posterior covariance, as channels return it (any array-API namespace).
+
+    Returns
+    -------
+    blocks : array of shape (n_samples, p, p)
+        ``sum_l Cov(z_l | y)``, in the namespace and on the device of ``cov``.
+    """
+    return sum(cov[:, token, :, token, :] for token in range(cov.shape[1]))
+
+
 def _nishimori_combination(score, curvature):
     """Per-sample terms of the minimum-variance mix of two unbiased estimators of one mean.
 
@@ -172,10 +188,7 @@ def _q_hat(channel, alpha, q, xi, eta, noise_seed):
     V_inv = move_like(np.linalg.inv(V), Omega)
     g = (mean - Omega) @ V_inv
     xp = namespace_or_numpy(g)
-    token_cov = cov[:, 0, :, 0, :]
-    for token in range(1, L):
-        token_cov = token_cov + cov[:, token, :, token, :]
-    curvature = L * V_inv - V_inv @ token_cov @ V_inv
+    curvature = L * V_inv - V_inv @ _token_diagonal_covariance(cov) @ V_inv
     score = xp.sum(g[:, :, :, None] * g[:, :, None, :], axis=1)
     # Per-sample terms, flattened: (n, p * p), on the host.
     score, curvature = (to_numpy(xp.reshape(t, (n, p * p)), dtype=np.float64)
