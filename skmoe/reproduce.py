@@ -27,6 +27,10 @@ ggmoe-rates
     four settings, K = 3 and 4, 7 sizes from 10^3 to 10^6, 20 repetitions,
     both starts (hours on 2 cores: see the user guide); ``--n-repetitions R``
     shortens it, and ``--resume`` continues a run that was stopped.
+    ``--starts``, ``--tol-total``, ``--max-iter`` and ``--n-init`` override
+    the fit settings of every block, e.g. for a study of converged
+    over-fitted fits:
+    ``--n-components 4 --starts kmeans --tol-total 1e-9 --max-iter 20000``.
 """
 
 import argparse
@@ -372,6 +376,14 @@ def main(argv=None):
                              "and run only the missing ones")
     parser.add_argument("--from-csv", default=None,
                         help="redo the tables and figures from a fits CSV, no fitting")
+    parser.add_argument("--starts", nargs="+", choices=STARTS, default=None,
+                        help="starts to run (default: both)")
+    parser.add_argument("--tol-total", type=float, default=None,
+                        help="EM tolerance on the total log-likelihood (default: 1e-5)")
+    parser.add_argument("--max-iter", type=int, default=None,
+                        help="EM passes per fit (default: 3000, 1000 quick)")
+    parser.add_argument("--n-init", type=int, default=None,
+                        help="k-means restarts (default: 3)")
     args = parser.parse_args(argv)
     try:
         _require_matplotlib()
@@ -381,12 +393,20 @@ def main(argv=None):
         paths = write_outputs(read_fits(args.from_csv), args.output_dir)
         print("wrote " + ", ".join(paths.values()))
         return 0
-    if args.n_repetitions is not None and args.n_repetitions < 1:
-        parser.error("--n-repetitions must be at least 1")
+    for name in ("n_repetitions", "max_iter", "n_init"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.tol_total is not None and not args.tol_total > 0:
+        parser.error("--tol-total must be positive")
     grid = _select_grid(QUICK_GRID if args.quick else FULL_GRID, args.models,
                         args.n_components, args.sample_sizes)
     if not grid:
         parser.error("--models and --n-components select no block of the grid")
+    overrides = {name: getattr(args, name) for name in ("tol_total", "max_iter", "n_init")
+                 if getattr(args, name) is not None}
+    if args.starts is not None:
+        overrides["starts"] = tuple(dict.fromkeys(args.starts))
+    grid = tuple({**block, **overrides} for block in grid)
     ggmoe_rates(args.output_dir, n_repetitions=args.n_repetitions, n_jobs=args.n_jobs,
                 grid=grid, resume=args.resume)
     return 0

@@ -218,6 +218,64 @@ def test_predicted_exponent_table(key, model, cell_size, expected):
     assert_allclose(predicted_exponent(key, model, cell_size), expected)
 
 
+def _ho_nguyen_system(theta, n_atoms, order):
+    """Residuals of the Ho & Nguyen (2016) system for ``n_atoms`` atoms, equations 1..order.
+
+    Equation ``alpha`` is ``sum_j c_j^2 sum_{n1 + 2 n2 = alpha} a_j^n1 b_j^n2
+    / (n1! n2!) = 0``.  ``theta`` holds log ``c^2`` (normalised to sum one)
+    and ``(a, b)``; since ``(a, b) -> (t a, t^2 b)`` scales equation alpha by
+    ``t^alpha``, ``(a, b)`` is rescaled to ``sum_j c_j^2 (a_j^2 + |b_j|) = 1``,
+    which excludes the trivial solution and keeps the infimum away from the
+    boundary where an atom's weight vanishes.
+    """
+    from math import factorial
+
+    weights = np.exp(theta[:n_atoms] - theta[:n_atoms].max())
+    weights /= weights.sum()
+    a, b = theta[n_atoms : 2 * n_atoms], theta[2 * n_atoms :]
+    scale = 1.0 / np.sqrt(weights @ (a**2 + np.abs(b)))
+    a, b = scale * a, scale**2 * b
+    return np.array(
+        [
+            sum(
+                weights @ (a ** (alpha - 2 * n2) * b**n2)
+                / (factorial(alpha - 2 * n2) * factorial(n2))
+                for n2 in range(alpha // 2 + 1)
+            )
+            for alpha in range(1, order + 1)
+        ]
+    )
+
+
+@pytest.mark.parametrize("n_atoms", [2, 3])
+def test_rbar_is_the_solvability_index_of_the_ho_nguyen_system(n_atoms):
+    # rbar(m) is the smallest r for which the system of m atoms and equations
+    # 1..r has no non-trivial real solution (Ho & Nguyen 2016, the source the
+    # authors' code cites for rbar = (4, 6)).  Numerically: the system up to
+    # rbar - 1 is solved to rounding, up to rbar its least-squares minimum
+    # over 12 random starts stays far from zero (measured: 1.4e-3 for m = 2,
+    # 4.5e-6 for m = 3, an interior point with all weights >= 0.23).
+    from scipy.optimize import least_squares
+
+    from skmoe.experiments._rate_study import _RBAR
+
+    rbar = _RBAR[n_atoms]
+    rng = np.random.default_rng(0)
+
+    def smallest_residual(order):
+        best = np.inf
+        for _ in range(12):
+            fit = least_squares(
+                _ho_nguyen_system, rng.standard_normal(3 * n_atoms), args=(n_atoms, order),
+                xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=2000,
+            )
+            best = min(best, float(fit.fun @ fit.fun))
+        return best
+
+    assert smallest_residual(rbar - 1) < 1e-20
+    assert smallest_residual(rbar) > 1e-7
+
+
 def test_predicted_exponent_rejects_unknown_inputs():
     with pytest.raises(ValueError, match="key must be"):
         predicted_exponent("means", 1)

@@ -129,3 +129,27 @@ def test_select_grid_restricts_blocks_or_builds_one():
     (custom,) = _select_grid(QUICK_GRID, sample_sizes=[300, 600], models=[1])
     assert custom["models"] == (1,) and custom["n_components"] == (3, 4)
     assert custom["sample_sizes"] == (300, 600) and custom["n_repetitions"] == 4
+
+
+def test_cli_fit_settings_reach_every_fit(tmp_path):
+    out = tmp_path / "out"
+    assert main(["ggmoe-rates", "--output-dir", str(out), "--models", "2",
+                 "--n-components", "4", "--sample-sizes", "300", "600",
+                 "--n-repetitions", "1", "--starts", "kmeans", "--tol-total", "1e-12",
+                 "--max-iter", "3", "--n-init", "1"]) == 0
+    rows = read_fits(out / "ggmoe_rates_fits.csv").rows
+    assert [r["start"] for r in rows] == ["kmeans", "kmeans"]
+    # A tolerance no fit meets within 3 passes: every fit used the cap.
+    assert all(r["n_iter"] == 3 and not r["converged"] for r in rows)
+    assert not (out / "ggmoe_rates_parameters_near_truth.png").exists()
+
+
+@pytest.mark.parametrize(
+    "flag, value", [("--max-iter", "0"), ("--n-init", "0"), ("--tol-total", "0"),
+                    ("--tol-total", "-1"), ("--starts", "everywhere")],
+)
+def test_cli_rejects_invalid_fit_settings(tmp_path, monkeypatch, flag, value):
+    _forbid_fits(monkeypatch)
+    with pytest.raises(SystemExit) as info:
+        main(["ggmoe-rates", "--quick", "--output-dir", str(tmp_path), flag, value])
+    assert info.value.code == 2
