@@ -370,6 +370,34 @@ def test_resumed_rate_study_equals_an_uninterrupted_one(tmp_path, monkeypatch):
         rate_study(**args, resume=True)
 
 
+def test_resume_keeps_the_columns_of_an_older_file(tmp_path):
+    # A file written before "overfit_minor_share" existed: resumed rows follow
+    # its header, and every row reads back, the missing share as NaN.
+    import csv
+
+    args = dict(models=(1,), n_components=(4,), sample_sizes=(200, 300), max_iter=20,
+                n_init=1, starts=("kmeans",))
+    path = tmp_path / "fits.csv"
+    rate_study(**args, n_repetitions=1, csv_path=path)
+    with open(path) as f:
+        old = [{k: v for k, v in row.items() if k != "overfit_minor_share"}
+               for row in csv.DictReader(f)]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(old[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(old)
+    resumed = rate_study(**args, n_repetitions=2, csv_path=path, resume=True)
+    shares = {r["repetition"]: [] for r in resumed.rows}
+    for r in resumed.rows:
+        shares[r["repetition"]].append(r["overfit_minor_share"])
+    assert np.all(np.isnan(shares[0]))
+    assert all(0 < s <= 0.5 for s in shares[1])
+    lines = open(path).read().splitlines()
+    assert "overfit_minor_share" not in lines[0]
+    assert len({line.count(",") for line in lines}) == 1
+    assert len(RateStudyResult.from_csv(path).rows) == 4
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

@@ -263,6 +263,7 @@ def test_merged_errors_are_second_order_in_a_balanced_split(model):
     for e in errors:
         assert e["n_overfit_cells"] == 1 and list(e["cell_sizes"]) == [1, 2, 1]
         assert e["means_exact"] == 0.0 and e["weights_merged"] < 1e-15
+        assert_allclose(e["overfit_minor_share"], 0.25)
 
 
 def test_unweighted_merge_would_be_first_order():
@@ -290,6 +291,7 @@ def test_parameter_errors_of_singleton_cells_and_weights():
     assert_allclose(errors["intercept_exact"], 1e-3 / 3)
     assert_allclose(errors["weights_exact"], 0.04 / 3)
     assert np.isnan(errors["means_atoms"]) and np.isnan(errors["weights_merged"])
+    assert np.isnan(errors["overfit_minor_share"])
     assert errors["n_overfit_cells"] == 0 and errors["n_empty_cells"] == 0
 
 
@@ -303,6 +305,8 @@ def test_parameter_errors_ignore_a_nearly_empty_spurious_atom():
     assert errors["means_atoms"] < 1e-8
     assert errors["means_merged"] < 1e-8
     assert errors["n_empty_cells"] == 0
+    # ... and the cell is flagged as collapsed onto one atom.
+    assert_allclose(errors["overfit_minor_share"], 1e-8)
 
 
 def test_parameter_errors_count_empty_cells():

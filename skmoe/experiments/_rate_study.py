@@ -207,7 +207,10 @@ class RateStudyResult:
         ``"repetition"``), the columns of :data:`ERROR_KEYS`, ``"n_iter"``,
         ``"converged"`` (False for a fit that hit ``max_iter``),
         ``"log_likelihood"`` (total), ``"fit_time"``, ``"cell_sizes"``,
-        ``"n_overfit_cells"`` and ``"n_empty_cells"``.
+        ``"n_overfit_cells"``, ``"n_empty_cells"`` and
+        ``"overfit_minor_share"`` (see
+        :func:`~skmoe.metrics.voronoi_parameter_errors`; NaN in rows read
+        from a file written before it existed).
     elapsed : float
         Wall-clock seconds of the study.
     """
@@ -319,6 +322,8 @@ def _typed_row(raw):
     row["converged"] = row["converged"] == "True"
     for key in (*ERROR_KEYS, "log_likelihood", "fit_time"):
         row[key] = float(row[key])
+    # Absent from files written before the column existed.
+    row["overfit_minor_share"] = float(row.get("overfit_minor_share") or "nan")
     return row
 
 
@@ -367,8 +372,15 @@ def _append_rows(path, rows):
     :meth:`RateStudyResult.from_csv` drops.
     """
     new = not os.path.exists(path) or os.path.getsize(path) == 0
+    fieldnames = list(rows[0])
+    if not new:
+        # Keep an existing file's columns (one written by an older version
+        # lacks the newer ones), so that every line matches its header.
+        with open(path, newline="") as f:
+            fieldnames = next(csv.reader(f))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=fieldnames, lineterminator="\n",
+                            extrasaction="ignore")
     if new:
         writer.writeheader()
     writer.writerows(rows)

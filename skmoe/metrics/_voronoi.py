@@ -426,7 +426,12 @@ def voronoi_parameter_errors(estimator_or_params, true_params):
     -------
     errors : dict
         The keys above, plus ``"cell_sizes"`` (fitted atoms per true atom,
-        an integer array), ``"n_overfit_cells"`` and ``"n_empty_cells"``.
+        an integer array), ``"n_overfit_cells"``, ``"n_empty_cells"`` and
+        ``"overfit_minor_share"``: the smallest share ``pi_i / sum_{l in A_j}
+        pi_l`` of an atom in its over-fitted cell (NaN without one).  A share
+        near zero marks a cell that has collapsed onto one atom plus a
+        nearly empty one; the slow atom rates describe cells whose atoms keep
+        comparable weights.
 
     Raises
     ------
@@ -453,6 +458,7 @@ def voronoi_parameter_errors(estimator_or_params, true_params):
     atoms = np.arange(len(pi))
 
     exact, atom_err, merged = ({g: [] for g in PARAMETER_GROUPS} for _ in range(3))
+    minor_shares = []
     for j in np.flatnonzero(cell_sizes):
         members = atoms[cells == j]
         if len(members) == 1:
@@ -462,6 +468,8 @@ def voronoi_parameter_errors(estimator_or_params, true_params):
                 exact[key].append(distances[key][i, j])
             continue
         cell_weight = pi[members].sum()
+        if cell_weight > 0:
+            minor_shares.append(float(pi[members].min() / cell_weight))
         merged_atom = merge_cell(fitted, members) if cell_weight > 0 else None
         merged["weights"].append(abs(cell_weight - true["weights"][j]))
         for key in _PARTS:
@@ -487,4 +495,5 @@ def voronoi_parameter_errors(estimator_or_params, true_params):
     errors["cell_sizes"] = cell_sizes
     errors["n_overfit_cells"] = int(np.sum(cell_sizes > 1))
     errors["n_empty_cells"] = int(np.sum(cell_sizes == 0))
+    errors["overfit_minor_share"] = min(minor_shares) if minor_shares else np.nan
     return errors
