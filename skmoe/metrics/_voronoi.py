@@ -468,9 +468,10 @@ def voronoi_parameter_errors(estimator_or_params, true_params):
                 exact[key].append(distances[key][i, j])
             continue
         cell_weight = pi[members].sum()
+        merged_atom = None
         if cell_weight > 0:
             minor_shares.append(float(pi[members].min() / cell_weight))
-        merged_atom = merge_cell(fitted, members) if cell_weight > 0 else None
+            merged_atom = merge_cell(fitted, members)
         merged["weights"].append(abs(cell_weight - true["weights"][j]))
         for key in _PARTS:
             own = distances[key][members, j]
